@@ -1,0 +1,76 @@
+"""Every NATS bucket, object store, stream and subject name in one place.
+
+Pure: no I/O. No other module spells one of these names.
+"""
+
+from __future__ import annotations
+
+OBJECTS_BUCKET = "fluxbus-objects"
+"""KV bucket of desired objects, keyed by `object_key()`."""
+STATUS_BUCKET = "fluxbus-status"
+"""KV bucket of object status, same keys; written only by the owning service."""
+SECRETS_BUCKET = "fluxbus-secrets"
+"""KV bucket of Secrets and ConfigMaps, keyed by `secret_key()`."""
+LEASES_BUCKET = "fluxbus-leases"
+"""KV bucket with a TTL, keyed by `<service>` or `<service>.<shard>`."""
+IMAGE_TAGS_BUCKET = "fluxbus-image-tags"
+"""KV bucket of scanned tag lists, keyed like objects (imagerepository.<ns>.<name>)."""
+ARTIFACTS_STORE = "fluxbus-artifacts"
+"""Object store of source artifacts, named by `artifact_name()`."""
+
+EVENTS_STREAM = "FLUXBUS_EVENTS"
+EVENTS_PREFIX = "fluxbus.events"
+EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
+
+# Configmaps share the secrets bucket under a distinct kind prefix so that one
+# watch serves substituteFrom; Secrets use the bare `<ns>.<name>` key DESIGN.md names.
+CONFIGMAP_PREFIX = "configmap"
+
+
+def object_key(kind: str, namespace: str, name: str) -> str:
+    """Return the KV key of an object: `<kind lower-case>.<namespace>.<name>`."""
+    return f"{kind.lower()}.{namespace}.{name}"
+
+
+def split_object_key(key: str) -> tuple[str, str, str]:
+    """Return (kind, namespace, name) of an object key; raise ValueError if malformed."""
+    kind, sep, rest = key.partition(".")
+    namespace, sep2, name = rest.partition(".")
+    if not (sep and sep2 and kind and namespace and name):
+        raise ValueError(f"malformed object key {key!r}")
+    return kind, namespace, name
+
+
+def kind_filter(kind: str) -> str:
+    """Return the KV watch filter matching every object of a kind."""
+    return f"{kind.lower()}.>"
+
+
+def secret_key(namespace: str, name: str) -> str:
+    """Return the KV key of a Secret: `<namespace>.<name>`."""
+    return f"{namespace}.{name}"
+
+
+def configmap_key(namespace: str, name: str) -> str:
+    """Return the KV key of a ConfigMap in the secrets bucket."""
+    return f"{CONFIGMAP_PREFIX}.{namespace}.{name}"
+
+
+def artifact_name(kind: str, namespace: str, name: str, sha256_hex: str) -> str:
+    """Return the object-store name of an artifact."""
+    return f"{artifact_prefix(kind, namespace, name)}{sha256_hex}.tar.gz"
+
+
+def artifact_prefix(kind: str, namespace: str, name: str) -> str:
+    """Return the object-store name prefix shared by all artifacts of one source."""
+    return f"{kind.lower()}/{namespace}/{name}/"
+
+
+def event_subject(kind: str, namespace: str, name: str) -> str:
+    """Return the subject an event about an object is published on."""
+    return f"{EVENTS_PREFIX}.{kind.lower()}.{namespace}.{name}"
+
+
+def lease_key(service: str, shard: int | None = None) -> str:
+    """Return the lease key of a service (optionally one shard of it)."""
+    return service if shard is None else f"{service}.{shard}"

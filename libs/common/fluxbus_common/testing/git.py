@@ -1,0 +1,1 @@
+"""Pytest fixtures serving real Git repositories (smart HTTP, HTTPS, SSH)."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures of libs/kubelite (filled by the kubelite issue)."""

@@ -1,0 +1,13 @@
+"""Entry point of the image-reflector service (not implemented yet: a later issue fills it)."""
+
+import sys
+
+
+def main() -> None:
+    """Say that the service is not written yet and exit 1."""
+    print("fluxbus-image-reflector: not implemented", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

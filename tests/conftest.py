@@ -1,0 +1,7 @@
+"""Shared pytest fixtures: each package ships its own as a plugin."""
+
+pytest_plugins = [
+    "fluxbus_common.testing.plugin",
+    "fluxbus_kubelite.testing",
+    "fluxbus_common.testing.git",
+]
