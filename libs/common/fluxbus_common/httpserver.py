@@ -1,0 +1,48 @@
+"""The /healthz, /readyz and /metrics endpoints every service serves (aiohttp)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fluxbus_common.metrics import Metrics
+
+
+async def start_http(
+    addr: str, metrics: Metrics, ready: Callable[[], bool]
+) -> tuple[web.AppRunner, int]:
+    """Serve the endpoints on `host:port` (port 0 = any) and return (runner, port).
+
+    /healthz answers 200 while the process runs; /readyz 200 only when
+    `ready()` is true (connected to NATS, initial lists read), else 503.
+    """
+    host, _, port = addr.rpartition(":")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = ready()
+        return web.Response(text="ok" if ok else "not ready", status=200 if ok else 503)
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics_handler),
+        ]
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port or 0))
+    await site.start()
+    server = site._server
+    bound = server.sockets[0].getsockname()[1] if server and server.sockets else int(port or 0)
+    return runner, int(bound)

@@ -1,0 +1,461 @@
+"""The controller runtime every service uses: watch → keyed work queue →
+reconcile → summarize → compare-and-set status → events.
+
+Guarantees (each has a test in tests/common/test_runtime.py):
+- one object is never reconciled by two workers at once — in one process by
+  the work queue, across replicas by shard leases: a key belongs to shard
+  `crc32(key) % shards` and only the holder of that shard's lease works on it;
+- success requeues at the object's interval ±5 % jitter;
+- failure backs off exponentially (capped, reset on success), or after the
+  error's own `retry_after` / `requeue_after`; `Stalling` waits for a new spec;
+- `spec.suspend` stops all work;
+- a new generation, a new `reconcile.fluxcd.io/requestedAt`, a deletion or a
+  change of something the reconciler watches is handled at once;
+- `metadata.deletionTimestamp` runs the kind's finalizer, then removes the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from fluxbus_common import keys
+from fluxbus_common.backoff import exponential, jittered
+from fluxbus_common.bus import Bus, BusError, Change, RevisionConflict
+from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
+from fluxbus_common.events import Event, ObjectReference, Severity
+from fluxbus_common.metrics import Metrics
+from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result
+from fluxbus_common.settings import RuntimeSettings
+from fluxbus_common.workqueue import WorkQueue
+
+log = structlog.get_logger("fluxbus.runtime")
+
+MEMBERS_PREFIX = "members"
+
+
+def shard_of(key: str, shards: int) -> int:
+    """Return the shard a key belongs to (stable across processes and restarts)."""
+    return zlib.crc32(key.encode()) % max(1, shards)
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    """What, when it changes in a stored object, calls for an immediate reconcile."""
+
+    generation: int
+    requested_at: str | None
+    deleting: bool
+    suspended: bool
+
+
+def _trigger(doc: dict[str, Any]) -> _Trigger:
+    meta = doc.get("metadata") or {}
+    spec = doc.get("spec") or {}
+    return _Trigger(
+        generation=int(meta.get("generation") or 0),
+        requested_at=(meta.get("annotations") or {}).get(keys.RECONCILE_REQUESTED_AT),
+        deleting=bool(meta.get("deletionTimestamp")),
+        suspended=bool(spec.get("suspend")) if isinstance(spec, dict) else False,
+    )
+
+
+class EventRecorder:
+    """Publishes Flux-schema events about objects for one controller."""
+
+    def __init__(self, bus: Bus, controller: str, instance: str) -> None:
+        self._bus = bus
+        self.controller = controller
+        self.instance = instance
+
+    async def event(
+        self,
+        obj: Any,
+        severity: Severity,
+        reason: str,
+        message: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Publish an event about `obj` (a toolkit model); failures are logged, not raised."""
+        meta = obj.metadata
+        event = Event(
+            involved_object=ObjectReference(
+                kind=obj.kind,
+                namespace=meta.namespace or "",
+                name=meta.name,
+                api_version=getattr(obj, "api_version", None),
+                uid=getattr(meta, "uid", None),
+            ),
+            severity=severity,
+            reason=str(reason),
+            message=message,
+            metadata=metadata or {},
+            reporting_controller=self.controller,
+            reporting_instance=self.instance,
+        )
+        try:
+            await self._bus.publish_event(event)
+        except BusError as e:
+            log.warning("event.publish_failed", error=str(e), reason=reason)
+
+
+class Runtime:
+    """Runs one reconciler (one kind) until cancelled."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        reconciler: Reconciler[Any],
+        settings: RuntimeSettings,
+        *,
+        service: str,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.bus = bus
+        self.reconciler = reconciler
+        self.settings = settings
+        self.kind = reconciler.kind.lower()
+        self.service = service
+        self.metrics = metrics or Metrics()
+        self.queue = WorkQueue()
+        self.objects: dict[str, dict[str, Any]] = {}
+        """The latest stored document (without status) of every object of the kind."""
+        self._revisions: dict[str, int] = {}
+        self._triggers: dict[str, _Trigger] = {}
+        self._status: dict[str, tuple[dict[str, Any], int]] = {}
+        self._backoff: dict[str, Iterator[float]] = {}
+        self._stalled_generation: dict[str, int] = {}
+        self._owned: set[int] = set()
+        self.synced = asyncio.Event()
+        """Set once the initial list of objects has been read."""
+        self.active = asyncio.Event()
+        """Set while this replica holds at least one shard."""
+        self.recorder = EventRecorder(bus, service, settings.instance)
+
+    # -- ownership -------------------------------------------------------
+
+    def owns(self, key: str) -> bool:
+        return shard_of(key, self.settings.shards) in self._owned
+
+    def _lease_key(self, shard: int) -> str:
+        return f"{self.service}.{self.kind}.{shard}"
+
+    async def _lease_loop(self) -> None:
+        """Hold a fair share of the shard leases; give up extras; take over dead ones."""
+        ttl = self.settings.lease_ttl
+        member_key = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}.{self.settings.instance}"
+        shards = max(1, self.settings.shards)
+        try:
+            while True:
+                try:
+                    await self.bus.acquire_lease(member_key, self.settings.instance, ttl)
+                    members = await self.bus.lease_holders(
+                        f"{MEMBERS_PREFIX}.{self.service}.{self.kind}."
+                    )
+                    fair = math.ceil(shards / max(1, len(members)))
+                    held = await self.bus.lease_holders(f"{self.service}.{self.kind}.")
+                    mine = sorted(
+                        s
+                        for s in range(shards)
+                        if held.get(self._lease_key(s)) == self.settings.instance
+                    )
+                    # Renew what we hold, up to our fair share; release the rest.
+                    keep = mine[:fair]
+                    for s in mine[fair:]:
+                        await self.bus.release_lease(self._lease_key(s), self.settings.instance)
+                    owned: set[int] = set()
+                    for s in keep:
+                        if await self.bus.acquire_lease(
+                            self._lease_key(s), self.settings.instance, ttl
+                        ):
+                            owned.add(s)
+                    for s in range(shards):
+                        if len(owned) >= fair:
+                            break
+                        if s in owned or self._lease_key(s) in held:
+                            continue
+                        if await self.bus.acquire_lease(
+                            self._lease_key(s), self.settings.instance, ttl
+                        ):
+                            owned.add(s)
+                    self._set_owned(owned)
+                except BusError as e:
+                    log.warning("lease.renew_failed", kind=self.kind, error=str(e))
+                await asyncio.sleep(ttl / 3)
+        finally:
+            self._set_owned(set())
+            with contextlib.suppress(BusError, Exception):
+                for s in range(shards):
+                    await self.bus.release_lease(self._lease_key(s), self.settings.instance)
+                await self.bus.release_lease(member_key, self.settings.instance)
+
+    def _set_owned(self, owned: set[int]) -> None:
+        gained = owned - self._owned
+        lost = self._owned - owned
+        self._owned = owned
+        if gained or lost:
+            log.info(
+                "lease.changed",
+                kind=self.kind,
+                owned=sorted(owned),
+                instance=self.settings.instance,
+            )
+        if owned:
+            self.active.set()
+        else:
+            self.active.clear()
+        if gained:
+            for key in self.objects:
+                if shard_of(key, self.settings.shards) in gained:
+                    self.queue.add(key)
+        for key in list(self.objects):
+            if shard_of(key, self.settings.shards) in lost:
+                self.queue.forget(key)
+                self._status.pop(key, None)
+
+    # -- watches ---------------------------------------------------------
+
+    async def _watch_objects(self) -> None:
+        async for change in self.bus.watch_objects(self.kind, mark_initial=True):
+            if not change.key:  # end of the initial values
+                self.synced.set()
+                continue
+            self._on_object(change)
+
+    def _on_object(self, change: Change) -> None:
+        key = change.key
+        if change.value is None:
+            self.objects.pop(key, None)
+            self._triggers.pop(key, None)
+            self._revisions.pop(key, None)
+            self._status.pop(key, None)
+            self._backoff.pop(key, None)
+            self.queue.forget(key)
+            return
+        self.objects[key] = change.value
+        self._revisions[key] = change.revision
+        trigger = _trigger(change.value)
+        previous = self._triggers.get(key)
+        self._triggers[key] = trigger
+        if previous != trigger and self.owns(key):
+            self.queue.add(key)
+
+    async def _watch_dependency(self, watch: DependencyWatch) -> None:
+        source = (
+            self.bus.watch_status(watch.kind)
+            if watch.source == "status"
+            else self.bus.watch_objects(watch.kind)
+        )
+        async for change in source:
+            try:
+                targets = list(watch.map(change.key, change.value, self.objects))
+            except Exception:
+                log.exception("watch.map_failed", kind=self.kind, dependency=change.key)
+                continue
+            for key in targets:
+                if key in self.objects and self.owns(key):
+                    self.queue.add(key)
+
+    # -- work ------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            if not key:
+                return
+            try:
+                if self.owns(key) and key in self.objects:
+                    await self._process(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile.crashed", key=key)
+                self.queue.add(key, self._next_backoff(key))
+            finally:
+                self.queue.done(key)
+                self.metrics.queue_depth.labels(self.kind).set(self.queue.depth)
+
+    async def _process(self, key: str) -> None:
+        doc = self.objects[key]
+        revision = self._revisions[key]
+        meta = doc.get("metadata") or {}
+        trigger = _trigger(doc)
+        if trigger.deleting:
+            await self._finalize(key, doc)
+            return
+        if trigger.suspended:
+            log.debug("reconcile.suspended", key=key)
+            return
+        if keys.FINALIZER not in (meta.get("finalizers") or []):
+            doc = {
+                **doc,
+                "metadata": {
+                    **meta,
+                    "finalizers": [*(meta.get("finalizers") or []), keys.FINALIZER],
+                },
+            }
+            try:
+                self._revisions[key] = await self.bus.update_object(key, doc, revision)
+                self.objects[key] = doc
+            except RevisionConflict:
+                self.queue.add(key)  # the watch brings the newer object
+                return
+
+        status, status_rev = await self._load_status(key)
+        try:
+            obj = self.reconciler.parse({**doc, "status": status})
+        except ValueError as e:
+            await self._write_invalid(key, doc, status, status_rev, str(e))
+            return
+
+        requested = trigger.requested_at
+        bound = structlog.contextvars.bound_contextvars(
+            kind=self.reconciler.kind,
+            namespace=obj.metadata.namespace,
+            name=obj.metadata.name,
+        )
+        with bound:
+            start = time.monotonic()
+            error: ReconcileError | None = None
+            result: Result | None = None
+            try:
+                result = await self.reconciler.reconcile(obj)
+            except ReconcileError as e:
+                error = e
+            except Exception as e:  # a bug or an unwrapped library error: retry with backoff
+                log.exception("reconcile.unexpected_error")
+                error = Generic(f"unexpected error: {e}")
+            self.reconciler.summarize(obj, result, error)
+            if requested is not None:
+                obj.status.last_handled_reconcile_at = requested
+            new_status = obj.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if new_status != status or status_rev == 0:
+                try:
+                    rev = await self.bus.put_status(key, new_status, status_rev)
+                    self._status[key] = (new_status, rev)
+                except RevisionConflict:
+                    self._status.pop(key, None)
+                    log.warning("status.conflict", key=key)
+                    self.queue.add(key)
+                    return
+            if error is not None:
+                await self.recorder.event(obj, Severity.ERROR, error.reason, error.message)
+            delay = self._schedule(key, obj, result, error, trigger)
+            duration = time.monotonic() - start
+            outcome = "success" if error is None else type(error).__name__.lower()
+            self.metrics.reconcile_duration.labels(self.kind).observe(duration)
+            self.metrics.reconcile_total.labels(self.kind, outcome).inc()
+            log.info(
+                "reconcile.finished",
+                result=outcome,
+                duration_ms=round(duration * 1000, 1),
+                next_run_s=None if delay is None else round(delay, 1),
+                error=None if error is None else error.message,
+            )
+
+    def _schedule(
+        self,
+        key: str,
+        obj: Any,
+        result: Result | None,
+        error: ReconcileError | None,
+        trigger: _Trigger,
+    ) -> float | None:
+        """Queue the next run of `key` and return its delay (None: none planned)."""
+        delay: float | None
+        if error is None:
+            self._backoff.pop(key, None)
+            base = (
+                result.requeue_after
+                if result is not None and result.requeue_after is not None
+                else self.reconciler.interval(obj)
+            )
+            delay = jittered(base)
+        elif isinstance(error, Stalling):
+            self._backoff.pop(key, None)
+            delay = None  # a new generation (object watch) brings it back
+        elif isinstance(error, Waiting):
+            delay = error.requeue_after
+        elif isinstance(error, Generic) and error.retry_after is not None:
+            delay = error.retry_after
+        else:
+            delay = self._next_backoff(key)
+        if delay is not None:
+            self.queue.add(key, delay)
+        return delay
+
+    def _next_backoff(self, key: str) -> float:
+        it = self._backoff.get(key)
+        if it is None:
+            it = exponential(base=self.settings.backoff_base, cap=self.settings.backoff_cap)
+            self._backoff[key] = it
+        return next(it)
+
+    async def _load_status(self, key: str) -> tuple[dict[str, Any], int]:
+        cached = self._status.get(key)
+        if cached is not None:
+            return dict(cached[0]), cached[1]
+        entry = await self.bus.get_status(key)
+        if entry is None:
+            return {}, 0
+        self._status[key] = (entry.value, entry.revision)
+        return dict(entry.value), entry.revision
+
+    async def _write_invalid(
+        self, key: str, doc: dict[str, Any], status: dict[str, Any], rev: int, message: str
+    ) -> None:
+        """A stored object the model rejects: Ready=False, Stalled, until the spec changes."""
+        from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
+
+        conds = [Condition.model_validate(c) for c in status.get("conditions", [])]
+        gen = int((doc.get("metadata") or {}).get("generation") or 0)
+        set_condition(conds, ConditionType.READY, False, Reason.INVALID_SPEC, message, gen)
+        set_condition(conds, ConditionType.STALLED, True, Reason.INVALID_SPEC, message, gen)
+        new = {
+            **status,
+            "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conds],
+        }
+        with contextlib.suppress(RevisionConflict):
+            self._status[key] = (new, await self.bus.put_status(key, new, rev))
+        log.warning("reconcile.invalid_object", key=key, error=message)
+
+    async def _finalize(self, key: str, doc: dict[str, Any]) -> None:
+        status, _ = await self._load_status(key)
+        try:
+            obj = self.reconciler.parse({**doc, "status": status})
+        except ValueError:
+            obj = None
+        try:
+            if obj is not None:
+                await self.reconciler.finalize(obj)
+        except ReconcileError as e:
+            log.warning("finalize.failed", key=key, error=e.message)
+            self.queue.add(key, self._next_backoff(key))
+            return
+        await self.bus.remove_object(key)
+        log.info("reconcile.finalized", key=key)
+
+    # -- entry point -----------------------------------------------------
+
+    async def run(self) -> None:
+        """Run watches, the lease loop and the workers until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._lease_loop(), name=f"{self.kind}-leases")
+            tg.create_task(self._watch_objects(), name=f"{self.kind}-watch")
+            for watch in self.reconciler.watches:
+                tg.create_task(self._watch_dependency(watch), name=f"{self.kind}-dep-{watch.kind}")
+            for i in range(max(1, self.settings.workers)):
+                tg.create_task(self._worker(), name=f"{self.kind}-worker-{i}")
+
+    def request(self, key: str) -> None:
+        """Reconcile `key` now (if owned)."""
+        if key in self.objects and self.owns(key):
+            self.queue.add(key)

@@ -1,0 +1,101 @@
+"""Service settings from the environment (12-factor). Nothing assumes localhost
+except the documented default NATS URL.
+
+Pure: reads only the mapping it is given (defaults to os.environ).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name}: not a number: {raw!r}") from e
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    """How to reach NATS: FLUXBUS_NATS_URL (comma-separated for a cluster),
+    FLUXBUS_NATS_CREDS (credentials file), FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
+    FLUXBUS_NATS_REPLICAS (JetStream replicas of the buckets, 3 on a cluster)."""
+
+    url: str = DEFAULT_NATS_URL
+    credentials: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    replicas: int = 1
+    connect_timeout: float = 5.0
+    request_timeout: float = 5.0
+
+    @property
+    def urls(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+    @property
+    def redacted_urls(self) -> str:
+        """The URLs with any user:password removed, safe to log."""
+        return ",".join(re.sub(r"//[^@/]*@", "//***@", u) for u in self.urls)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BusSettings:
+        e = os.environ if env is None else env
+        return cls(
+            url=e.get("FLUXBUS_NATS_URL") or DEFAULT_NATS_URL,
+            credentials=e.get("FLUXBUS_NATS_CREDS") or None,
+            tls_ca=e.get("FLUXBUS_NATS_TLS_CA") or None,
+            tls_cert=e.get("FLUXBUS_NATS_TLS_CERT") or None,
+            tls_key=e.get("FLUXBUS_NATS_TLS_KEY") or None,
+            replicas=_int(e, "FLUXBUS_NATS_REPLICAS", 1),
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a service's controller runtime behaves.
+
+    FLUXBUS_WORKERS: concurrent reconciles per kind (default 4).
+    FLUXBUS_SHARDS: how many shards the keys of a kind are split into; each
+      replica holds the leases of a fair share (1 = active/standby).
+    FLUXBUS_LEASE_TTL: seconds a lease lives without renewal (default 15).
+    FLUXBUS_INSTANCE: this replica's name (default hostname-pid).
+    FLUXBUS_HTTP_ADDR: host:port of /healthz /readyz /metrics (default 0.0.0.0:8080; "" disables).
+    """
+
+    workers: int = 4
+    shards: int = 1
+    lease_ttl: float = 15.0
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    http_addr: str = "0.0.0.0:8080"
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
+        e = os.environ if env is None else env
+        default = cls()
+        return cls(
+            workers=_int(e, "FLUXBUS_WORKERS", default.workers),
+            shards=_int(e, "FLUXBUS_SHARDS", default.shards),
+            lease_ttl=_float(e, "FLUXBUS_LEASE_TTL", default.lease_ttl),
+            instance=e.get("FLUXBUS_INSTANCE") or default.instance,
+            http_addr=e.get("FLUXBUS_HTTP_ADDR", default.http_addr),
+            backoff_base=_float(e, "FLUXBUS_BACKOFF_BASE", default.backoff_base),
+            backoff_cap=_float(e, "FLUXBUS_BACKOFF_CAP", default.backoff_cap),
+        )
