@@ -1,0 +1,4 @@
+"""Pure logic of the source service: refs, revisions, semver, URLs, exclusions.
+
+Pure: no I/O.
+"""
