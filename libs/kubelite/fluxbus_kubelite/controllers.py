@@ -1,0 +1,412 @@
+"""The few controllers a cluster runs that fluxbus's health checks read.
+
+- CRDs: register their types at once, then report Established/NamesAccepted;
+  deleting a CRD deletes its custom resources.
+- Workloads (simulation, switchable): a Deployment / StatefulSet / DaemonSet /
+  ReplicaSet gets observedGeneration, replica counts and an Available
+  condition shortly after each spec change; an image matching the broken
+  pattern never becomes ready.
+- Namespaces: a deleted Namespace goes Terminating, deletes what it holds,
+  then disappears once the last object (finalizers included) is gone.
+- Garbage collection: deleting an owner deletes its dependents.
+
+Controllers react to store events; their writes are scheduled with
+`loop.call_soon` / `call_later` so they never run inside another write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from .core import CRD_KEY, NS_KEY, Kubelite, Options, now
+from .errors import ApiError
+from .resources import ResourceType
+from .store import Event, Key
+
+WORKLOADS: set[Key] = {
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+}
+CONTROLLER_MANAGER = "kube-controller-manager"
+
+
+@dataclass
+class SimulationConfig:
+    """Workload simulation: on by default, `delay` seconds after a spec change.
+
+    Images matching `broken_image` (a regex searched in the image name;
+    default: tag `broken`) never become ready.
+    """
+
+    enabled: bool = True
+    delay: float = 0.1
+    broken_image: str = r":broken$"
+
+
+class Controllers:
+    """Reacts to store events; see the module docstring."""
+
+    def __init__(self, kube: Kubelite, sim: SimulationConfig) -> None:
+        self.kube = kube
+        self.store = kube.store
+        self.sim = sim
+        self._broken = re.compile(sim.broken_image)
+        self._pending: dict[tuple[Key, str, str], asyncio.TimerHandle | asyncio.Handle] = {}
+        self._terminating: set[str] = set()
+        self._dependents: dict[str, set[tuple[Key, str, str]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for key, bucket in self.store.objects.items():
+            for obj in list(bucket.values()):
+                self._index_owner(key, obj, None)
+        self.store.listeners.append(self.on_event)
+        for obj in self.store.list(CRD_KEY):
+            self._schedule(CRD_KEY, "", obj["metadata"]["name"], 0, self._crd_status)
+        for obj in self.store.list(NS_KEY):
+            if obj["metadata"].get("deletionTimestamp"):
+                self._terminating.add(obj["metadata"]["name"])
+                self._schedule(NS_KEY, "", obj["metadata"]["name"], 0, self._terminate)
+        if self.sim.enabled:
+            for key in WORKLOADS:
+                for obj in self.store.list(key):
+                    md = obj["metadata"]
+                    self._schedule(
+                        key, md.get("namespace", ""), md["name"], self.sim.delay, self._workload
+                    )
+
+    async def stop(self) -> None:
+        if self.on_event in self.store.listeners:
+            self.store.listeners.remove(self.on_event)
+        for h in self._pending.values():
+            h.cancel()
+        self._pending.clear()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _schedule(self, key: Key, ns: str, name: str, delay: float, fn: Any) -> None:
+        ident = (key, ns, name, fn.__name__)
+        if ident in self._pending or self._loop is None:
+            return
+
+        def run() -> None:
+            self._pending.pop(ident, None)
+            try:
+                fn(key, ns, name)
+            except ApiError:
+                pass
+
+        if delay <= 0:
+            self._pending[ident] = self._loop.call_soon(run)
+        else:
+            self._pending[ident] = self._loop.call_later(delay, run)
+
+    def on_event(self, ev: Event) -> None:
+        md = ev.obj["metadata"]
+        name = md["name"]
+        self._index_owner(ev.key, ev.obj, ev)
+        if ev.key == CRD_KEY:
+            if ev.type == "DELETED":
+                self._crd_deleted(ev.obj)
+            else:
+                self.kube.sync_crd(ev.obj, name)
+                self._schedule(CRD_KEY, "", name, 0, self._crd_status)
+        elif ev.key == NS_KEY:
+            if ev.type != "DELETED" and md.get("deletionTimestamp"):
+                self._terminating.add(name)
+                self._schedule(NS_KEY, "", name, 0, self._terminate)
+        elif ev.key in WORKLOADS and ev.type != "DELETED" and self.sim.enabled:
+            self._schedule(ev.key, ev.namespace, name, self.sim.delay, self._workload)
+        if ev.namespace in self._terminating:
+            self._schedule(NS_KEY, "", ev.namespace, 0, self._terminate)
+
+    def _rt(self, key: Key) -> ResourceType | None:
+        return self.kube.type_for_key(key)
+
+    def _write_status(
+        self, key: Key, obj: dict[str, Any], status: dict[str, Any], manager: str
+    ) -> None:
+        rt = self._rt(key)
+        if rt is None or obj.get("status") == status:
+            return
+        new = copy.deepcopy(obj)
+        new["status"] = status
+        new["metadata"].pop("managedFields", None)
+        self.kube.finish_update(rt, obj, new, Options(manager=manager), "", "status")
+
+    # ------------------------------------------------------------------ CRDs
+
+    def _crd_status(self, key: Key, ns: str, name: str) -> None:
+        crd = self.store.get(CRD_KEY, "", name)
+        if crd is None or crd["metadata"].get("deletionTimestamp"):
+            return
+        spec = crd.get("spec") or {}
+        old = crd.get("status") or {}
+        conds = {c.get("type"): c for c in old.get("conditions") or []}
+        t = now()
+
+        def cond(ctype: str, reason: str, message: str) -> dict[str, Any]:
+            prev = conds.get(ctype)
+            if prev and prev.get("status") == "True" and prev.get("reason") == reason:
+                return prev
+            return {
+                "type": ctype,
+                "status": "True",
+                "lastTransitionTime": t,
+                "reason": reason,
+                "message": message,
+            }
+
+        storage = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+        stored = list(old.get("storedVersions") or [])
+        for v in storage:
+            if v not in stored:
+                stored.append(v)
+        status = {
+            "acceptedNames": spec.get("names") or {},
+            "conditions": [
+                cond("NamesAccepted", "NoConflicts", "no conflicts found for the names"),
+                cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            ],
+            "storedVersions": stored,
+        }
+        self._write_status(CRD_KEY, crd, status, "kube-apiserver")
+
+    def _crd_deleted(self, crd: dict[str, Any]) -> None:
+        name = crd["metadata"]["name"]
+        spec = crd.get("spec") or {}
+        key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        for obj in self.store.list(key):
+            self.store.remove(key, obj)
+        self.kube.sync_crd(None, name)
+
+    # ------------------------------------------------------------------ workloads
+
+    def _workload(self, key: Key, ns: str, name: str) -> None:
+        obj = self.store.get(key, ns, name)
+        if obj is None or not self.sim.enabled:
+            return
+        spec = obj.get("spec") or {}
+        pod = (spec.get("template") or {}).get("spec") or {}
+        images = [c.get("image", "") for c in (pod.get("containers") or []) if isinstance(c, dict)]
+        broken = any(self._broken.search(i or "") for i in images)
+        gen = obj["metadata"].get("generation", 1)
+        old = obj.get("status") or {}
+        kind = obj.get("kind")
+        if kind == "DaemonSet":
+            status = _daemonset_status(gen, broken)
+        else:
+            replicas = spec.get("replicas", 1)
+            if kind == "Deployment":
+                status = _deployment_status(name, gen, replicas, broken, old)
+            elif kind == "StatefulSet":
+                status = _statefulset_status(name, gen, replicas, broken)
+            else:
+                status = _replicaset_status(gen, replicas, broken)
+        self._write_status(key, obj, status, CONTROLLER_MANAGER)
+
+    # ------------------------------------------------------------------ namespaces
+
+    def _terminate(self, key: Key, ns_: str, name: str) -> None:
+        nsobj = self.store.get(NS_KEY, "", name)
+        if nsobj is None:
+            self._terminating.discard(name)
+            return
+        if not nsobj["metadata"].get("deletionTimestamp"):
+            self._terminating.discard(name)
+            return
+        remaining = 0
+        for skey in list(self.store.objects):
+            rt = self._rt(skey)
+            if rt is None or not rt.namespaced:
+                continue
+            for obj in self.store.list(skey, name):
+                remaining += 1
+                if not obj["metadata"].get("deletionTimestamp"):
+                    _, gone = self.kube.delete(rt, name, obj["metadata"]["name"], {}, False)
+                    if gone:
+                        remaining -= 1
+        if remaining == 0:
+            self._terminating.discard(name)
+            current = self.store.get(NS_KEY, "", name)
+            if current is not None:
+                self.store.remove(NS_KEY, current)
+
+    # ------------------------------------------------------------------ garbage collection
+
+    def _index_owner(self, key: Key, obj: dict[str, Any], ev: Event | None) -> None:
+        md = obj["metadata"]
+        refs = md.get("ownerReferences") or []
+        if not refs and (
+            ev is None or ev.old is None or not ev.old["metadata"].get("ownerReferences")
+        ):
+            return
+        ident = (key, md.get("namespace", ""), md["name"])
+        if ev is not None and ev.old is not None:
+            for r in ev.old["metadata"].get("ownerReferences") or []:
+                self._dependents.get(r.get("uid", ""), set()).discard(ident)
+        if ev is not None and ev.type == "DELETED":
+            return
+        for r in refs:
+            self._dependents.setdefault(r.get("uid", ""), set()).add(ident)
+
+    def collect_dependents(self, owner: dict[str, Any]) -> None:
+        """Delete the dependents of a deleted owner (background propagation)."""
+        uid = owner["metadata"].get("uid", "")
+        deps = self._dependents.pop(uid, set())
+        if not deps or self._loop is None:
+            return
+
+        def run() -> None:
+            for key, ns, name in deps:
+                rt = self._rt(key)
+                obj = self.store.get(key, ns, name)
+                if rt is None or obj is None:
+                    continue
+                refs = [
+                    r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                try:
+                    if refs:
+                        new = copy.deepcopy(obj)
+                        new["metadata"]["ownerReferences"] = refs
+                        new["metadata"].pop("managedFields", None)
+                        self.kube.finish_update(
+                            rt, obj, new, Options(manager=CONTROLLER_MANAGER), ""
+                        )
+                    else:
+                        gone_obj, gone = self.kube.delete(rt, ns, name, {}, False)
+                        if gone:
+                            self.collect_dependents(gone_obj)
+                except ApiError:
+                    continue
+
+        self._loop.call_soon(run)
+
+
+def _condition(
+    ctype: str, status: str, reason: str, message: str, old: dict[str, Any], t: str
+) -> dict[str, Any]:
+    prev = next((c for c in old.get("conditions") or [] if c.get("type") == ctype), None)
+    if prev and prev.get("status") == status and prev.get("reason") == reason:
+        return prev
+    return {
+        "type": ctype,
+        "status": status,
+        "lastUpdateTime": t,
+        "lastTransitionTime": t,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def _deployment_status(
+    name: str, gen: int, replicas: int, broken: bool, old: dict[str, Any]
+) -> dict[str, Any]:
+    t = now()
+    rs = f"{name}-{zlib.crc32(name.encode()) % 10**10:010d}"
+    status: dict[str, Any] = {"observedGeneration": gen}
+    if replicas:
+        status["replicas"] = replicas
+        status["updatedReplicas"] = replicas
+    if broken:
+        if replicas:
+            status["unavailableReplicas"] = replicas
+        conds = [
+            _condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                old,
+                t,
+            ),
+            _condition(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{rs}" is progressing.',
+                old,
+                t,
+            ),
+        ]
+    else:
+        if replicas:
+            status["readyReplicas"] = replicas
+            status["availableReplicas"] = replicas
+        conds = [
+            _condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                old,
+                t,
+            ),
+            _condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs}" has successfully progressed.',
+                old,
+                t,
+            ),
+        ]
+    status["conditions"] = conds
+    return status
+
+
+def _statefulset_status(name: str, gen: int, replicas: int, broken: bool) -> dict[str, Any]:
+    rev = f"{name}-{gen:010d}"
+    status: dict[str, Any] = {
+        "observedGeneration": gen,
+        "replicas": replicas,
+        "currentReplicas": replicas,
+        "updatedReplicas": replicas,
+        "currentRevision": rev,
+        "updateRevision": rev,
+        "collisionCount": 0,
+    }
+    if not broken:
+        status["readyReplicas"] = replicas
+        status["availableReplicas"] = replicas
+    else:
+        status["availableReplicas"] = 0
+    return status
+
+
+def _daemonset_status(gen: int, broken: bool) -> dict[str, Any]:
+    ready = 0 if broken else 1
+    status = {
+        "currentNumberScheduled": 1,
+        "desiredNumberScheduled": 1,
+        "numberMisscheduled": 0,
+        "numberReady": ready,
+        "observedGeneration": gen,
+        "updatedNumberScheduled": 1,
+    }
+    if ready:
+        status["numberAvailable"] = 1
+    else:
+        status["numberUnavailable"] = 1
+    return status
+
+
+def _replicaset_status(gen: int, replicas: int, broken: bool) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "observedGeneration": gen,
+        "replicas": replicas,
+        "fullyLabeledReplicas": replicas,
+    }
+    if not broken:
+        status["readyReplicas"] = replicas
+        status["availableReplicas"] = replicas
+    return status

@@ -1,0 +1,208 @@
+"""Validation a real API server does that GitOps users hit, and selectors.
+
+Names (RFC 1123), labels, annotations, immutable selectors; label and field
+selector parsing and matching.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+    "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+QNAME_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value', "
+    " or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+Causes = list[tuple[str, str]]
+
+
+def _q(v: Any) -> str:
+    return json.dumps(v)
+
+
+def validate_name(name: str, kind: str) -> Causes:
+    """Problems with metadata.name for a kind (Namespace: label, Service: DNS-1035)."""
+    if kind == "Namespace":
+        rx, msg, limit = DNS1123_LABEL, LABEL_MSG, 63
+    elif kind == "Service":
+        rx, msg, limit = DNS1035_LABEL, DNS1035_MSG, 63
+    else:
+        rx, msg, limit = DNS1123_SUBDOMAIN, SUBDOMAIN_MSG, 253
+    out: Causes = []
+    if len(name) > limit:
+        out.append(
+            ("metadata.name", f"Invalid value: {_q(name)}: must be no more than {limit} characters")
+        )
+    if not rx.match(name):
+        out.append(("metadata.name", f"Invalid value: {_q(name)}: {msg}"))
+    return out
+
+
+def validate_qualified_name(key: str, field: str) -> Causes:
+    out: Causes = []
+    prefix, _, name = key.rpartition("/")
+    if prefix:
+        if len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix):
+            out.append((field, f"Invalid value: {_q(key)}: prefix part {SUBDOMAIN_MSG}"))
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        out.append((field, f"Invalid value: {_q(key)}: {QNAME_MSG}"))
+    return out
+
+
+def validate_labels(labels: Any, field: str = "metadata.labels") -> Causes:
+    out: Causes = []
+    if not isinstance(labels, dict):
+        return out
+    for k, v in labels.items():
+        out.extend(validate_qualified_name(k, field))
+        if not isinstance(v, str):
+            out.append((f"{field}", f"Invalid value: {_q(v)}: label values must be strings"))
+        elif len(v) > 63 or not LABEL_VALUE.match(v):
+            out.append((field, f"Invalid value: {_q(v)}: {VALUE_MSG}"))
+    return out
+
+
+def validate_annotations(ann: Any) -> Causes:
+    out: Causes = []
+    if isinstance(ann, dict):
+        for k in ann:
+            out.extend(validate_qualified_name(k, "metadata.annotations"))
+    return out
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+class SelectorError(ValueError):
+    """A label or field selector that cannot be parsed."""
+
+
+def _split_terms(sel: str) -> list[str]:
+    terms, depth, cur = [], 0, []
+    for ch in sel:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            terms.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        terms.append("".join(cur).strip())
+    return [t for t in terms if t]
+
+
+_SET_RX = re.compile(r"^\s*(\S+)\s+(in|notin)\s*\((.*)\)\s*$")
+
+
+def parse_label_selector(sel: str | None) -> Callable[[dict[str, str]], bool]:
+    """A predicate over labels for a selector string (=, ==, !=, in, notin, exists, !exists)."""
+    if not sel:
+        return lambda labels: True
+    preds: list[Callable[[dict[str, str]], bool]] = []
+    for term in _split_terms(sel):
+        m = _SET_RX.match(term)
+        if m:
+            key, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            vals.discard("")
+            if op == "in":
+                preds.append(lambda lb, k=key, vs=vals: lb.get(k) in vs)
+            else:
+                preds.append(lambda lb, k=key, vs=vals: lb.get(k) not in vs)
+        elif "!=" in term:
+            key, val = (x.strip() for x in term.split("!=", 1))
+            preds.append(lambda lb, k=key, v=val: lb.get(k) != v)
+        elif "==" in term or "=" in term:
+            key, val = (x.strip() for x in re.split("==|=", term, maxsplit=1))
+            preds.append(lambda lb, k=key, v=val: lb.get(k) == v)
+        elif term.startswith("!"):
+            key = term[1:].strip()
+            preds.append(lambda lb, k=key: k not in lb)
+        else:
+            key = term.strip()
+            if not key or " " in key:
+                raise SelectorError(f"unable to parse requirement: {term!r}")
+            preds.append(lambda lb, k=key: k in lb)
+    return lambda labels: all(p(labels) for p in preds)
+
+
+def _field_value(obj: dict[str, Any], path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def parse_field_selector(sel: str | None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate over objects for a field selector (=, ==, !=)."""
+    if not sel:
+        return lambda obj: True
+    preds: list[Callable[[dict[str, Any]], bool]] = []
+    for term in _split_terms(sel):
+        if "!=" in term:
+            f, v = term.split("!=", 1)
+            preds.append(lambda o, f=f.strip(), v=v.strip(): _field_value(o, f) != v)
+        elif "=" in term:
+            f, v = re.split("==|=", term, maxsplit=1)
+            preds.append(lambda o, f=f.strip(), v=v.strip(): _field_value(o, f) == v)
+        else:
+            raise SelectorError(f"invalid selector: {sel!r}; can't understand {term!r}")
+    return lambda obj: all(p(obj) for p in preds)
+
+
+def selector_string(sel: Any) -> str:
+    """A LabelSelector (matchLabels / matchExpressions) as a selector string."""
+    if not isinstance(sel, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        op, key, vals = e.get("operator"), e.get("key"), e.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(vals)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(vals)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
