@@ -84,6 +84,14 @@ class Resolved:
     ref: str | None = None
     """Full remote ref name fetched (`refs/heads/main`); None for a bare commit."""
 
+    def with_commit(self, commit: str) -> Resolved:
+        """The same reference peeled to `commit` (an annotated tag's target)."""
+        if commit == self.commit:
+            return self
+        name, _ = split_revision(self.revision)
+        digest = _hash_digest(commit)
+        return Resolved(commit, f"{name}@{digest}" if name else digest, self.ref)
+
 
 def _hash_digest(sha: str) -> str:
     algo = "sha1" if len(sha) == 40 else "sha256"

@@ -1,0 +1,863 @@
+"""Git adapter: list remote refs, shallow-fetch one revision, check out its tree.
+
+The only module of the source service that imports dulwich. Everything
+blocking runs in `asyncio.to_thread`, bounded by a timeout; dulwich, urllib3
+and ssh failures come out as the typed errors of `fluxbus_source.errors`,
+with messages that say what to fix and never contain a credential.
+
+Transports:
+- http(s) through dulwich's urllib3 client: basic auth, bearer token,
+  extra CA (`ca.crt`), client certificate (`tls.crt`/`tls.key`). Pool
+  managers are cached per TLS identity so polls reuse keep-alive connections.
+- ssh through OpenSSH (`ssh`), configured so that nothing from the host
+  leaks in and nothing is accepted blindly: `-F /dev/null`, only the given
+  `identity`, `StrictHostKeyChecking=yes` against the given `known_hosts`
+  (required), `BatchMode=yes`; a key passphrase is fed through a private
+  `SSH_ASKPASS` helper reading it from the child's environment.
+
+Polling cost: `ls_remote` is one request (protocol v0 ref advertisement);
+a fetch of a branch/tag/semver/name ref re-resolves against the fetch's own
+advertisement (no race between listing and fetching) and asks for depth 1.
+A bare commit is fetched by id over protocol v2 (depth 1), falling back to
+a full fetch of all branches when the server refuses unadvertised ids; a
+commit with a branch fetches that branch's history to prove containment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from dulwich.client import (
+    GitClient as DulwichClient,
+)
+from dulwich.client import (
+    HTTPUnauthorized,
+    SSHGitClient,
+    SSHVendor,
+    SubprocessWrapper,
+    Urllib3HttpGitClient,
+)
+from dulwich.config import ConfigFile, parse_submodules
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.repo import Repo
+
+from fluxbus_source.errors import (
+    GitAuthError,
+    GitCredentialsError,
+    GitError,
+    GitHostKeyError,
+    GitNotFoundError,
+    GitSizeLimitError,
+    GitTLSError,
+    GitUnreachableError,
+    InvalidURLError,
+)
+from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.ignore import in_sparse_checkout
+from fluxbus_source.logic.refs import (
+    Checkout,
+    RefKind,
+    Resolved,
+    needs_remote_refs,
+    resolve,
+)
+from fluxbus_source.logic.url import GitURL, parse_git_url
+
+DEFAULT_TIMEOUT = 60.0
+"""Flux's default `spec.timeout`."""
+
+DEFAULT_SIZE_LIMIT = 512 * 1024 * 1024
+"""Bytes of pack data, and separately of checked-out files, one fetch may produce."""
+
+MAX_SUBMODULE_DEPTH = 5
+"""Recursion guard for `recurseSubmodules` (go-git's default depth is 10; 5 is plenty)."""
+
+_S_IFGITLINK = 0o160000
+_S_IFLNK = 0o120000
+_S_IFDIR = 0o040000
+_CANCELLED = "operation cancelled"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A checked-out revision."""
+
+    resolved: Resolved
+    path: Path
+    message: str
+    """Commit message subject (Flux's event text: "stored artifact for commit '…'")."""
+    files: int
+    bytes_received: int
+
+
+class _Cancelled(Exception):
+    """Raised inside the worker thread once the caller gave up (timeout)."""
+
+
+class _SizeExceeded(Exception):
+    def __init__(self, what: str, size: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.size = size
+
+
+@dataclass
+class _Session:
+    """Per-operation scratch: temp files for keys, ssh children, a cancel flag."""
+
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fluxbus-git-auth-")))
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write(self, name: str, data: bytes, mode: int = 0o600) -> Path:
+        path = self.tmp / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return path
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled(_CANCELLED)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self.lock:
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+
+    def close(self) -> None:
+        self.cancel()
+        with self.lock:
+            for p in self.procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=5)
+                for stream in (p.stdin, p.stdout, p.stderr):
+                    if stream is not None:
+                        with contextlib.suppress(OSError):
+                            stream.close()
+            self.procs.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# SSH
+# --------------------------------------------------------------------------
+
+_ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$FLUXBUS_SSH_PASSPHRASE"\n'
+
+
+class _OpenSSHVendor(SSHVendor):
+    """Runs `ssh` with a locked-down command line (see module docstring)."""
+
+    def __init__(self, session: _Session, auth: GitAuth, connect_timeout: float) -> None:
+        self.session = session
+        identity = auth.identity or b""
+        if not identity.endswith(b"\n"):
+            identity += b"\n"  # OpenSSH refuses keys without the final newline
+        self.key_file = session.write("identity", identity)
+        known = auth.known_hosts or b""
+        self.known_hosts = session.write(
+            "known_hosts", known if known.endswith(b"\n") else known + b"\n"
+        )
+        self.passphrase = auth.passphrase
+        self.askpass = (
+            session.write("askpass", _ASKPASS.encode(), 0o700) if self.passphrase else None
+        )
+        self.connect_timeout = max(1, int(connect_timeout))
+
+    def run_command(  # type: ignore[override]
+        self,
+        host: str,
+        command: bytes,
+        username: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        ssh_command: str | None = None,
+        protocol_version: int | None = None,
+    ) -> SubprocessWrapper:
+        self.session.check()
+        args = [
+            "ssh", "-F", "/dev/null", "-x", "-T",
+            "-i", str(self.key_file),
+            "-o", "IdentitiesOnly=yes",
+            "-o", "IdentityAgent=none",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "UpdateHostKeys=no",
+            "-o", "PasswordAuthentication=no",
+            "-o", "KbdInteractiveAuthentication=no",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "LogLevel=ERROR",
+        ]  # fmt: skip
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.session.tmp)}
+        if self.passphrase:
+            # BatchMode would forbid asking for the passphrase; askpass is forced instead.
+            args += ["-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"]
+            env |= {
+                "SSH_ASKPASS": str(self.askpass),
+                "SSH_ASKPASS_REQUIRE": "force",
+                "DISPLAY": "fluxbus:0",
+                "FLUXBUS_SSH_PASSPHRASE": self.passphrase,
+            }
+        else:
+            args += ["-o", "BatchMode=yes"]
+        if port:
+            args += ["-p", str(port)]
+        if protocol_version == 2:
+            args += ["-o", "SetEnv=GIT_PROTOCOL=version=2"]
+        if host.startswith("-") or (username or "").startswith("-"):
+            raise GitError(f"refusing SSH host name {host!r}")
+        target = f"{username}@{host}" if username else host
+        proc = subprocess.Popen(
+            [*args, target, command],  # type: ignore[list-item]
+            bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        with self.session.lock:
+            self.session.procs.append(proc)
+        return SubprocessWrapper(proc)
+
+
+# --------------------------------------------------------------------------
+# Error translation
+# --------------------------------------------------------------------------
+
+
+def _redact(text: str, auth: GitAuth | None) -> str:
+    for secret in auth.sensitive_values() if auth else ():
+        text = text.replace(secret, "***")
+    return text
+
+
+def _ssh_error(lines: Sequence[str], url: str, auth: GitAuth | None) -> GitError:
+    text = " ".join(line.strip() for line in lines if line.strip())
+    low = text.lower()
+    label = auth.secret_label if auth else "the secret"
+    if "host key verification failed" in low or "remote host identification has changed" in low:
+        return GitHostKeyError(
+            f"SSH host key of '{url}' is not in 'known_hosts' of {label} (or does not match it); "
+            "add the host's key, e.g. from `ssh-keyscan -p <port> <host>`"
+        )
+    if "incorrect passphrase" in low or "bad passphrase" in low:
+        return GitAuthError(f"the SSH key in {label} could not be decrypted: wrong 'password'")
+    if "invalid format" in low or "load key" in low:
+        return GitCredentialsError(
+            f"'identity' in {label} is not a valid SSH private key (or needs 'password')"
+        )
+    if "permission denied" in low:
+        return GitAuthError(
+            f"SSH authentication to '{url}' failed: the key in 'identity' of {label} "
+            "is not authorized (or its passphrase in 'password' is wrong)"
+        )
+    if "does not appear to be a git repository" in low or "not a git repository" in low:
+        return GitNotFoundError(f"repository not found: '{url}'")
+    for marker in (
+        "connection refused",
+        "could not resolve hostname",
+        "timed out",
+        "no route to host",
+        "network is unreachable",
+        "connection closed",
+        "connection reset",
+        "kex_exchange_identification",
+    ):
+        if marker in low:
+            return GitUnreachableError(f"unable to reach '{url}': {_redact(text, auth)}")
+    return GitError(f"git over SSH to '{url}' failed: {_redact(text, auth) or 'connection closed'}")
+
+
+def _http_error(exc: BaseException, url: str, auth: GitAuth | None) -> GitError:
+    label = auth.secret_label if auth else None
+    if isinstance(exc, HTTPUnauthorized):
+        if auth is None or not (auth.username or auth.bearer_token):
+            return GitAuthError(
+                f"'{url}' requires authentication: set spec.secretRef to a secret with "
+                "'username'/'password' or 'bearerToken'"
+            )
+        which = "'bearerToken'" if auth.bearer_token else "'username'/'password'"
+        return GitAuthError(f"authentication to '{url}' failed: check {which} in {label}")
+    if isinstance(exc, NotGitRepository):
+        return GitNotFoundError(f"repository not found: '{url}' (HTTP 404)")
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None and not isinstance(cause, urllib3.exceptions.HTTPError | OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, urllib3.exceptions.MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    if isinstance(cause, urllib3.exceptions.SSLError | ssl.SSLError):
+        detail = str(cause)
+        if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
+            return GitTLSError(
+                f"TLS certificate of '{url}' is not trusted: add its CA as 'ca.crt' to "
+                f"{label or 'a secret referenced by spec.secretRef'}"
+            )
+        if "certificate required" in detail.lower() or "handshake failure" in detail.lower():
+            return GitTLSError(
+                f"'{url}' requires a TLS client certificate: set 'tls.crt' and 'tls.key' in "
+                f"{label or 'a secret referenced by spec.secretRef'}"
+            )
+        return GitTLSError(f"TLS handshake with '{url}' failed: {_redact(detail, auth)}")
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return GitUnreachableError(f"'{url}' did not answer in time")
+    if isinstance(
+        cause,
+        urllib3.exceptions.NewConnectionError
+        | urllib3.exceptions.ConnectTimeoutError
+        | urllib3.exceptions.NameResolutionError
+        | urllib3.exceptions.ProtocolError
+        | ConnectionError
+        | OSError,
+    ):
+        reason = getattr(cause, "reason", None) or cause
+        text = str(reason)
+        if "Errno" in text:
+            text = text[text.index("[Errno") :] if "[Errno" in text else text
+        return GitUnreachableError(f"unable to reach '{url}': {_redact(text, auth)}")
+    msg = str(exc)
+    if "unexpected http resp 403" in msg:
+        return GitAuthError(f"'{url}' refused access (HTTP 403): check the credentials in {label}")
+    return GitError(f"git operation on '{url}' failed: {_redact(msg, auth)}")
+
+
+def _translate(exc: BaseException, gurl: GitURL, auth: GitAuth | None) -> GitError:
+    url = gurl.redacted()
+    if isinstance(exc, GitError):
+        return exc
+    if isinstance(exc, _SizeExceeded):
+        return GitSizeLimitError(
+            f"'{url}' is larger than the size limit: {exc.what} exceeded {exc.size} bytes"
+        )
+    if isinstance(exc, _Cancelled):
+        return GitUnreachableError(f"git operation on '{url}' was cancelled (timeout)")
+    if gurl.is_ssh:
+        if isinstance(exc, HangupException):
+            lines = [
+                line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+                for line in (exc.stderr_lines or [])
+            ]
+            return _ssh_error(lines, url, auth)
+        if isinstance(exc, GitProtocolError):
+            return _ssh_error([str(exc)], url, auth)
+        if isinstance(exc, OSError):
+            return GitUnreachableError(f"unable to reach '{url}': {exc.strerror or exc}")
+        return GitError(f"git over SSH to '{url}' failed: {_redact(str(exc), auth)}")
+    return _http_error(exc, url, auth)
+
+
+# --------------------------------------------------------------------------
+# The adapter
+# --------------------------------------------------------------------------
+
+
+class GitClient:
+    """Async Git operations for the source reconciler.
+
+    `timeout` bounds each call (overridable per call: `spec.timeout`);
+    `size_limit` bounds the pack bytes received and the bytes checked out.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        size_limit: int | None = DEFAULT_SIZE_LIMIT,
+    ) -> None:
+        self.timeout = timeout
+        self.size_limit = size_limit
+        self._pools: dict[tuple[Any, ...], urllib3.PoolManager] = {}
+        self._pools_lock = threading.Lock()
+
+    # -- public API ---------------------------------------------------------------
+    async def ls_remote(
+        self, url: str, auth: GitAuth | None = None, *, timeout: float | None = None
+    ) -> dict[str, str]:
+        """List the remote's refs: `{"refs/heads/main": sha, "refs/tags/v1^{}": sha, …}`.
+
+        Raises `InvalidURLError`, `GitAuthError`, `GitHostKeyError`, `GitTLSError`,
+        `GitUnreachableError`, `GitNotFoundError` or `GitError`.
+        """
+        gurl = parse_git_url(url)
+        return await self._run(gurl, auth, timeout, lambda s: self._ls_remote_sync(gurl, auth, s))
+
+    async def resolve(
+        self,
+        url: str,
+        checkout: Checkout,
+        auth: GitAuth | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Resolved:
+        """Resolve `checkout` to a commit and Flux revision with one ref listing.
+
+        A bare commit needs no network at all. Raises what `ls_remote` raises,
+        plus `GitNotFoundError` / `GitNoSemverMatchError`.
+        """
+        gurl = parse_git_url(url)
+        if not needs_remote_refs(checkout):
+            return resolve(checkout, {}, gurl.redacted())
+        refs = await self.ls_remote(url, auth, timeout=timeout)
+        return resolve(checkout, refs, gurl.redacted())
+
+    async def fetch(
+        self,
+        url: str,
+        checkout: Checkout,
+        dest: Path | str,
+        auth: GitAuth | None = None,
+        *,
+        timeout: float | None = None,
+        sparse_checkout: Sequence[str] | None = None,
+        recurse_submodules: bool = False,
+        size_limit: int | None = None,
+    ) -> FetchResult:
+        """Shallow-fetch the revision `checkout` names and write its tree into `dest`.
+
+        `dest` must not exist or be empty. Symlinks in the tree are not
+        written (artifacts never contain them). Raises the errors of
+        `resolve`, plus `GitSizeLimitError`.
+        """
+        gurl = parse_git_url(url)
+        limit = size_limit if size_limit is not None else self.size_limit
+        target = Path(dest)
+        return await self._run(
+            gurl,
+            auth,
+            timeout,
+            lambda s: self._fetch_sync(
+                gurl, checkout, target, auth, s, sparse_checkout, recurse_submodules, limit, 0
+            ),
+        )
+
+    def close(self) -> None:
+        """Drop cached HTTP connections."""
+        with self._pools_lock:
+            for pm in self._pools.values():
+                pm.clear()
+            self._pools.clear()
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def _run(
+        self,
+        gurl: GitURL,
+        auth: GitAuth | None,
+        timeout: float | None,
+        work: Callable[[_Session], Any],
+    ) -> Any:
+        limit = timeout or self.timeout
+        self._check_auth(gurl, auth)
+        session = _Session()
+        try:
+            async with asyncio.timeout(limit):
+                return await asyncio.to_thread(self._guard, gurl, auth, session, work)
+        except TimeoutError:
+            raise GitUnreachableError(
+                f"git operation on '{gurl.redacted()}' timed out after {limit:g}s"
+            ) from None
+        finally:
+            session.cancel()
+            await asyncio.to_thread(session.close)
+
+    def _guard(
+        self, gurl: GitURL, auth: GitAuth | None, session: _Session, work: Callable[[_Session], Any]
+    ) -> Any:
+        try:
+            return work(session)
+        except (GitError, InvalidURLError):
+            raise
+        except Exception as e:
+            raise _translate(e, gurl, auth) from None
+
+    @staticmethod
+    def _check_auth(gurl: GitURL, auth: GitAuth | None) -> None:
+        if not gurl.is_ssh:
+            return
+        label = auth.secret_label if auth else "a secret referenced by spec.secretRef"
+        if auth is None or not auth.identity:
+            raise GitCredentialsError(
+                f"SSH URL '{gurl.redacted()}' needs a private key: set 'identity' in {label}"
+            )
+        if not auth.known_hosts or not auth.known_hosts.strip():
+            raise GitCredentialsError(
+                f"SSH URL '{gurl.redacted()}' needs the host's public key: set 'known_hosts' in "
+                f"{label} (host keys are never accepted blindly)"
+            )
+
+    def _pool(self, gurl: GitURL, auth: GitAuth | None, timeout: float) -> urllib3.PoolManager:
+        a = auth or GitAuth()
+        key = (
+            gurl.scheme,
+            gurl.host,
+            gurl.port,
+            timeout,
+            hashlib.sha256(
+                b"\0".join(
+                    [
+                        a.ca_cert or b"",
+                        a.tls_cert or b"",
+                        a.tls_key or b"",
+                        (a.bearer_token or "").encode(),
+                    ]
+                )
+            ).hexdigest(),
+        )
+        with self._pools_lock:
+            pm = self._pools.get(key)
+            if pm is not None:
+                return pm
+            headers = {"User-Agent": "fluxbus-source", "Pragma": "no-cache"}
+            if a.bearer_token:
+                headers["Authorization"] = f"Bearer {a.bearer_token}"
+            kwargs: dict[str, Any] = {}
+            if gurl.is_https:
+                ctx = ssl.create_default_context()
+                if a.ca_cert:
+                    try:
+                        ctx.load_verify_locations(cadata=a.ca_cert.decode())
+                    except (ssl.SSLError, ValueError, UnicodeDecodeError):
+                        raise GitCredentialsError(
+                            f"'ca.crt' in {a.secret_label} is not a PEM certificate"
+                        ) from None
+                if a.tls_cert and a.tls_key:
+                    # Python's ssl loads client certificates from files only.
+                    with tempfile.TemporaryDirectory(prefix="fluxbus-tls-") as d:
+                        crt, key_path = Path(d, "tls.crt"), Path(d, "tls.key")
+                        for p, data in ((crt, a.tls_cert), (key_path, a.tls_key)):
+                            fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
+                            with os.fdopen(fd, "wb") as f:
+                                f.write(data)
+                        try:
+                            ctx.load_cert_chain(crt, key_path)
+                        except ssl.SSLError:
+                            raise GitCredentialsError(
+                                f"'tls.crt'/'tls.key' in {a.secret_label} are not a valid "
+                                "certificate and matching key"
+                            ) from None
+                kwargs["ssl_context"] = ctx
+            pm = urllib3.PoolManager(
+                num_pools=4,
+                maxsize=4,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
+                retries=urllib3.Retry(
+                    total=3, connect=1, read=0, status=0, other=0, redirect=5, raise_on_status=False
+                ),
+                **kwargs,
+            )
+            if len(self._pools) > 256:  # bound memory with many distinct remotes
+                self._pools.pop(next(iter(self._pools))).clear()
+            self._pools[key] = pm
+            return pm
+
+    def _client(
+        self, gurl: GitURL, auth: GitAuth | None, session: _Session, timeout: float
+    ) -> tuple[DulwichClient, str]:
+        if gurl.is_ssh:
+            assert auth is not None
+            vendor = _OpenSSHVendor(session, auth, connect_timeout=min(timeout, 30.0))
+            client = SSHGitClient(gurl.host, port=gurl.port, username=gurl.username, vendor=vendor)
+            return client, gurl.path
+        a = auth or GitAuth()
+        netloc = gurl.host if gurl.port is None else f"{gurl.host}:{gurl.port}"
+        base = f"{gurl.scheme}://{netloc}/"
+        client = Urllib3HttpGitClient(
+            base,
+            pool_manager=self._pool(gurl, auth, timeout),
+            username=a.username if (a.username or a.password) and not a.bearer_token else None,
+            password=a.password if not a.bearer_token else None,
+            timeout=timeout,
+        )
+        return client, gurl.path
+
+    def _ls_remote_sync(
+        self, gurl: GitURL, auth: GitAuth | None, session: _Session
+    ) -> dict[str, str]:
+        client, path = self._client(gurl, auth, session, self.timeout)
+        # Protocol v0: the ref advertisement is a single round trip (v2 needs two).
+        result = client.get_refs(path.encode(), protocol_version=0)
+        return {
+            k.decode("utf-8", "replace"): v.decode()
+            for k, v in result.refs.items()
+            if v is not None and k != b"HEAD"
+        }
+
+    def _fetch_sync(
+        self,
+        gurl: GitURL,
+        checkout: Checkout,
+        dest: Path,
+        auth: GitAuth | None,
+        session: _Session,
+        sparse: Sequence[str] | None,
+        recurse: bool,
+        limit: int | None,
+        level: int,
+    ) -> FetchResult:
+        url = gurl.redacted()
+        if dest.exists() and any(dest.iterdir()):
+            raise GitError(f"checkout directory '{dest}' is not empty")
+        dest.mkdir(parents=True, exist_ok=True)
+        client, path = self._client(gurl, auth, session, self.timeout)
+        with tempfile.TemporaryDirectory(prefix="fluxbus-git-") as gitdir:
+            repo = Repo.init_bare(gitdir)
+            received = 0
+            holder: dict[str, Any] = {}
+
+            def determine_wants(
+                refs: Mapping[bytes, bytes], depth: int | None = None
+            ) -> list[bytes]:
+                session.check()
+                listing = {k.decode("utf-8", "replace"): v.decode() for k, v in refs.items() if v}
+                resolved = resolve(checkout, listing, url) if needs_remote_refs(checkout) else None
+                if resolved is None:
+                    resolved = resolve(checkout, {}, url)
+                holder["resolved"] = resolved
+                if checkout.kind is RefKind.COMMIT:
+                    if checkout.branch is not None:
+                        assert resolved.ref is not None
+                        holder["tip"] = listing[resolved.ref]
+                        return [listing[resolved.ref].encode()]
+                    if holder.get("all_heads"):
+                        return sorted(
+                            {v.encode() for k, v in listing.items() if k.startswith("refs/heads/")}
+                        )
+                    return [resolved.commit.encode()]
+                assert resolved.ref is not None
+                # The advertised value (a tag object for annotated tags): always fetchable.
+                return [(listing.get(resolved.ref) or resolved.commit).encode()]
+
+            def fetch(depth: int | None, protocol: int) -> None:
+                nonlocal received
+                f, commit, abort = repo.object_store.add_pack()
+
+                def pack_data(data: bytes) -> int:
+                    nonlocal received
+                    session.check()
+                    received += len(data)
+                    if limit is not None and received > limit:
+                        raise _SizeExceeded("pack data", limit)
+                    f.write(data)
+                    return len(data)
+
+                try:
+                    result = client.fetch_pack(
+                        path.encode(),
+                        determine_wants,
+                        repo.get_graph_walker(),
+                        pack_data,
+                        depth=depth,
+                        protocol_version=protocol,
+                    )
+                except BaseException:
+                    abort()
+                    raise
+                if received:
+                    commit()
+                else:
+                    abort()
+                repo.update_shallow(result.new_shallow, result.new_unshallow)
+
+            if checkout.kind is RefKind.COMMIT and checkout.branch is None:
+                try:
+                    fetch(depth=1, protocol=2)
+                except (GitProtocolError, HangupException) as e:
+                    text = str(e).lower()
+                    if (
+                        "not our ref" not in text
+                        and "not valid" not in text
+                        and "upload-pack" not in text
+                    ):
+                        raise
+                    holder["all_heads"] = True
+                    fetch(depth=None, protocol=0)
+            elif checkout.kind is RefKind.COMMIT:
+                fetch(depth=None, protocol=0)
+            else:
+                fetch(depth=1, protocol=0)
+            resolved: Resolved = holder["resolved"]
+            session.check()
+            if checkout.kind is RefKind.COMMIT and checkout.branch is not None:
+                self._require_contained(repo, holder["tip"], checkout, url)
+            commit_obj = self._peel_commit(repo, resolved.commit.encode(), checkout, url)
+            resolved = resolved.with_commit(commit_obj.id.decode())
+            counter = [0, 0]  # files, bytes
+            self._write_tree(repo, commit_obj.tree, dest, "", sparse, limit, counter, session)
+            if recurse:
+                self._submodules(
+                    repo, commit_obj.tree, gurl, dest, auth, session, limit, level, sparse
+                )
+            message = commit_obj.message.decode("utf-8", "replace").strip().splitlines()
+            return FetchResult(resolved, dest, message[0] if message else "", counter[0], received)
+
+    @staticmethod
+    def _peel_commit(repo: Repo, sha: bytes, checkout: Checkout, url: str) -> Commit:
+        try:
+            obj = repo[sha]
+        except KeyError:
+            what = (
+                f"commit '{checkout.value}'"
+                if checkout.kind is RefKind.COMMIT
+                else checkout.describe()
+            )
+            raise GitNotFoundError(f"{what} not found in '{url}'") from None
+        while isinstance(obj, Tag):
+            obj = repo[obj.object[1]]
+        if not isinstance(obj, Commit):
+            raise GitError(f"{checkout.describe()} in '{url}' does not point at a commit")
+        return obj
+
+    @staticmethod
+    def _require_contained(repo: Repo, tip: str, checkout: Checkout, url: str) -> None:
+        """Raise unless the wanted commit is reachable from the fetched branch tip."""
+        want = checkout.value.encode()
+        if want in repo.object_store:
+            for entry in repo.get_walker(include=[tip.encode()]):
+                if entry.commit.id == want:
+                    return
+        raise GitNotFoundError(
+            f"commit '{checkout.value}' not found in branch '{checkout.branch}' of '{url}'"
+        )
+
+    def _write_tree(
+        self,
+        repo: Repo,
+        tree_id: bytes,
+        dest: Path,
+        prefix: str,
+        sparse: Sequence[str] | None,
+        limit: int | None,
+        counter: list[int],
+        session: _Session,
+    ) -> None:
+        tree = repo[tree_id]
+        assert isinstance(tree, Tree)
+        for entry in tree.iteritems():
+            session.check()
+            name = entry.path.decode("utf-8", "surrogateescape")
+            if name in ("", ".", "..") or "/" in name or "\0" in name or name.lower() == ".git":
+                continue  # never let a crafted tree write outside dest or into .git
+            rel = f"{prefix}{name}"
+            mode = entry.mode
+            if mode & 0o170000 == _S_IFDIR:
+                if sparse and not any(
+                    in_sparse_checkout(rel, sparse) or d.strip("/").startswith(rel + "/")
+                    for d in sparse
+                ):
+                    continue
+                (dest / rel).mkdir(exist_ok=True)
+                self._write_tree(repo, entry.sha, dest, rel + "/", sparse, limit, counter, session)
+                continue
+            if mode & 0o170000 in (_S_IFLNK, _S_IFGITLINK):
+                continue  # symlinks never reach an artifact; submodules are handled apart
+            if not in_sparse_checkout(rel, sparse):
+                continue
+            blob = repo[entry.sha]
+            assert isinstance(blob, Blob)
+            data = blob.as_raw_string()
+            counter[1] += len(data)
+            if limit is not None and counter[1] > limit:
+                raise _SizeExceeded("checked-out files", limit)
+            target = dest / rel
+            with open(target, "wb") as f:
+                f.write(data)
+            os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+            counter[0] += 1
+
+    def _submodules(
+        self,
+        repo: Repo,
+        tree_id: bytes,
+        gurl: GitURL,
+        dest: Path,
+        auth: GitAuth | None,
+        session: _Session,
+        limit: int | None,
+        level: int,
+        sparse: Sequence[str] | None,
+    ) -> None:
+        gitlinks = [
+            (e.path.decode(), e.sha.decode())
+            for e in repo.object_store.iter_tree_contents(tree_id, include_trees=False)
+            if e.mode & 0o170000 == _S_IFGITLINK
+        ]
+        if not gitlinks:
+            return
+        if level >= MAX_SUBMODULE_DEPTH:
+            raise GitError(
+                f"submodules of '{gurl.redacted()}' nest deeper than {MAX_SUBMODULE_DEPTH}"
+            )
+        try:
+            entry = repo.object_store.iter_tree_contents(tree_id)
+            gm = next((e for e in entry if e.path == b".gitmodules"), None)
+        except KeyError:
+            gm = None
+        urls: dict[str, str] = {}
+        if gm is not None:
+            import io
+
+            cfg = ConfigFile.from_file(io.BytesIO(repo[gm.sha].as_raw_string()))
+            for sm_path, sm_url, _name in parse_submodules(cfg):
+                urls[sm_path.decode()] = sm_url.decode()
+        from fluxbus_source.logic.refs import Checkout as _Checkout
+
+        for sm_path, sha in gitlinks:
+            if not in_sparse_checkout(sm_path, sparse):
+                continue
+            raw = urls.get(sm_path)
+            if raw is None:
+                raise GitError(f"submodule '{sm_path}' has no URL in .gitmodules")
+            if raw.startswith(("./", "../")):
+                base = gurl.redacted().rstrip("/") + "/"
+                from urllib.parse import urljoin
+
+                raw = urljoin(base, raw)
+            sub_url = parse_git_url(raw)
+            sub_auth = auth if (sub_url.host, sub_url.scheme) == (gurl.host, gurl.scheme) else None
+            if sub_url.is_ssh:
+                self._check_auth(sub_url, sub_auth)
+            target = dest / sm_path
+            if target.exists():
+                shutil.rmtree(target)
+            self._fetch_sync(
+                sub_url,
+                _Checkout(RefKind.COMMIT, sha),
+                target,
+                sub_auth,
+                session,
+                None,
+                True,
+                limit,
+                level + 1,
+            )
+
+
+_default: GitClient | None = None
+
+
+def default_client() -> GitClient:
+    """A process-wide `GitClient` with default timeout and size limit."""
+    global _default
+    if _default is None:
+        _default = GitClient()
+    return _default

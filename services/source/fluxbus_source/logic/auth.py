@@ -1,0 +1,105 @@
+"""Git credentials from a GitRepository's `spec.secretRef` secret (Flux's keys).
+
+Pure: no I/O.
+
+| key                   | use                                                  |
+|-----------------------|------------------------------------------------------|
+| `username`/`password` | HTTPS basic auth                                     |
+| `bearerToken`         | HTTPS `Authorization: Bearer`                        |
+| `ca.crt` (`caFile`)   | extra CA to trust for HTTPS (`ca.crt` wins)          |
+| `tls.crt`/`tls.key`   | HTTPS client certificate (mTLS)                      |
+| `identity`            | SSH private key                                      |
+| `password`            | with `identity`: the key's passphrase                |
+| `known_hosts`         | SSH host keys; required, never accepted blindly      |
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from fluxbus_source.errors import GitCredentialsError
+
+
+def _text(v: bytes | None) -> str | None:
+    return None if v is None else v.decode("utf-8").strip("\r\n")
+
+
+@dataclass(frozen=True, repr=False)
+class GitAuth:
+    """Credentials for one remote. `repr()` never shows a value."""
+
+    username: str | None = None
+    password: str | None = None
+    bearer_token: str | None = None
+    ca_cert: bytes | None = None
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    identity: bytes | None = None
+    known_hosts: bytes | None = None
+    secret_name: str | None = None
+    """Name of the secret, for messages only."""
+
+    def __repr__(self) -> str:
+        present = [
+            f.name for f in fields(self) if getattr(self, f.name) and f.name != "secret_name"
+        ]
+        return f"GitAuth(secret={self.secret_name!r}, keys={present})"
+
+    @property
+    def secret_label(self) -> str:
+        return f"secret '{self.secret_name}'" if self.secret_name else "the secret"
+
+    @property
+    def passphrase(self) -> str | None:
+        """The SSH key passphrase (Flux stores it under `password` next to `identity`)."""
+        return self.password if self.identity else None
+
+    def sensitive_values(self) -> list[str]:
+        """Every secret string, for redaction of error messages."""
+        out: list[str] = []
+        for v in (self.password, self.bearer_token):
+            if v:
+                out.append(v)
+        return out
+
+    @classmethod
+    def from_secret(
+        cls, data: Mapping[str, str | bytes], name: str | None = None, encoded: bool = False
+    ) -> GitAuth:
+        """Build from a secret's data. `encoded=True` when values are base64 (`.data`).
+
+        Raises `GitCredentialsError` when a value cannot be decoded or a pair is half set.
+        """
+
+        def get(key: str) -> bytes | None:
+            v = data.get(key)
+            if v is None:
+                return None
+            raw = v.encode() if isinstance(v, str) else v
+            if encoded:
+                try:
+                    raw = base64.b64decode(raw, validate=True)
+                except ValueError:
+                    raise GitCredentialsError(
+                        f"secret '{name}': key '{key}' is not valid base64"
+                    ) from None
+            return raw
+
+        auth = cls(
+            username=_text(get("username")),
+            password=_text(get("password")),
+            bearer_token=_text(get("bearerToken")),
+            ca_cert=get("ca.crt") or get("caFile"),
+            tls_cert=get("tls.crt"),
+            tls_key=get("tls.key"),
+            identity=get("identity"),
+            known_hosts=get("known_hosts"),
+            secret_name=name,
+        )
+        if bool(auth.tls_cert) != bool(auth.tls_key):
+            raise GitCredentialsError(
+                f"{auth.secret_label}: 'tls.crt' and 'tls.key' must be set together"
+            )
+        return auth
