@@ -266,7 +266,8 @@ class Bus:
         """
         kv = self._bucket(bucket)
         try:
-            watcher = await kv.watch(pattern)
+            # One-shot listings let the server drop their consumer soon after.
+            watcher = await kv.watch(pattern, inactive_threshold=2.0 if initial_only else None)
         except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
             raise BusError(f"watch {bucket}/{pattern}: {err}") from err
         initial_marked = False
@@ -598,14 +599,41 @@ class Bus:
                     revision=current.revision,
                 )
 
-    async def lease_holders(self, prefix: str) -> dict[str, str]:
-        """Return {lease key: holder} of the unexpired leases under a prefix."""
+    async def lease_holders(self, lease_keys: list[str]) -> dict[str, str]:
+        """Return {lease key: holder} of the unexpired leases among `lease_keys`."""
         now = _wall_clock()
-        return {
-            e.key: str(e.value.get("holder"))
-            for e in await self.kv_list(subjects.LEASES_BUCKET, prefix)
-            if e.value.get("holder") and e.value.get("expires", 0) >= now
-        }
+        out: dict[str, str] = {}
+        for key in lease_keys:
+            e = await self.kv_get(subjects.LEASES_BUCKET, key)
+            if e is not None and e.value.get("holder") and e.value.get("expires", 0) >= now:
+                out[key] = str(e.value["holder"])
+        return out
+
+    async def heartbeat(self, group: str, member: str, ttl: float) -> list[str]:
+        """Record `member` as alive in `group` for `ttl` seconds; return the live members.
+
+        One KV key per group holds {member: expiry}; compare-and-set keeps
+        concurrent heartbeats from overwriting each other. `ttl <= 0` leaves.
+        """
+        while True:
+            now = _wall_clock()
+            current = await self.kv_get(subjects.LEASES_BUCKET, group)
+            members = {} if current is None else dict(current.value)
+            members = {m: t for m, t in members.items() if float(t) >= now}
+            if ttl > 0:
+                members[member] = now + ttl
+            else:  # leaving the group
+                members.pop(member, None)
+            try:
+                await self.kv_put(
+                    subjects.LEASES_BUCKET,
+                    group,
+                    members,
+                    revision=0 if current is None else current.revision,
+                )
+            except RevisionConflict:
+                continue
+            return sorted(members)
 
     async def flush(self) -> None:
         await self._nc.flush()

@@ -151,17 +151,15 @@ class Runtime:
     async def _lease_loop(self) -> None:
         """Hold a fair share of the shard leases; give up extras; take over dead ones."""
         ttl = self.settings.lease_ttl
-        member_key = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}.{self.settings.instance}"
+        group = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}"
         shards = max(1, self.settings.shards)
+        lease_keys = [self._lease_key(s) for s in range(shards)]
         try:
             while True:
                 try:
-                    await self.bus.acquire_lease(member_key, self.settings.instance, ttl)
-                    members = await self.bus.lease_holders(
-                        f"{MEMBERS_PREFIX}.{self.service}.{self.kind}."
-                    )
+                    members = await self.bus.heartbeat(group, self.settings.instance, ttl)
                     fair = math.ceil(shards / max(1, len(members)))
-                    held = await self.bus.lease_holders(f"{self.service}.{self.kind}.")
+                    held = await self.bus.lease_holders(lease_keys)
                     mine = sorted(
                         s
                         for s in range(shards)
@@ -195,7 +193,7 @@ class Runtime:
             with contextlib.suppress(BusError, Exception):
                 for s in range(shards):
                     await self.bus.release_lease(self._lease_key(s), self.settings.instance)
-                await self.bus.release_lease(member_key, self.settings.instance)
+                await self.bus.heartbeat(group, self.settings.instance, 0)
 
     def _set_owned(self, owned: set[int]) -> None:
         gained = owned - self._owned
