@@ -193,7 +193,9 @@ async def test_a_file_beyond_the_size_limit_rejects_the_artifact(
 ) -> None:
     builder = Builder(cache=RenderCache(), limits=BuildLimits(max_total_bytes=4096))
     tar, digest = artifact({"app/cm.yaml": CM, "app/huge.yaml": "#" * 10_000})
-    with pytest.raises(ArtifactError, match=r"'app/huge\.yaml' exceeds the size limit of 4096 bytes"):
+    with pytest.raises(
+        ArtifactError, match=r"'app/huge\.yaml' exceeds the size limit of 4096 bytes"
+    ):
         await builder.build(tar, digest, BuildSpec(path="app"))
 
 

@@ -231,6 +231,8 @@ def _check_plugin_doc(where: str, doc: Mapping[str, Any], kdir: str) -> list[str
     for key in FUNCTION_ANNOTATIONS:
         if key in annotations:
             errors.append(f"{where}: {kind}: KRM function plugins ({key}) are not allowed")
+    if errors:
+        return errors
     if api_version.startswith("kustomize.config.k8s.io/") and kind in (
         "Kustomization",
         "Component",
