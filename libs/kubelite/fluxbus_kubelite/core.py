@@ -327,6 +327,13 @@ class Kubelite:
     ) -> dict[str, Any]:
         """Persist new (replacing old); no-ops keep old and its resourceVersion."""
         md = new["metadata"]
+        for k in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if k in md and not md[k]:
+                del md[k]
+        if rt.crd is None:
+            for k in ("data", "binaryData"):
+                if k in new and not new[k]:
+                    del new[k]
         if old is not None:
             omd = old["metadata"]
             for k in ("uid", "creationTimestamp", "name", "namespace"):
@@ -685,6 +692,9 @@ class Kubelite:
         except ssa.ApplyConflict as e:
             raise ApiError(409, "Conflict", e.message, {"causes": e.causes()}) from e
         merged = _strip_nulls(merged)
+        if not created:
+            merged["apiVersion"] = old["apiVersion"]
+            merged = self._reset(rt, old, merged, subresource)
         mmd = merged.setdefault("metadata", {})
         if entries:
             mmd["managedFields"] = ssa.encode_managed(entries)
@@ -697,8 +707,6 @@ class Kubelite:
             self._defaults(rt, merged)
             self._validate(rt, merged, None)
             return self.commit(rt, None, merged, opts.dry_run), True
-        merged["apiVersion"] = old["apiVersion"]
-        merged = self._reset(rt, old, merged, subresource)
         self._defaults(rt, merged)
         self._validate(rt, merged, old)
         return self.commit(rt, old, merged, opts.dry_run), False

