@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from fluxbus_common import keys
@@ -63,7 +64,7 @@ async def test_success_requeues_at_the_interval(bus: Bus):
         await bus.apply_object("widget.default.tick", widget_doc("tick", interval=0.2))
         await wait_for(lambda: len(rec.runs["widget.default.tick"]) >= 4, message="4 runs")
         runs = rec.runs["widget.default.tick"]
-        gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(runs)]
         assert all(g >= 0.2 * 0.95 - 0.01 for g in gaps), gaps  # never earlier than interval-5 %
         status = await status_of(bus, "widget.default.tick")
         assert ready(status) == "True"
@@ -76,9 +77,9 @@ async def test_failures_back_off_exponentially_and_reset_after_success(bus: Bus)
         await bus.apply_object(key, widget_doc("flaky", interval=3600, failTimes=4))
         await wait_for(lambda: len(rec.runs[key]) >= 5, message="4 failures then success")
         runs = rec.runs[key]
-        gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(runs)]
         # base 0.05 doubling, ±10 % jitter: every gap clearly longer than the one before
-        assert all(b > a * 1.4 for a, b in zip(gaps, gaps[1:], strict=False)), gaps
+        assert all(b > a * 1.4 for a, b in pairwise(gaps)), gaps
         await wait_for(lambda: _observed_ready(bus, key), message="ready after the failures")
         # a new failure run after the success starts again from the base delay
         await bus.apply_object(key, widget_doc("flaky", interval=3600, failTimes=2))
@@ -187,7 +188,7 @@ async def test_waiting_requeues_after_the_requested_delay(bus: Bus):
         await bus.apply_object(key, widget_doc("patient", mode="wait", interval=3600))
         await wait_for(lambda: len(rec.runs[key]) >= 3, message="requeued waits")
         runs = rec.runs[key]
-        assert all(b - a >= 0.09 for a, b in zip(runs, runs[1:], strict=False))
+        assert all(b - a >= 0.09 for a, b in pairwise(runs))
 
 
 async def test_one_key_is_never_reconciled_twice_at_once_under_load(bus: Bus):

@@ -318,7 +318,7 @@ def test_delete_wait_blocks_until_the_last_finalizer_is_removed(
             '{"metadata":{"finalizers":null}}',
         )
         assert res.returncode == 0, res.stderr
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:

@@ -71,7 +71,9 @@ def now_rfc3339() -> str:
 class Condition(BaseModel):
     """A Kubernetes `metav1.Condition`, camelCase on the wire."""
 
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
 
     type: str
     status: str

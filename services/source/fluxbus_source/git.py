@@ -68,6 +68,7 @@ from fluxbus_source.errors import (
 )
 from fluxbus_source.logic.auth import GitAuth
 from fluxbus_source.logic.ignore import in_sparse_checkout
+from fluxbus_source.logic.paths import safe_relpath
 from fluxbus_source.logic.refs import (
     Checkout,
     RefKind,
@@ -441,6 +442,8 @@ class GitClient:
         gurl = parse_git_url(url)
         limit = size_limit if size_limit is not None else self.size_limit
         target = Path(dest)
+        sparse = [safe_relpath(d, "spec.sparseCheckout") for d in sparse_checkout or ()]
+        sparse_checkout = None if not sparse or "" in sparse else sparse
         return await self._run(
             gurl,
             auth,
@@ -619,8 +622,10 @@ class GitClient:
             raise GitError(f"checkout directory '{dest}' is not empty")
         dest.mkdir(parents=True, exist_ok=True)
         client, path = self._client(gurl, auth, session, self.timeout)
-        with tempfile.TemporaryDirectory(prefix="fluxbus-git-") as gitdir:
-            repo = Repo.init_bare(gitdir)
+        with (
+            tempfile.TemporaryDirectory(prefix="fluxbus-git-") as gitdir,
+            Repo.init_bare(gitdir) as repo,
+        ):
             received = 0
             holder: dict[str, Any] = {}
 
@@ -682,12 +687,12 @@ class GitClient:
                 try:
                     fetch(depth=1, protocol=2)
                 except (GitProtocolError, HangupException) as e:
-                    text = str(e).lower()
-                    if (
-                        "not our ref" not in text
-                        and "not valid" not in text
-                        and "upload-pack" not in text
-                    ):
+                    # Servers refuse ids they do not advertise (v0) or hang up on
+                    # unknown ones: fall back to all branches, then look for it.
+                    refused = isinstance(e, HangupException) or any(
+                        m in str(e).lower() for m in ("not our ref", "upload-pack", "not valid")
+                    )
+                    if not refused:
                         raise
                     holder["all_heads"] = True
                     fetch(depth=None, protocol=0)

@@ -152,16 +152,26 @@ class GitRepo:
         message: str = "update",
         replace: bool = False,
         gitlinks: Mapping[str, str] | None = None,
+        start: str | None = None,
     ) -> str:
         """Commit `files` on top of `branch` (created when missing); return the commit id.
 
         Values: text or bytes (a 0644 file), `File(..., executable=True)`,
         `Symlink(target)`, or None to delete the path. With `replace=True`
         the tree is exactly `files`. `gitlinks` maps paths to commit ids of
-        submodules (add `.gitmodules` yourself).
+        submodules (add `.gitmodules` yourself). A new branch starts, like
+        `git checkout -b`, from `start` (a branch or commit id) or else from
+        the default branch's tip; `start=""` makes an orphan branch.
         """
         ref = f"refs/heads/{branch}".encode()
         parent = self.repo.refs[ref] if ref in self.repo.refs else None
+        if parent is None and start != "":
+            if start:
+                start_ref = f"refs/heads/{start}".encode()
+                parent = self.repo.refs[start_ref] if start_ref in self.repo.refs else start.encode()
+            else:
+                with contextlib.suppress(KeyError):
+                    parent = self.repo.refs[b"HEAD"]
         base_tree = None if (parent is None or replace) else self.repo[parent].tree
         flat = self._tree_items(base_tree)
         store = self.repo.object_store
@@ -238,6 +248,10 @@ class GitRepo:
     def delete_ref(self, name: str) -> None:
         """Remove a ref (`refs/heads/x`)."""
         del self.repo.refs[name.encode()]
+
+    def close(self) -> None:
+        """Release dulwich's file handles (the fixtures do this at teardown)."""
+        self.repo.close()
 
     def __repr__(self) -> str:
         return f"GitRepo({self.name!r})"
@@ -846,9 +860,18 @@ def git_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def git_repo_factory(git_root: Path) -> Callable[[str], GitRepo]:
+def git_repo_factory(git_root: Path) -> Iterator[Callable[[str], GitRepo]]:
     """`make(name)` → a new (or the existing) bare repo `<git_root>/<name>.git`."""
-    return lambda name="repo": make_repo(git_root, name)
+    made: dict[str, GitRepo] = {}
+
+    def make(name: str = "repo") -> GitRepo:
+        if name not in made:
+            made[name] = make_repo(git_root, name)
+        return made[name]
+
+    yield make
+    for repo in made.values():
+        repo.close()
 
 
 @pytest.fixture

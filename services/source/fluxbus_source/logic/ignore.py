@@ -124,7 +124,7 @@ def in_sparse_checkout(path: str, directories: Sequence[str] | None) -> bool:
         return True
     p = path.strip("/")
     for d in directories:
-        d = d.strip().strip("/")
+        d = d.strip().removeprefix("./").strip("/")
         if d in ("", ".") or p == d or p.startswith(d + "/"):
             return True
     return False

@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from fluxbus_source.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
 from fluxbus_source.logic.semver import SemverError, highest_match, parse_constraints
@@ -43,6 +44,21 @@ class RefKind(StrEnum):
     SEMVER = "semver"
     NAME = "name"
     COMMIT = "commit"
+
+
+class RefLike(Protocol):
+    """Anything shaped like `spec.ref` (`RefSpec`, the API's `GitRepositoryRef`)."""
+
+    @property
+    def branch(self) -> str | None: ...
+    @property
+    def tag(self) -> str | None: ...
+    @property
+    def semver(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def commit(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -115,12 +131,13 @@ def _validate_ref_name(name: str, field: str) -> None:
         )
 
 
-def checkout_for(ref: RefSpec | None) -> Checkout:
+def checkout_for(ref: RefLike | None) -> Checkout:
     """Apply Flux's precedence (commit > name > semver > tag > branch; default master).
 
     Raises `InvalidSpecError` for a malformed commit id, ref name or semver range.
     """
-    ref = ref or RefSpec()
+    if ref is None:
+        ref = RefSpec()
     if ref.commit:
         commit = ref.commit.strip().lower()
         if not _HEX.match(commit):
