@@ -385,3 +385,25 @@ async def test_the_work_directory_is_removed_after_a_build(
         await builder.build(tar, digest, BuildSpec(path="overlays/none"))
     assert builder.temp_dir is not None
     assert list(builder.temp_dir.iterdir()) == []
+
+
+async def test_overrides_are_written_into_a_kustomization_yml_too(
+    artifact: Artifact, builder: Builder
+) -> None:
+    tar, digest = artifact(
+        {
+            "app/kustomization.yml": "resources: [deployment.yaml]\nnamespace: old\n",
+            "app/deployment.yaml": deployment(),
+        }
+    )
+    objects = await builder.build(tar, digest, BuildSpec(path="app", target_namespace="new"))
+    assert by_kind(objects, "Deployment")["metadata"]["namespace"] == "new"
+
+
+async def test_overrides_apply_to_a_generated_kustomization(
+    artifact: Artifact, builder: Builder
+) -> None:
+    tar, digest = artifact({"plain/deployment.yaml": deployment()})
+    spec = BuildSpec(path="plain", target_namespace="apps", name_prefix="dev-")
+    [deploy] = await builder.build(tar, digest, spec)
+    assert deploy["metadata"] == {"name": "dev-podinfo", "namespace": "apps"}

@@ -244,3 +244,25 @@ async def test_a_kustomize_failure_reports_its_trimmed_stderr_without_temp_paths
     assert "missing.yaml" in str(info.value)
     assert "fluxbus-build-" not in str(info.value)
     assert info.value.reason == "BuildFailed"
+
+
+async def test_spec_components_outside_the_root_are_refused(
+    artifact: Artifact, builder: Builder
+) -> None:
+    tar, digest = artifact({"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": CM})
+    with pytest.raises(BuildError, match=r"components\[0\]: '\.\./\.\./outside' points outside"):
+        await builder.build(tar, digest, BuildSpec(path="app", components=("../../outside",)))
+
+
+async def test_a_component_with_a_remote_resource_is_refused(
+    artifact: Artifact, builder: Builder
+) -> None:
+    tar, digest = artifact(
+        {
+            "app/kustomization.yaml": "resources: [cm.yaml]\ncomponents: [../comp]\n",
+            "app/cm.yaml": CM,
+            "comp/kustomization.yaml": "kind: Component\nresources: ['https://evil.example/x.yaml']\n",
+        }
+    )
+    with pytest.raises(BuildError, match=r"comp/kustomization\.yaml: resources\[0\]"):
+        await builder.build(tar, digest, BuildSpec(path="app"))
