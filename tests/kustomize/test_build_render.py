@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fluxbus_common.api.kustomize import KustomizationSpec
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, PostBuildError
 
 Artifact = Callable[..., tuple[Path, str]]
@@ -407,3 +408,40 @@ async def test_overrides_apply_to_a_generated_kustomization(
     spec = BuildSpec(path="plain", target_namespace="apps", name_prefix="dev-")
     [deploy] = await builder.build(tar, digest, spec)
     assert deploy["metadata"] == {"name": "dev-podinfo", "namespace": "apps"}
+
+
+async def test_a_kustomization_spec_maps_onto_the_build(
+    artifact: Artifact, builder: Builder
+) -> None:
+    spec = KustomizationSpec.model_validate(
+        {
+            "interval": "5m",
+            "sourceRef": {"kind": "GitRepository", "name": "repo"},
+            "path": "./app",
+            "targetNamespace": "apps",
+            "images": [{"name": "ghcr.io/stefanprodan/podinfo", "newTag": "9.9.9"}],
+            "patches": [
+                {
+                    "patch": "- op: replace\n  path: /spec/replicas\n  value: 4\n",
+                    "target": {"kind": "Deployment", "labelSelector": "tier=web"},
+                }
+            ],
+            "commonMetadata": {"labels": {"team": "web"}},
+            "postBuild": {"substitute": {"greeting": "hi"}},
+        }
+    )
+    tar, digest = artifact(
+        {
+            "app/deployment.yaml": deployment().replace(
+                "  name: podinfo\n",
+                "  name: podinfo\n  labels:\n    tier: web\n  annotations:\n    say: ${greeting}\n",
+                1,
+            )
+        }
+    )
+    [deploy] = await builder.build(tar, digest, BuildSpec.from_kustomization(spec))
+    assert deploy["metadata"]["namespace"] == "apps"
+    assert deploy["metadata"]["labels"] == {"tier": "web", "team": "web"}
+    assert deploy["metadata"]["annotations"] == {"say": "hi"}
+    assert deploy["spec"]["replicas"] == 4
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":9.9.9")

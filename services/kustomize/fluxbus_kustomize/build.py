@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from fluxbus_common.conditions import Reason
@@ -64,6 +64,9 @@ from fluxbus_kustomize.logic.substitute import (
     merge_variables,
     substitute_objects,
 )
+
+if TYPE_CHECKING:
+    from fluxbus_common.api.kustomize import KustomizationSpec
 
 __all__ = [
     "ArtifactError",
@@ -139,6 +142,26 @@ class BuildSpec:
     """Whether `spec.postBuild` is present; without it nothing is substituted."""
     substitute: Mapping[str, str] = field(default_factory=dict)
     """`spec.postBuild.substitute`: wins over the `variables` passed to `build`."""
+
+    @classmethod
+    def from_kustomization(cls, spec: KustomizationSpec) -> BuildSpec:
+        """Return the build-relevant fields of a Kustomization spec (camelCase for kustomize)."""
+        meta = spec.common_metadata
+        post_build = spec.post_build
+        return cls(
+            path=spec.path or "",
+            target_namespace=spec.target_namespace,
+            name_prefix=spec.name_prefix,
+            name_suffix=spec.name_suffix,
+            patches=tuple(p.model_dump(by_alias=True, exclude_none=True) for p in spec.patches),
+            images=tuple(i.model_dump(by_alias=True, exclude_none=True) for i in spec.images),
+            components=tuple(spec.components),
+            ignore_missing_components=spec.ignore_missing_components,
+            common_labels=dict(meta.labels or {}) if meta else {},
+            common_annotations=dict(meta.annotations or {}) if meta else {},
+            post_build=post_build is not None,
+            substitute=dict(post_build.substitute or {}) if post_build else {},
+        )
 
     def overrides(self) -> Overrides:
         return Overrides(
