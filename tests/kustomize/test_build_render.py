@@ -445,3 +445,39 @@ async def test_a_kustomization_spec_maps_onto_the_build(
     assert deploy["metadata"]["annotations"] == {"say": "hi"}
     assert deploy["spec"]["replicas"] == 4
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":9.9.9")
+
+
+async def test_substitution_works_on_kustomizes_output_like_flux(
+    artifact: Artifact, builder: Builder
+) -> None:
+    # kustomize re-emits YAML without the quotes of the source, so (as in Flux)
+    # a number needs the `${quote}` trick to stay a string.
+    tar, digest = artifact(
+        {
+            "cm.yaml": """\
+                apiVersion: v1
+                kind: ConfigMap
+                metadata:
+                  name: ids
+                data:
+                  quoted: "${id}"
+                  kept: ${quote}${id}${quote}
+                """,
+            "widget.yaml": """\
+                apiVersion: example.com/v1
+                kind: Widget
+                metadata:
+                  name: w
+                spec:
+                  count: ${id}
+                  since: 2024-01-01
+                  window: 1:30
+                """,
+        }
+    )
+    spec = BuildSpec(post_build=True, substitute={"id": "123", "quote": '"'})
+    objects = await builder.build(tar, digest, spec)
+    assert by_kind(objects, "ConfigMap")["data"] == {"quoted": 123, "kept": "123"}
+    widget = by_kind(objects, "Widget")["spec"]
+    assert (widget["count"], widget["window"]) == (123, "1:30")
+    assert isinstance(widget["since"], str), "dates stay strings, as in Go's YAML"

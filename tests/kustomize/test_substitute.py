@@ -4,6 +4,7 @@ variable precedence and the opt-out annotation."""
 from __future__ import annotations
 
 import pytest
+from fluxbus_kustomize.logic.manifests import load, split_documents
 from fluxbus_kustomize.logic.substitute import (
     SubstitutionError,
     envsubst,
@@ -176,3 +177,26 @@ def test_nothing_is_substituted_without_any_variable() -> None:
 def test_an_invalid_variable_name_is_rejected(name: str) -> None:
     with pytest.raises(SubstitutionError, match=f"'{name}' var name is invalid"):
         substitute_objects([configmap()], {name: "x"})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        pytest.param("v: 2024-01-01", "2024-01-01", id="date-stays-a-string"),
+        pytest.param("v: 1:30", "1:30", id="sexagesimal-stays-a-string"),
+        pytest.param("v: =", "=", id="equals-sign"),
+        pytest.param("v: 1e3", 1000.0, id="exponent-float"),
+        pytest.param("v: 0x1f", 31, id="hex-int"),
+        pytest.param("v: 42", 42, id="int"),
+        pytest.param("v: 1.5", 1.5, id="float"),
+        pytest.param("v: true", True, id="bool"),
+    ],
+)
+def test_manifests_load_scalars_like_the_kubernetes_tooling(text: str, value: object) -> None:
+    assert load(text) == {"v": value}
+
+
+def test_kustomize_output_splits_into_documents() -> None:
+    out = "a: 1\n---\nb: |\n  x\n  ---\n  y\n---\n\n"
+    assert split_documents(out) == ["a: 1\n", "\nb: |\n  x\n  ---\n  y\n"]
+    assert load(split_documents(out)[1]) == {"b": "x\n---\ny\n"}

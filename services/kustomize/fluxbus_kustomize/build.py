@@ -58,11 +58,12 @@ from fluxbus_kustomize.logic.generate import (
     kustomization_file,
     plan_generated,
 )
+from fluxbus_kustomize.logic.manifests import load, split_documents
 from fluxbus_kustomize.logic.sandbox import check_kustomization, check_plugin_config, resolve
 from fluxbus_kustomize.logic.substitute import (
     SubstitutionError,
     merge_variables,
-    substitute_objects,
+    substitute_documents,
 )
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ def _read_text(root: Path, path: Path) -> str:
 def _load_kustomization(root: Path, kfile: Path) -> dict[str, Any]:
     text = _read_text(root, kfile)
     try:
-        data = yaml.safe_load(text)
+        data = load(text)
     except yaml.YAMLError as e:
         raise BuildError(f"{_rel(root, kfile)}: invalid YAML: {e}") from None
     if data is None:
@@ -479,16 +480,18 @@ def _sandbox_tree(root: Path, start: str) -> None:
         raise BuildError("; ".join(errors))
 
 
-def _parse_output(stdout: bytes) -> list[dict[str, Any]]:
+def _parse_output(stdout: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """Return `(yaml_text, object)` for each document kustomize printed."""
     try:
-        docs = list(yaml.safe_load_all(stdout.decode("utf-8")))
+        texts = split_documents(stdout.decode("utf-8"))
+        parsed = [(text, load(text)) for text in texts]
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise BuildError(f"kustomize output does not parse: {e}") from None
-    objects = [d for d in docs if d is not None]
-    for index, obj in enumerate(objects):
+    documents = [(text, obj) for text, obj in parsed if obj is not None]
+    for index, (_, obj) in enumerate(documents):
         if not isinstance(obj, dict) or not obj.get("kind") or not obj.get("apiVersion"):
             raise BuildError(f"kustomize output: document {index} is not a Kubernetes object")
-    return objects
+    return documents
 
 
 def _trim(stderr: bytes, limit: int = 2000) -> str:
@@ -578,10 +581,11 @@ class Builder:
             stdout = await self._kustomize(kdir, workdir)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-        objects = _parse_output(stdout)
+        documents = _parse_output(stdout)
+        objects = [obj for _, obj in documents]
         if spec.post_build and variables:
             try:
-                objects = substitute_objects(objects, variables, strict=strict)
+                objects = substitute_documents(documents, variables, strict=strict)
             except SubstitutionError as e:
                 raise PostBuildError(str(e)) from None
         return apply_common_metadata(objects, spec.common_labels, spec.common_annotations)

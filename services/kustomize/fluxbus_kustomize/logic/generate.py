@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from fluxbus_kustomize.logic.manifests import load_all
+
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 """kustomize's recognised kustomization file names, in its lookup order."""
 KUSTOMIZE_API_VERSION = "kustomize.config.k8s.io/v1beta1"
@@ -120,7 +122,7 @@ def check_kubernetes_yaml(name: str, text: str) -> None:
     Empty documents are allowed; a document needs `apiVersion` and `kind`.
     """
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = load_all(text)
     except yaml.YAMLError as e:
         raise GenerateError(f"failed to decode Kubernetes YAML from {name}: {e}") from None
     for index, doc in enumerate(docs):

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import yaml
 
+from fluxbus_kustomize.logic.manifests import load_all
+
 Role = Literal["resource", "component", "file", "plugin"]
 """What a reference is for: a resource or component (file or directory to follow),
 a plain file (patch, generator input, crd, configuration, openapi, replacements),
@@ -211,7 +213,7 @@ def check_plugin_config(path: str, text: str, kdir: str) -> list[str]:
     """
     errors: list[str] = []
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in load_all(text) if d is not None]
     except yaml.YAMLError as e:
         return [f"{path}: not valid YAML: {e}"]
     for index, doc in enumerate(docs):

@@ -37,6 +37,8 @@ from typing import Any
 import yaml
 from fluxbus_common.keys import DISABLED, KUSTOMIZE_SUBSTITUTE
 
+from fluxbus_kustomize.logic.manifests import load
+
 VAR_NAME_PATTERN = "^[_[:alpha:]][_[:alpha:][:digit:]]*$"
 """The variable-name rule as Flux spells it (POSIX classes, ASCII in Go's RE2)."""
 _VAR_NAME_RE = re.compile(r"^[_A-Za-z][_A-Za-z0-9]*$")
@@ -435,8 +437,12 @@ def substitute_object(
         raise SubstitutionError(f"{object_ref(obj)}: variable substitution failed: {e}") from None
     if out == text:
         return obj
+    return _reparse(obj, out)
+
+
+def _reparse(obj: Mapping[str, Any], text: str) -> dict[str, Any]:
     try:
-        parsed = yaml.safe_load(out)
+        parsed = load(text)
     except yaml.YAMLError as e:
         raise SubstitutionError(
             f"{object_ref(obj)}: the YAML after substitution does not parse: {e}"
@@ -444,6 +450,26 @@ def substitute_object(
     if not isinstance(parsed, dict):
         raise SubstitutionError(f"{object_ref(obj)}: substitution did not produce an object")
     return parsed
+
+
+def substitute_document(
+    text: str, obj: dict[str, Any], variables: Mapping[str, str], *, strict: bool = True
+) -> dict[str, Any]:
+    """Return the object after substitution on `text`, its YAML as kustomize emitted it.
+
+    Working on kustomize's own text keeps its quoting: `"${id}"` stays a string
+    after substitution, as in Flux. `obj` is `text` parsed (for the opt-out
+    annotation and error messages). Raises SubstitutionError naming the object.
+    """
+    if substitution_disabled(obj):
+        return obj
+    try:
+        out = envsubst(text, variables, strict=strict)
+    except SubstitutionError as e:
+        raise SubstitutionError(f"{object_ref(obj)}: variable substitution failed: {e}") from None
+    if out == text:
+        return obj
+    return _reparse(obj, out)
 
 
 def substitute_objects(
@@ -459,3 +485,19 @@ def substitute_objects(
         return list(objects)
     validate_variable_names(variables)
     return [substitute_object(obj, variables, strict=strict) for obj in objects]
+
+
+def substitute_documents(
+    documents: Sequence[tuple[str, dict[str, Any]]],
+    variables: Mapping[str, str],
+    *,
+    strict: bool = True,
+) -> list[dict[str, Any]]:
+    """Return the objects of `(yaml_text, parsed_object)` pairs after substitution.
+
+    The same rules as `substitute_objects`, applied to each object's own YAML text.
+    """
+    if not variables:
+        return [obj for _, obj in documents]
+    validate_variable_names(variables)
+    return [substitute_document(text, obj, variables, strict=strict) for text, obj in documents]
