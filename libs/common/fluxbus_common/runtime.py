@@ -47,6 +47,17 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % max(1, shards)
 
 
+def _honour_cancellation() -> None:
+    """Raise CancelledError if this task has a pending cancel request.
+
+    nats-py swallows a CancelledError that arrives while it publishes; the
+    request is still counted by the task, so loops check it between awaits.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass(frozen=True)
 class _Trigger:
     """What, when it changes in a stored object, calls for an immediate reconcile."""
@@ -187,6 +198,7 @@ class Runtime:
                     self._set_owned(owned)
                 except BusError as e:
                     log.warning("lease.renew_failed", kind=self.kind, error=str(e))
+                _honour_cancellation()
                 await asyncio.sleep(ttl / 3)
         finally:
             self._set_owned(set())
@@ -266,6 +278,7 @@ class Runtime:
 
     async def _worker(self) -> None:
         while True:
+            _honour_cancellation()
             key = await self.queue.get()
             if not key:
                 return
