@@ -1,0 +1,213 @@
+"""kubelite benchmark: server-side apply throughput, big lists, memory per object.
+
+Runs `fluxbus-kubelite` as a subprocess (simulation off, in-memory) and drives
+it with kubernetes-asyncio from this process, so client and server each get a
+core. Not part of the test suite.
+
+    .venv/bin/python bench/kubelite_bench.py [--deployments 500] [--configmaps 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {"name": "main", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}
+                    ]
+                },
+            },
+        },
+    }
+
+
+async def wait_ready(kc: Path, timeout: float = 30.0) -> str:
+    async with asyncio.timeout(timeout):
+        while not kc.exists():
+            await asyncio.sleep(0.05)
+    for line in kc.read_text().splitlines():
+        if "server:" in line:
+            return line.split("server:", 1)[1].strip()
+    raise RuntimeError("no server in kubeconfig")
+
+
+async def ensure_ns(url: str, name: str) -> None:
+    async with aiohttp.ClientSession() as s:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        async with s.post(url + "/api/v1/namespaces", json=body) as r:
+            assert r.status in (201, 409), await r.text()
+
+
+async def apply_throughput(url: str, ns: str, count: int, concurrency: int) -> float:
+    """Server-side applies of small Deployments per second."""
+    cfg = client.Configuration()
+    cfg.host = url
+    cfg.connection_pool_maxsize = max(concurrency, 4)
+    async with client.ApiClient(cfg) as api:
+        apps = client.AppsV1Api(api)
+        names = [f"d{i}" for i in range(count)]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for n in names:
+            queue.put_nowait(n)
+
+        async def worker() -> None:
+            while not queue.empty():
+                name = queue.get_nowait()
+                await apps.patch_namespaced_deployment(
+                    name,
+                    ns,
+                    deployment(name),
+                    field_manager="bench",
+                    _content_type="application/apply-patch+yaml",
+                )
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / (time.perf_counter() - start)
+
+
+async def create_configmaps(url: str, ns: str, count: int) -> None:
+    conn = aiohttp.TCPConnector(limit=16)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        sem = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"cm-{i:05d}", "labels": {"bench": "yes"}},
+                "data": {"key": f"value-{i}", "other": "x" * 32},
+            }
+            async with sem, s.post(f"{url}/api/v1/namespaces/{ns}/configmaps", json=body) as r:
+                assert r.status == 201, await r.text()
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def list_times(url: str, ns: str) -> tuple[float, float, int]:
+    """Seconds to list all ConfigMaps: raw JSON, and through the typed client."""
+    async with aiohttp.ClientSession() as s:
+        start = time.perf_counter()
+        async with s.get(f"{url}/api/v1/namespaces/{ns}/configmaps") as r:
+            body = await r.json()
+        raw = time.perf_counter() - start
+    cfg = client.Configuration()
+    cfg.host = url
+    async with client.ApiClient(cfg) as api:
+        core = client.CoreV1Api(api)
+        start = time.perf_counter()
+        lst = await core.list_namespaced_config_map(ns)
+        typed = time.perf_counter() - start
+    assert len(lst.items) == len(body["items"])
+    return raw, typed, len(body["items"])
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        kc = Path(tmp) / "kc"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fluxbus_kubelite",
+                "--port",
+                "0",
+                "--kubeconfig",
+                str(kc),
+                "--no-simulate",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            url = await wait_ready(kc)
+            results: dict[str, Any] = {}
+            await ensure_ns(url, "one")
+            await ensure_ns(url, "many")
+            await ensure_ns(url, "cms")
+            # warm up schemas and connections
+            await apply_throughput(url, "one", 20, 1)
+            results["apply_1_client"] = await apply_throughput(url, "one", args.deployments, 1)
+            results["apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
+            # re-applying unchanged objects is a no-op (no write)
+            results["noop_apply_16_clients"] = await apply_throughput(
+                url, "many", args.deployments, 16
+            )
+            rss_before = rss_kib(proc.pid)
+            start = time.perf_counter()
+            await create_configmaps(url, "cms", args.configmaps)
+            results["create_cm_per_s"] = args.configmaps / (time.perf_counter() - start)
+            rss_after = rss_kib(proc.pid)
+            raw, typed, n = await list_times(url, "cms")
+            results["list_raw_s"] = raw
+            results["list_typed_s"] = typed
+            results["list_items"] = n
+            results["rss_per_10k_mib"] = (rss_after - rss_before) / 1024 * (10000 / args.configmaps)
+            results["rss_total_mib"] = rss_kib(proc.pid) / 1024
+            return results
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    cpu = os.cpu_count()
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return "\n".join(
+        [
+            f"machine: {cpu} cores ({model}), Python {platform.python_version()}",
+            f"server-side apply, 1 client:    {results['apply_1_client']:8.0f} Deployments/s ({args.deployments} objects)",
+            f"server-side apply, 16 clients:  {results['apply_16_clients']:8.0f} Deployments/s",
+            f"no-op re-apply, 16 clients:     {results['noop_apply_16_clients']:8.0f} Deployments/s",
+            f"create ConfigMaps (16 conc.):   {results['create_cm_per_s']:8.0f} objects/s",
+            f"list {results['list_items']} ConfigMaps, raw JSON:   {results['list_raw_s']:.3f} s",
+            f"list {results['list_items']} ConfigMaps, typed client: {results['list_typed_s']:.3f} s",
+            f"server memory per 10 000 ConfigMaps: {results['rss_per_10k_mib']:.1f} MiB (RSS growth)",
+            f"server RSS at the end: {results['rss_total_mib']:.1f} MiB",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--deployments", type=int, default=500)
+    p.add_argument("--configmaps", type=int, default=10000)
+    a = p.parse_args()
+    print(report(asyncio.run(main(a)), a))
