@@ -52,10 +52,13 @@ def deployment(name: str) -> dict[str, Any]:
     }
 
 
-async def wait_ready(kc: Path, timeout: float = 30.0) -> str:
-    async with asyncio.timeout(timeout):
-        while not kc.exists():
-            await asyncio.sleep(0.05)
+def wait_ready(kc: Path, timeout: float = 30.0) -> str:
+    """The server URL once the kubeconfig exists (the server writes it when listening)."""
+    deadline = time.monotonic() + timeout
+    while not kc.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("kubelite did not start")
+        time.sleep(0.05)
     for line in kc.read_text().splitlines():
         if "server:" in line:
             return line.split("server:", 1)[1].strip()
@@ -133,48 +136,40 @@ async def list_times(url: str, ns: str) -> tuple[float, float, int]:
     return raw, typed, len(body["items"])
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    await ensure_ns(url, "one")
+    await ensure_ns(url, "many")
+    await ensure_ns(url, "cms")
+    # warm up schemas and connections
+    await apply_throughput(url, "one", 20, 1)
+    results["apply_1_client"] = await apply_throughput(url, "one", args.deployments, 1)
+    results["apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
+    # re-applying unchanged objects is a no-op (no write)
+    results["noop_apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
+    rss_before = rss_kib(pid)
+    start = time.perf_counter()
+    await create_configmaps(url, "cms", args.configmaps)
+    results["create_cm_per_s"] = args.configmaps / (time.perf_counter() - start)
+    rss_after = rss_kib(pid)
+    raw, typed, n = await list_times(url, "cms")
+    results["list_raw_s"] = raw
+    results["list_typed_s"] = typed
+    results["list_items"] = n
+    results["rss_per_10k_mib"] = (rss_after - rss_before) / 1024 * (10000 / args.configmaps)
+    results["rss_total_mib"] = rss_kib(pid) / 1024
+    return results
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the server, measure, stop it."""
     with tempfile.TemporaryDirectory() as tmp:
         kc = Path(tmp) / "kc"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fluxbus_kubelite",
-                "--port",
-                "0",
-                "--kubeconfig",
-                str(kc),
-                "--no-simulate",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        cmd = [sys.executable, "-m", "fluxbus_kubelite", "--port", "0", "--kubeconfig", str(kc)]
+        proc = subprocess.Popen([*cmd, "--no-simulate"], stdout=subprocess.DEVNULL)
         try:
-            url = await wait_ready(kc)
-            results: dict[str, Any] = {}
-            await ensure_ns(url, "one")
-            await ensure_ns(url, "many")
-            await ensure_ns(url, "cms")
-            # warm up schemas and connections
-            await apply_throughput(url, "one", 20, 1)
-            results["apply_1_client"] = await apply_throughput(url, "one", args.deployments, 1)
-            results["apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
-            # re-applying unchanged objects is a no-op (no write)
-            results["noop_apply_16_clients"] = await apply_throughput(
-                url, "many", args.deployments, 16
-            )
-            rss_before = rss_kib(proc.pid)
-            start = time.perf_counter()
-            await create_configmaps(url, "cms", args.configmaps)
-            results["create_cm_per_s"] = args.configmaps / (time.perf_counter() - start)
-            rss_after = rss_kib(proc.pid)
-            raw, typed, n = await list_times(url, "cms")
-            results["list_raw_s"] = raw
-            results["list_typed_s"] = typed
-            results["list_items"] = n
-            results["rss_per_10k_mib"] = (rss_after - rss_before) / 1024 * (10000 / args.configmaps)
-            results["rss_total_mib"] = rss_kib(proc.pid) / 1024
-            return results
+            url = wait_ready(kc)
+            return asyncio.run(measure(url, proc.pid, args))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -210,4 +205,4 @@ if __name__ == "__main__":
     p.add_argument("--deployments", type=int, default=500)
     p.add_argument("--configmaps", type=int, default=10000)
     a = p.parse_args()
-    print(report(asyncio.run(main(a)), a))
+    print(report(main(a), a))
