@@ -242,6 +242,34 @@ class _OpenSSHVendor(SSHVendor):
         return SubprocessWrapper(proc)
 
 
+class _HTTPClient(Urllib3HttpGitClient):
+    """dulwich's urllib3 client, but error responses give their connection back.
+
+    dulwich raises on 401/404 without releasing the streamed response, which
+    leaks a socket per failed poll.
+    """
+
+    def _http_request(  # type: ignore[override]
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        raise_for_status: bool = True,
+    ) -> Any:
+        resp, read = super()._http_request(url, headers, data, raise_for_status=False)
+        if raise_for_status and resp.status != 200:
+            status, challenge = resp.status, resp.headers.get("WWW-Authenticate")
+            with contextlib.suppress(Exception):
+                resp.drain_conn()
+            resp.release_conn()
+            if status == 404:
+                raise NotGitRepository()
+            if status == 401:
+                raise HTTPUnauthorized(challenge, url)
+            raise GitProtocolError(f"unexpected http resp {status} for {url}")
+        return resp, read
+
+
 # --------------------------------------------------------------------------
 # Error translation
 # --------------------------------------------------------------------------
@@ -314,9 +342,14 @@ def _http_error(exc: BaseException, url: str, auth: GitAuth | None) -> GitError:
                 f"TLS certificate of '{url}' is not trusted: add its CA as 'ca.crt' to "
                 f"{label or 'a secret referenced by spec.secretRef'}"
             )
-        if "certificate required" in detail.lower() or "handshake failure" in detail.lower():
+        lowered = detail.lower()
+        no_client_cert = auth is None or not auth.tls_cert
+        if "certificate required" in lowered or (
+            no_client_cert and ("handshake failure" in lowered or "eof occurred" in lowered)
+        ):
             return GitTLSError(
-                f"'{url}' requires a TLS client certificate: set 'tls.crt' and 'tls.key' in "
+                f"'{url}' closed the TLS handshake; it requires a TLS client certificate: "
+                f"set 'tls.crt' and 'tls.key' in "
                 f"{label or 'a secret referenced by spec.secretRef'}"
             )
         return GitTLSError(f"TLS handshake with '{url}' failed: {_redact(detail, auth)}")
@@ -584,7 +617,7 @@ class GitClient:
         a = auth or GitAuth()
         netloc = gurl.host if gurl.port is None else f"{gurl.host}:{gurl.port}"
         base = f"{gurl.scheme}://{netloc}/"
-        client = Urllib3HttpGitClient(
+        client = _HTTPClient(
             base,
             pool_manager=self._pool(gurl, auth, timeout),
             username=a.username if (a.username or a.password) and not a.bearer_token else None,

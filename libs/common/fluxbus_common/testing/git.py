@@ -168,7 +168,9 @@ class GitRepo:
         if parent is None and start != "":
             if start:
                 start_ref = f"refs/heads/{start}".encode()
-                parent = self.repo.refs[start_ref] if start_ref in self.repo.refs else start.encode()
+                parent = (
+                    self.repo.refs[start_ref] if start_ref in self.repo.refs else start.encode()
+                )
             else:
                 with contextlib.suppress(KeyError):
                     parent = self.repo.refs[b"HEAD"]
@@ -571,7 +573,14 @@ class _HTTPServer(ThreadingHTTPServer):
         if ctx is not None:
             # Handshake lazily in the request thread, so one bad client cannot block accept().
             sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.owner._conn_lock:
+            self.owner._connections.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self.owner._conn_lock:
+            self.owner._connections.discard(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         pass  # TLS failures and client resets are expected in the negative tests
@@ -600,6 +609,8 @@ class GitHTTPServer:
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ssl_context: ssl.SSLContext | None = None
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(tls.path("server.crt"), tls.path("server.key"))
@@ -683,6 +694,14 @@ class GitHTTPServer:
             return
         self._server.shutdown()
         self._server.server_close()
+        # Drop keep-alive connections too: a stopped server must look down to clients.
+        with self._conn_lock:
+            conns, self._connections = list(self._connections), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
         assert self._thread is not None
         self._thread.join(timeout=5)
         self._server = None
