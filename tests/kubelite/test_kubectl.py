@@ -433,3 +433,27 @@ def test_namespace_with_finalized_object_stays_terminating(kl: KubeliteHandle) -
         check=True,
     )
     wait_until(lambda: kl.kubectl("get", "ns", "sticky").returncode == 1)
+
+
+def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: KubeliteHandle) -> None:
+    assert kl.kubectl("create", "namespace", "generated").returncode == 0
+    cmds = [
+        ("create", "configmap", "c1", "--from-literal=a=b"),
+        ("create", "secret", "generic", "s1", "--from-literal=pw=x"),
+        ("create", "deployment", "web", "--image=nginx:1.25", "--port=80", "--replicas=2"),
+        ("create", "serviceaccount", "bot"),
+        ("create", "service", "clusterip", "web", "--tcp=80:8080"),
+    ]
+    for cmd in cmds:
+        res = kl.kubectl("-n", "generated", *cmd)
+        assert res.returncode == 0, res.stderr
+    assert get_json(kl, "-n", "generated", "cm", "c1")["data"] == {"a": "b"}
+    assert get_json(kl, "-n", "generated", "secret", "s1")["data"] == {"pw": "eA=="}
+    d = get_json(kl, "-n", "generated", "deploy", "web")
+    assert d["spec"]["replicas"] == 2
+    assert d["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    container = d["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "nginx:1.25"
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    svc = get_json(kl, "-n", "generated", "svc", "web")
+    assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080

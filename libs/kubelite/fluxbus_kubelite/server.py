@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors
+from . import errors, protobuf
 from .controllers import Controllers, SimulationConfig
 from .core import NS_KEY, Kubelite, Options, now
 from .errors import ApiError
@@ -451,7 +451,10 @@ class Api:
             raise errors.bad_request("the request body is empty")
         ctype = (request.content_type or "application/json").lower()
         if "protobuf" in ctype:
-            raise errors.unsupported_media(ctype)
+            try:
+                return protobuf.decode(raw)
+            except protobuf.Unsupported as e:
+                raise errors.unsupported_media(ctype) from e
         try:
             if "yaml" in ctype:
                 return yaml.load(raw.decode("utf-8"), Loader=_YamlLoader)

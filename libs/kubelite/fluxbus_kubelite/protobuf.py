@@ -1,0 +1,268 @@
+"""Decode the protobuf bodies `kubectl create <generator>` sends.
+
+kubectl's generators (`create namespace|configmap|secret|serviceaccount|
+deployment|service`) post `application/vnd.kubernetes.protobuf`: the magic
+`k8s\\0`, then a runtime.Unknown {typeMeta, raw}. This module knows the field
+numbers of those few kinds (from k8s.io/api generated.proto) and turns them
+into the JSON form; any other kind raises `Unsupported` (answered with 415).
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+MAGIC = b"k8s\x00"
+
+
+class Unsupported(Exception):
+    """A protobuf body kubelite cannot decode."""
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if i >= len(buf):
+            raise Unsupported("truncated varint")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val, i = _varint(buf, i)
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            val = buf[i : i + n]
+            i += n
+        elif wt == 1:
+            val = int.from_bytes(buf[i : i + 8], "little")
+            i += 8
+        elif wt == 5:
+            val = int.from_bytes(buf[i : i + 4], "little")
+            i += 4
+        else:
+            raise Unsupported(f"wire type {wt}")
+        yield num, wt, val
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+Schema = dict[int, tuple[str, str, Any]]
+
+TIME: Schema = {}
+INTSTR: Schema = {}
+QUANTITY: Schema = {}
+
+OWNER_REF: Schema = {
+    1: ("kind", "str", None),
+    3: ("name", "str", None),
+    4: ("uid", "str", None),
+    5: ("apiVersion", "str", None),
+    6: ("controller", "boolp", None),
+    7: ("blockOwnerDeletion", "boolp", None),
+}
+OBJECT_META: Schema = {
+    1: ("name", "str", None),
+    2: ("generateName", "str", None),
+    3: ("namespace", "str", None),
+    5: ("uid", "str", None),
+    6: ("resourceVersion", "str", None),
+    7: ("generation", "int", None),
+    8: ("creationTimestamp", "time", None),
+    11: ("labels", "map", None),
+    12: ("annotations", "map", None),
+    13: ("ownerReferences", "rmsg", OWNER_REF),
+    14: ("finalizers", "rstr", None),
+}
+SELECTOR_REQ: Schema = {
+    1: ("key", "str", None),
+    2: ("operator", "str", None),
+    3: ("values", "rstr", None),
+}
+LABEL_SELECTOR: Schema = {
+    1: ("matchLabels", "map", None),
+    2: ("matchExpressions", "rmsg", SELECTOR_REQ),
+}
+CONTAINER_PORT: Schema = {
+    1: ("name", "str", None),
+    2: ("hostPort", "int", None),
+    3: ("containerPort", "int", None),
+    4: ("protocol", "str", None),
+    5: ("hostIP", "str", None),
+}
+ENV_VAR: Schema = {1: ("name", "str", None), 2: ("value", "str", None)}
+RESOURCES: Schema = {1: ("limits", "mapq", None), 2: ("requests", "mapq", None)}
+CONTAINER: Schema = {
+    1: ("name", "str", None),
+    2: ("image", "str", None),
+    3: ("command", "rstr", None),
+    4: ("args", "rstr", None),
+    5: ("workingDir", "str", None),
+    6: ("ports", "rmsg", CONTAINER_PORT),
+    7: ("env", "rmsg", ENV_VAR),
+    8: ("resources", "msg", RESOURCES),
+    13: ("terminationMessagePath", "str", None),
+    14: ("imagePullPolicy", "str", None),
+    20: ("terminationMessagePolicy", "str", None),
+}
+POD_SPEC: Schema = {
+    2: ("containers", "rmsg", CONTAINER),
+    3: ("restartPolicy", "str", None),
+    4: ("terminationGracePeriodSeconds", "intp", None),
+    6: ("dnsPolicy", "str", None),
+    7: ("nodeSelector", "map", None),
+    8: ("serviceAccountName", "str", None),
+    19: ("schedulerName", "str", None),
+    20: ("initContainers", "rmsg", CONTAINER),
+}
+POD_TEMPLATE: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", POD_SPEC)}
+ROLLING: Schema = {1: ("maxUnavailable", "intstr", None), 2: ("maxSurge", "intstr", None)}
+STRATEGY: Schema = {1: ("type", "str", None), 2: ("rollingUpdate", "msg", ROLLING)}
+DEPLOYMENT_SPEC: Schema = {
+    1: ("replicas", "intp", None),
+    2: ("selector", "msg", LABEL_SELECTOR),
+    3: ("template", "msg", POD_TEMPLATE),
+    4: ("strategy", "msg", STRATEGY),
+    5: ("minReadySeconds", "int", None),
+    6: ("revisionHistoryLimit", "intp", None),
+    7: ("paused", "bool", None),
+    9: ("progressDeadlineSeconds", "intp", None),
+}
+SERVICE_PORT: Schema = {
+    1: ("name", "str", None),
+    2: ("protocol", "str", None),
+    3: ("port", "int", None),
+    4: ("targetPort", "intstr", None),
+    5: ("nodePort", "int", None),
+}
+SERVICE_SPEC: Schema = {
+    1: ("ports", "rmsg", SERVICE_PORT),
+    2: ("selector", "map", None),
+    3: ("clusterIP", "str", None),
+    4: ("type", "str", None),
+    5: ("externalIPs", "rstr", None),
+    7: ("sessionAffinity", "str", None),
+    11: ("externalName", "str", None),
+}
+LOCAL_REF: Schema = {1: ("name", "str", None)}
+
+KINDS: dict[tuple[str, str], Schema] = {
+    ("v1", "Namespace"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("finalizers", "rstr", None)}),
+    },
+    ("v1", "ConfigMap"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("data", "map", None),
+        3: ("binaryData", "mapb", None),
+        4: ("immutable", "boolp", None),
+    },
+    ("v1", "Secret"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("data", "mapb", None),
+        3: ("type", "str", None),
+        4: ("stringData", "map", None),
+        5: ("immutable", "boolp", None),
+    },
+    ("v1", "ServiceAccount"): {
+        1: ("metadata", "msg", OBJECT_META),
+        3: ("imagePullSecrets", "rmsg", LOCAL_REF),
+        4: ("automountServiceAccountToken", "boolp", None),
+    },
+    ("apps/v1", "Deployment"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", DEPLOYMENT_SPEC),
+    },
+    ("v1", "Service"): {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+}
+
+
+def _map_entry(buf: bytes) -> tuple[str, bytes]:
+    key, val = "", b""
+    for num, _, v in _fields(buf):
+        if num == 1:
+            key = v.decode()
+        elif num == 2:
+            val = v
+    return key, val
+
+
+def _decode(buf: bytes, schema: Schema) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for num, _, val in _fields(buf):
+        spec = schema.get(num)
+        if spec is None:
+            continue
+        name, kind, sub = spec
+        # Go writes zero values of non-pointer fields; JSON (omitempty) would not
+        if kind == "str":
+            if val:
+                out[name] = val.decode()
+        elif kind in ("int", "bool"):
+            if val:
+                out[name] = _signed(val) if kind == "int" else True
+        elif kind == "intp":
+            out[name] = _signed(val)
+        elif kind == "boolp":
+            out[name] = bool(val)
+        elif kind == "msg":
+            out[name] = _decode(val, sub)
+        elif kind == "rmsg":
+            out.setdefault(name, []).append(_decode(val, sub))
+        elif kind == "rstr":
+            out.setdefault(name, []).append(val.decode())
+        elif kind in ("map", "mapb", "mapq"):
+            k, v = _map_entry(val)
+            if kind == "map":
+                value: Any = v.decode()
+            elif kind == "mapb":
+                value = base64.b64encode(v).decode()
+            else:
+                value = next((x.decode() for n, _, x in _fields(v) if n == 1), "")
+            out.setdefault(name, {})[k] = value
+        elif kind == "time":
+            secs = next((_signed(x) for n, _, x in _fields(val) if n == 1), 0)
+            if secs:
+                out[name] = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif kind == "intstr":
+            parts = {n: x for n, _, x in _fields(val)}
+            out[name] = parts[3].decode() if parts.get(1) == 1 else _signed(parts.get(2, 0))
+    return out
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The JSON form of a Kubernetes protobuf body; raises Unsupported."""
+    if not body.startswith(MAGIC):
+        raise Unsupported("missing the k8s protobuf magic")
+    type_meta: dict[str, str] = {}
+    raw = b""
+    for num, _, val in _fields(body[len(MAGIC) :]):
+        if num == 1:
+            type_meta = {
+                {1: "apiVersion", 2: "kind"}[n]: x.decode()
+                for n, _, x in _fields(val)
+                if n in (1, 2)
+            }
+        elif num == 2:
+            raw = val
+    key = (type_meta.get("apiVersion", ""), type_meta.get("kind", ""))
+    schema = KINDS.get(key)
+    if schema is None:
+        raise Unsupported(f"protobuf for {key[1] or 'unknown kind'} is not supported")
+    obj = _decode(raw, schema)
+    return {"apiVersion": key[0], "kind": key[1], **obj}
