@@ -266,3 +266,61 @@ async def test_a_component_with_a_remote_resource_is_refused(
     )
     with pytest.raises(BuildError, match=r"comp/kustomization\.yaml: resources\[0\]"):
         await builder.build(tar, digest, BuildSpec(path="app"))
+
+
+async def test_an_inline_exec_transformer_is_refused(artifact: Artifact, builder: Builder) -> None:
+    tar, digest = artifact(
+        {
+            "app/kustomization.yaml": """\
+                resources: [cm.yaml]
+                transformers:
+                  - |
+                    apiVersion: evil.example.com/v1
+                    kind: Runner
+                    metadata:
+                      name: x
+                """,
+            "app/cm.yaml": CM,
+        }
+    )
+    with pytest.raises(
+        BuildError, match=r"transformers\[0\]: document 0: evil\.example\.com/v1/Runner"
+    ):
+        await builder.build(tar, digest, BuildSpec(path="app"))
+
+
+async def test_a_plugin_directory_is_checked_through_its_kustomization(
+    artifact: Artifact, builder: Builder
+) -> None:
+    tar, digest = artifact(
+        {
+            "app/kustomization.yaml": "resources: [cm.yaml]\ngenerators: [../plugins]\n",
+            "app/cm.yaml": CM,
+            "plugins/kustomization.yaml": "resources: [gen.yaml]\n",
+            "plugins/gen.yaml": "apiVersion: evil.example.com/v1\nkind: Gen\nmetadata: {name: g}\n",
+        }
+    )
+    with pytest.raises(BuildError, match=r"plugins/gen\.yaml: document 0: .*not a builtin"):
+        await builder.build(tar, digest, BuildSpec(path="app"))
+
+
+async def test_a_builtin_transformer_config_renders(artifact: Artifact, builder: Builder) -> None:
+    tar, digest = artifact(
+        {
+            "app/kustomization.yaml": "resources: [cm.yaml]\ntransformers: [labels.yaml]\n",
+            "app/cm.yaml": CM,
+            "app/labels.yaml": """\
+                apiVersion: builtin
+                kind: LabelTransformer
+                metadata:
+                  name: labels
+                labels:
+                  env: prod
+                fieldSpecs:
+                  - path: metadata/labels
+                    create: true
+                """,
+        }
+    )
+    [cm] = await builder.build(tar, digest, BuildSpec(path="app"))
+    assert cm["metadata"]["labels"] == {"env": "prod"}

@@ -424,8 +424,14 @@ CASES = [
     pytest.param(
         make("kustomize.toolkit.fluxcd.io/v1", "Kustomization", {}, {}),
         P,
-        "Ready condition not set",
+        "first reconciliation",
         id="toolkit-new",
+    ),
+    pytest.param(
+        make("kustomize.toolkit.fluxcd.io/v1", "Kustomization", {}, {"observedGeneration": 1}),
+        P,
+        "Ready condition not set",
+        id="toolkit-without-ready",
     ),
 ]
 

@@ -9,6 +9,7 @@ from fluxbus_kustomize.logic.ordering import (
     Stage,
     apply_stages,
     delete_order,
+    partition_toolkit,
     sort_objects,
     stage_of,
 )
@@ -240,3 +241,18 @@ def test_force_comes_from_the_annotation_or_the_spec(
 )
 def test_prune_respects_the_live_objects_annotations(live: dict, prunable: bool) -> None:
     assert may_prune(live) is prunable
+
+
+def test_toolkit_objects_are_split_from_cluster_objects() -> None:
+    ks = obj(
+        "Kustomization",
+        "apps",
+        api_version="kustomize.toolkit.fluxcd.io/v1",
+        namespace="flux-system",
+    )
+    repo = obj(
+        "GitRepository", "repo", api_version="source.toolkit.fluxcd.io/v1", namespace="flux-system"
+    )
+    plain = obj("Kustomization", "k", api_version="kustomize.config.k8s.io/v1beta1")
+    cm = obj("ConfigMap", "cm", namespace="apps")
+    assert partition_toolkit([ks, cm, repo, plain]) == ([ks, repo], [cm, plain])

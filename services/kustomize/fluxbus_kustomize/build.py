@@ -444,15 +444,19 @@ def _prepare(root: Path, spec: BuildSpec) -> Path:
 
 
 def _sandbox_tree(root: Path, start: str) -> None:
-    """Check every kustomization reachable from `start` (relative dir); raise on errors."""
+    """Check every kustomization reachable from `start` (relative dir); raise on errors.
+
+    Kustomizations reached from `transformers`/`generators`/`validators` are in
+    plugin context: the files they list are plugin configs and checked as such.
+    """
     errors: list[str] = []
-    queue = [start]
-    seen: set[str] = set()
+    queue: list[tuple[str, bool]] = [(start, False)]
+    seen: set[tuple[str, bool]] = set()
     while queue:
-        rel_dir = queue.pop(0)
-        if rel_dir in seen:
+        rel_dir, plugin_context = queue.pop(0)
+        if (rel_dir, plugin_context) in seen:
             continue
-        seen.add(rel_dir)
+        seen.add((rel_dir, plugin_context))
         d = root / rel_dir
         name = kustomization_file(p.name for p in d.iterdir() if p.is_file())
         if name is None:
@@ -460,22 +464,17 @@ def _sandbox_tree(root: Path, start: str) -> None:
         kfile = posixpath.join(rel_dir, name) if rel_dir != "." else name
         report = check_kustomization(_load_kustomization(root, root / kfile), kfile)
         errors.extend(report.errors)
-        for ref in report.follow:
-            target = root / ref.resolved  # type: ignore[operator]
-            if target.is_dir() and not target.is_symlink():
-                queue.append(ref.resolved)  # type: ignore[arg-type]
-        for ref in report.plugin_paths:
-            target = root / ref.resolved  # type: ignore[operator]
-            files = (
-                [target / f for f in _list_files(target)]
-                if target.is_dir()
-                else [target]
-                if target.is_file()
-                else []
-            )
-            for f in files:
-                if f.suffix in (".yaml", ".yml") or f == target:
-                    errors.extend(check_plugin_config(_rel(root, f), _read_text(root, f), rel_dir))
+        targets = [(ref, plugin_context) for ref in report.follow]
+        targets += [(ref, True) for ref in report.plugin_paths]
+        for ref, as_plugin in targets:
+            assert ref.resolved is not None  # follow/plugin_paths hold resolved references
+            target = root / ref.resolved
+            if target.is_symlink():
+                errors.append(f"{kfile}: {ref.field}: '{ref.value}' is a symlink")
+            elif target.is_dir():
+                queue.append((ref.resolved, as_plugin))
+            elif as_plugin and target.is_file():
+                errors.extend(check_plugin_config(ref.resolved, _read_text(root, target), rel_dir))
     if errors:
         raise BuildError("; ".join(errors))
 

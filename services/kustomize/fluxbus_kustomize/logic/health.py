@@ -264,6 +264,10 @@ def _pod(obj: Mapping[str, Any]) -> HealthResult:
 
 
 def _toolkit(obj: Mapping[str, Any]) -> HealthResult:
+    generation = (obj.get("metadata") or {}).get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    if generation is not None and observed is None:
+        return _progress("Waiting for the first reconciliation")
     conds = _conditions(obj)
     ready = conds.get("Ready")
     if ready is None:

@@ -118,3 +118,20 @@ def apply_stages(objects: Iterable[Mapping[str, Any]]) -> list[tuple[Stage, list
 def delete_order(objects: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Return objects in garbage-collection order: the reverse of the apply order."""
     return sorted(objects, key=sort_key, reverse=True)
+
+
+TOOLKIT_GROUP_SUFFIX = ".toolkit.fluxcd.io"
+
+
+def is_toolkit_object(obj: Mapping[str, Any]) -> bool:
+    """Return whether an object is a Flux toolkit object (kept in the fluxbus store)."""
+    return group_of(str(obj.get("apiVersion", ""))).endswith(TOOLKIT_GROUP_SUFFIX)
+
+
+def partition_toolkit(objects: Iterable[Mapping[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """Split rendered objects into (toolkit objects for the store, objects for the cluster)."""
+    toolkit: list[Any] = []
+    cluster: list[Any] = []
+    for obj in objects:
+        (toolkit if is_toolkit_object(obj) else cluster).append(obj)
+    return toolkit, cluster

@@ -140,8 +140,8 @@ def _iter_references(kus: Mapping[str, Any]) -> Iterator[tuple[str, str, Role]]:
         ("validators", "plugin"),
     ):
         for i, value in _strings(kus.get(key)):
-            if role in ("file", "plugin") and _is_inline(value):
-                continue
+            if role == "file" and _is_inline(value):
+                continue  # an inline patch, not a path
             yield f"{key}[{i}]", value, role  # type: ignore[misc]
     for key in ("patches", "patchesJson6902", "replacements"):
         for i, item in enumerate(kus.get(key) or []):
@@ -193,6 +193,9 @@ def check_kustomization(kus: Mapping[str, Any], kfile: str) -> SandboxReport:
         if kus.get(key):
             report.errors.append(f"{kfile}: {key}: Helm chart inflation is not allowed")
     for where, value, role in _iter_references(kus):
+        if role == "plugin" and _is_inline(value):
+            report.errors.extend(check_plugin_config(f"{kfile}: {where}", value, kdir))
+            continue
         if is_remote(value):
             report.errors.append(f"{kfile}: {where}: '{value}' is a remote reference, not allowed")
             report.references.append(Reference(where, value, role, None))
