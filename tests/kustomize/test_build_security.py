@@ -3,6 +3,7 @@ every unsafe tar member and every plugin is refused with a message naming it."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Callable
@@ -324,3 +325,11 @@ async def test_a_builtin_transformer_config_renders(artifact: Artifact, builder:
     )
     [cm] = await builder.build(tar, digest, BuildSpec(path="app"))
     assert cm["metadata"]["labels"] == {"env": "prod"}
+
+
+async def test_a_file_that_is_not_a_tarball_is_rejected(tmp_path: Path, builder: Builder) -> None:
+    bogus = tmp_path / "bogus.tar.gz"
+    bogus.write_bytes(b"this is not a tarball")
+    digest = "sha256:" + hashlib.sha256(b"this is not a tarball").hexdigest()
+    with pytest.raises(ArtifactError, match="artifact: not a valid tarball"):
+        await builder.build(bogus, digest, BuildSpec())

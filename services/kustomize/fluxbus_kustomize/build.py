@@ -125,7 +125,7 @@ class BuildLimits:
 
 @dataclass(frozen=True)
 class BuildSpec:
-    """The Kustomization spec fields that shape a build (the lead maps the API model on it)."""
+    """The Kustomization spec fields that shape a build (see `from_kustomization`)."""
 
     path: str = ""
     target_namespace: str | None = None
@@ -265,15 +265,21 @@ def find_kubectl() -> str:
 # --------------------------------------------------------------------------- artifact
 
 
-def _verify_digest(artifact: Path, digest: str) -> None:
+def _copy_verified(artifact: Path, target: Path, digest: str) -> None:
+    """Copy the artifact into the private work dir, checking its sha256 on the way.
+
+    Extracting from the verified copy means a file swapped after the check
+    cannot be extracted.
+    """
     algo, _, expected = normalise_digest(digest).partition(":")
     if algo != "sha256":
         raise ArtifactError(f"artifact digest {digest!r}: unsupported algorithm {algo!r}")
     h = hashlib.sha256()
     try:
-        with artifact.open("rb") as f:
-            while chunk := f.read(_READ_CHUNK):
+        with artifact.open("rb") as src, target.open("xb") as dst:
+            while chunk := src.read(_READ_CHUNK):
                 h.update(chunk)
+                dst.write(chunk)
     except OSError as e:
         raise ArtifactError(f"artifact {artifact.name}: {e.strerror or e}") from e
     if h.hexdigest() != expected:
@@ -332,7 +338,7 @@ def _extract(artifact: Path, dest: Path, limits: BuildLimits) -> None:
                     )
                 _write_member(tf, member, dest / rel)
     except tarfile.TarError as e:
-        raise ArtifactError(f"artifact {artifact.name}: not a valid tarball: {e}") from e
+        raise ArtifactError(f"artifact: not a valid tarball: {e}") from e
 
 
 def _write_member(tf: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
@@ -566,16 +572,16 @@ class Builder:
         variables: Mapping[str, str],
         strict: bool,
     ) -> list[dict[str, Any]]:
-        await asyncio.to_thread(_verify_digest, artifact, digest)
         workdir = Path(
             await asyncio.to_thread(tempfile.mkdtemp, prefix="fluxbus-build-", dir=self.temp_dir)
         )
         try:
+            copy_path = workdir / "artifact.tar.gz"
+            await asyncio.to_thread(_copy_verified, artifact, copy_path, digest)
             root = workdir / "root"
-            home = workdir / "home"
-            for d in (root, home, workdir / "plugins"):
+            for d in (root, workdir / "home", workdir / "plugins"):
                 d.mkdir(mode=0o700)
-            await asyncio.to_thread(_extract, artifact, root, self.limits)
+            await asyncio.to_thread(_extract, copy_path, root, self.limits)
             kdir = await asyncio.to_thread(_prepare, root, spec)
             stdout = await self._kustomize(kdir, workdir)
         finally:
