@@ -120,10 +120,18 @@ class _SizeExceeded(Exception):
 class _Session:
     """Per-operation scratch: temp files for keys, ssh children, a cancel flag."""
 
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fluxbus-git-auth-")))
+    _tmp: Path | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    protocols: list[Any] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def tmp(self) -> Path:
+        """A private (0700) temp dir, made on first use (HTTP polls never need one)."""
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-auth-"))
+        return self._tmp
 
     def write(self, name: str, data: bytes, mode: int = 0o600) -> Path:
         path = self.tmp / name
@@ -146,6 +154,10 @@ class _Session:
     def close(self) -> None:
         self.cancel()
         with self.lock:
+            for proto in self.protocols:
+                with contextlib.suppress(Exception):
+                    proto.close()
+            self.protocols.clear()
             for p in self.procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=5)
@@ -154,7 +166,8 @@ class _Session:
                         with contextlib.suppress(OSError):
                             stream.close()
             self.procs.clear()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -268,6 +281,24 @@ class _HTTPClient(Urllib3HttpGitClient):
                 raise HTTPUnauthorized(challenge, url)
             raise GitProtocolError(f"unexpected http resp {status} for {url}")
         return resp, read
+
+
+class _SSHClient(SSHGitClient):
+    """dulwich's SSH client, recording each protocol so the session can close it.
+
+    On a failed handshake dulwich raises without closing the protocol it
+    opened (a ResourceWarning and a lingering ssh child otherwise).
+    """
+
+    def __init__(self, session: _Session, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session = session
+
+    def _connect(self, cmd: bytes, path: str | bytes, protocol_version: int | None = None) -> Any:
+        proto, can_read, stderr = super()._connect(cmd, path, protocol_version)
+        with self._session.lock:
+            self._session.protocols.append(proto)
+        return proto, can_read, stderr
 
 
 # --------------------------------------------------------------------------
@@ -612,7 +643,9 @@ class GitClient:
         if gurl.is_ssh:
             assert auth is not None
             vendor = _OpenSSHVendor(session, auth, connect_timeout=min(timeout, 30.0))
-            client = SSHGitClient(gurl.host, port=gurl.port, username=gurl.username, vendor=vendor)
+            client = _SSHClient(
+                session, gurl.host, port=gurl.port, username=gurl.username, vendor=vendor
+            )
             return client, gurl.path
         a = auth or GitAuth()
         netloc = gurl.host if gurl.port is None else f"{gurl.host}:{gurl.port}"

@@ -1,0 +1,124 @@
+"""Fetching over SSH through a real sshd: keys, passphrases, and host keys never trusted blindly."""
+
+from pathlib import Path
+
+import pytest
+from fluxbus_common.testing.git import GitRepo, GitSSHServer
+from fluxbus_source.errors import (
+    GitAuthError,
+    GitCredentialsError,
+    GitHostKeyError,
+    GitNotFoundError,
+    GitUnreachableError,
+)
+from fluxbus_source.git import GitClient
+from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.refs import RefSpec, checkout_for
+
+
+@pytest.fixture
+def repo(git_repo: GitRepo) -> GitRepo:
+    git_repo.commit({"app.yaml": "replicas: 1\n"}, message="first")
+    git_repo.tag("v1.0.0", annotated=True)
+    return git_repo
+
+
+def secret(server: GitSSHServer, **overrides: bytes | str | None) -> GitAuth:
+    data = {"identity": server.identity, "known_hosts": server.known_hosts} | overrides
+    return GitAuth.from_secret({k: v for k, v in data.items() if v is not None}, name="ssh-creds")
+
+
+async def test_a_key_and_known_hosts_fetch_the_repository(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient, tmp_path: Path
+) -> None:
+    result = await git_client.fetch(
+        git_ssh_server.url(repo),
+        checkout_for(RefSpec(tag="v1.0.0")),
+        tmp_path / "co",
+        secret(git_ssh_server),
+    )
+    assert result.resolved.revision == f"v1.0.0@sha1:{repo.head()}"
+    assert (tmp_path / "co/app.yaml").read_text() == "replicas: 1\n"
+
+
+async def test_a_passphrase_protected_key_works_with_its_password(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    refs = await git_client.ls_remote(
+        s.url(repo), secret(s, identity=s.identity_encrypted, password=s.passphrase)
+    )
+    assert refs["refs/heads/master"] == repo.head()
+
+
+async def test_a_wrong_passphrase_is_an_auth_error_that_never_shows_it(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    with pytest.raises(GitAuthError) as info:
+        await git_client.ls_remote(
+            s.url(repo), secret(s, identity=s.identity_encrypted, password="not-the-passphrase")
+        )
+    assert "not-the-passphrase" not in str(info.value)
+
+
+async def test_an_unauthorized_key_is_an_auth_error(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    with pytest.raises(
+        GitAuthError, match=r"key in 'identity' of secret 'ssh-creds' is not authorized"
+    ):
+        await git_client.ls_remote(s.url(repo), secret(s, identity=s.other_identity))
+
+
+async def test_an_unknown_host_key_is_refused(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    with pytest.raises(GitHostKeyError, match=r"not in 'known_hosts' of secret 'ssh-creds'"):
+        await git_client.ls_remote(s.url(repo), secret(s, known_hosts=s.other_known_hosts))
+    assert s.sessions == 0
+
+
+async def test_known_hosts_for_another_host_is_refused(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    elsewhere = s.known_hosts.replace(b"[127.0.0.1]", b"[git.example.com]")
+    with pytest.raises(GitHostKeyError):
+        await git_client.ls_remote(s.url(repo), secret(s, known_hosts=elsewhere))
+
+
+async def test_missing_known_hosts_is_refused_before_connecting(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    with pytest.raises(
+        GitCredentialsError,
+        match=r"set 'known_hosts' in secret 'ssh-creds'.*never accepted blindly",
+    ):
+        await git_client.ls_remote(
+            s.url(repo), GitAuth(identity=s.identity, secret_name="ssh-creds")
+        )
+    with pytest.raises(GitCredentialsError, match=r"set 'identity'"):
+        await git_client.ls_remote(s.url(repo))
+    assert s.sessions == 0
+
+
+async def test_a_missing_repository_over_ssh_is_not_found(
+    git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    with pytest.raises(GitNotFoundError, match="repository not found"):
+        await git_client.ls_remote(git_ssh_server.url("absent"), secret(git_ssh_server))
+
+
+async def test_ssh_recovers_when_sshd_comes_back(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient
+) -> None:
+    s = git_ssh_server
+    s.stop()
+    with pytest.raises(GitUnreachableError, match="Connection refused"):
+        await git_client.ls_remote(s.url(repo), secret(s))
+    s.start()
+    assert "refs/heads/master" in await git_client.ls_remote(s.url(repo), secret(s))
