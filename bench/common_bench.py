@@ -58,6 +58,7 @@ class EventingReconciler(WidgetReconciler):
 async def kv_latency(bus: Bus, samples: int) -> list[float]:
     seen: dict[str, float] = {}
     ready = asyncio.Event()
+    arrived = asyncio.Event()
 
     async def watch() -> None:
         async for change in bus.kv_watch("fluxbus-status", "latency.>", mark_initial=True):
@@ -65,16 +66,19 @@ async def kv_latency(bus: Bus, samples: int) -> list[float]:
                 ready.set()
                 continue
             seen[change.key] = time.perf_counter()
+            arrived.set()
 
     task = asyncio.create_task(watch())
     await ready.wait()
     out: list[float] = []
     for i in range(samples):
         key = f"latency.bench.k{i}"
+        arrived.clear()
         t0 = time.perf_counter()
         await bus.kv_put("fluxbus-status", key, {"i": i})
         while key not in seen:
-            await asyncio.sleep(0)
+            await arrived.wait()
+            arrived.clear()
         out.append((seen[key] - t0) * 1000)
     task.cancel()
     return out
@@ -150,7 +154,21 @@ def idle_rss_mib(url: str) -> float:
         proc.wait(timeout=10)
 
 
-async def main() -> None:
+async def measure(args: argparse.Namespace) -> tuple[list[float], float, float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(Path(tmp) / "nats")
+        server.start()
+        try:
+            bus = await Bus.connect(BusSettings(url=server.url), "bench")
+            lat = await kv_latency(bus, args.samples)
+            first, steady = await runtime_throughput(bus, args.n)
+            await bus.close()
+        finally:
+            server.stop()
+    return lat, first, steady, server.url
+
+
+def main() -> None:
     # Production logging: JSON, info level (one line per reconcile), to a sink.
     logconfig.configure("info", json=True)
     parser = argparse.ArgumentParser()
@@ -158,17 +176,14 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--out", default="bench/results/common.md")
     args = parser.parse_args()
+    lat, first, steady, _ = asyncio.run(measure(args))
+    lat.sort()
+    p50 = statistics.median(lat)
+    p99 = lat[int(len(lat) * 0.99) - 1]
     with tempfile.TemporaryDirectory() as tmp:
         server = NatsServer(Path(tmp) / "nats")
         server.start()
         try:
-            bus = await Bus.connect(BusSettings(url=server.url), "bench")
-            lat = await kv_latency(bus, args.samples)
-            lat.sort()
-            p50 = statistics.median(lat)
-            p99 = lat[int(len(lat) * 0.99) - 1]
-            first, steady = await runtime_throughput(bus, args.n)
-            await bus.close()
             rss = idle_rss_mib(server.url)
         finally:
             server.stop()
@@ -197,4 +212,4 @@ everything on loopback on the same machine. Run: `.venv/bin/python bench/common_
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
