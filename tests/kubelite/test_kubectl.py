@@ -457,3 +457,20 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
     assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     svc = get_json(kl, "-n", "generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
+
+
+def test_get_prints_server_side_tables_like_a_real_cluster(kl: KubeliteHandle, ns: str) -> None:
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
+    )
+    wait_until(
+        lambda: get_json(kl, "-n", ns, "deploy", "web").get("status", {}).get("readyReplicas") == 2
+    )
+    res = kl.kubectl("-n", ns, "get", "deploy", check=True)
+    header, row = res.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
+    res = kl.kubectl("-n", ns, "get", "all", check=True)
+    assert "deployment.apps/web" in res.stdout
+    res = kl.kubectl("-n", ns, "get", "deploy", "-o", "wide", check=True)
+    assert "IMAGES" in res.stdout and "nginx:1.25" in res.stdout

@@ -29,6 +29,7 @@ class ResourceType:
     crd: str | None = None  # name of the defining CRD
     crd_schema: dict[str, Any] | None = None
     scale_paths: tuple[str, str, str | None] = (".spec.replicas", ".status.replicas", None)
+    printer_columns: list[dict[str, Any]] = field(default_factory=list)
     _shape: Shape | None = None
 
     def __post_init__(self) -> None:
@@ -243,6 +244,7 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
             generation=True,
             crd=crd["metadata"]["name"],
             crd_schema=(v.get("schema") or {}).get("openAPIV3Schema"),
+            printer_columns=list(v.get("additionalPrinterColumns") or []),
         )
         if scale:
             rt.scale_paths = (

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors, protobuf
+from . import errors, protobuf, tables
 from .controllers import Controllers, SimulationConfig
 from .core import NS_KEY, Kubelite, Options, now
 from .errors import ApiError
@@ -352,6 +352,10 @@ class Api:
             obj = self.kube.get(rt, nsv, name)
             if sub == "scale":
                 return json_response(self.kube.scale_of(rt, obj))
+            include = self._table(request)
+            if include is not None and not sub:
+                rv = obj["metadata"].get("resourceVersion", "")
+                return json_response(self._as_table(rt, [obj], rv, include))
             return json_response(self.kube.present(rt, obj))
         if m == "PUT":
             body = await self._body(request)
@@ -379,6 +383,19 @@ class Api:
                 self.controllers_gc(obj)
             return json_response(self.kube.present(rt, obj), 200 if gone else 202)
         raise errors.method_not_allowed()
+
+    def _table(self, request: web.Request) -> str | None:
+        """includeObject policy when the client asked for a Table, else None."""
+        if "as=Table" not in request.headers.get("Accept", "").replace(" ", ""):
+            return None
+        return request.query.get("includeObject", "Metadata") or "Metadata"
+
+    def _as_table(
+        self, rt: ResourceType, objs: list[dict[str, Any]], rv: str, include: str
+    ) -> dict[str, Any]:
+        return tables.to_table(
+            rt.kind, [self.kube.present(rt, o) for o in objs], rv, include, rt.printer_columns
+        )
 
     def controllers_gc(self, obj: dict[str, Any]) -> None:
         ctl: Controllers | None = getattr(self, "controllers", None)
@@ -503,6 +520,11 @@ class Api:
             cont = base64.urlsafe_b64encode(dumps(token).encode()).decode()
             meta["continue"] = cont
             meta["remainingItemCount"] = remaining
+        include = self._table(request)
+        if include is not None:
+            table = self._as_table(rt, items, str(rv), include)
+            table["metadata"] = meta
+            return json_response(table)
         return json_response(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
         )
@@ -526,6 +548,7 @@ class Api:
         bookmarks = qbool(q.get("allowWatchBookmarks"))
         initial_events = qbool(q.get("sendInitialEvents"))
         rv_param = q.get("resourceVersion", "")
+        table = self._table(request)
         resp = web.StreamResponse()
         resp.content_type = "application/json"
         resp.headers["Transfer-Encoding"] = "chunked"
@@ -554,13 +577,18 @@ class Api:
                 return resp
             buf = []
             for obj in initial:
-                buf.append(dumps({"type": "ADDED", "object": self.kube.present(rt, obj)}))
+                if table is not None:
+                    rv = obj["metadata"].get("resourceVersion", "")
+                    shown = self._as_table(rt, [obj], rv, table)
+                else:
+                    shown = self.kube.present(rt, obj)
+                buf.append(dumps({"type": "ADDED", "object": shown}))
             if initial_events:
                 buf.append(
                     dumps({"type": "BOOKMARK", "object": self._bookmark(rt, start_rv, True)})
                 )
             for ev in replay:
-                line = self._event_line(rt, ev, matches)
+                line = self._event_line(rt, ev, matches, table)
                 if line:
                     buf.append(line)
             if buf:
@@ -597,14 +625,14 @@ class Api:
                 if ev is None:
                     break
                 last_rv = ev.rv
-                lines = [self._event_line(rt, ev, matches)]
+                lines = [self._event_line(rt, ev, matches, table)]
                 while not watcher.queue.empty():
                     nxt = watcher.queue.get_nowait()
                     if nxt is None:
                         self.stopping.set()
                         break
                     last_rv = nxt.rv
-                    lines.append(self._event_line(rt, nxt, matches))
+                    lines.append(self._event_line(rt, nxt, matches, table))
                 text = "\n".join(x for x in lines if x)
                 if text:
                     await resp.write((text + "\n").encode())
@@ -623,7 +651,9 @@ class Api:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
         return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": md}
 
-    def _event_line(self, rt: ResourceType, ev: Event, matches: Any) -> str:
+    def _event_line(
+        self, rt: ResourceType, ev: Event, matches: Any, table: str | None = None
+    ) -> str:
         new_ok = matches(ev.obj)
         old_ok = matches(ev.old) if ev.old is not None else False
         if ev.type == "DELETED":
@@ -643,6 +673,9 @@ class Api:
                 t = "DELETED"
             else:
                 return ""
+        if table is not None:
+            rv = ev.obj["metadata"].get("resourceVersion", "")
+            return dumps({"type": t, "object": self._as_table(rt, [ev.obj], rv, table)})
         return dumps({"type": t, "object": self.kube.present(rt, ev.obj)})
 
     async def delete_collection(
