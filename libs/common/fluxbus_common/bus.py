@@ -135,10 +135,20 @@ class Bus:
             """nats-py logs connection errors itself; reconnects are automatic."""
 
         opts["error_cb"] = _quiet
+        nc = NATSClient()
+        # With unbounded reconnects nats-py retries the *first* connect forever too;
+        # give every server one connect timeout, then report it unreachable.
+        budget = settings.connect_timeout * max(1, len(settings.urls))
         try:
-            nc = await nats.connect(**opts)
-        except (nats.errors.Error, OSError) as e:
-            raise BusError(f"cannot connect to NATS at {settings.redacted_urls}: {e}") from e
+            async with asyncio.timeout(budget):
+                await nc.connect(**opts)
+        except (nats.errors.Error, OSError, TimeoutError) as e:
+            reason = nc.last_error or e
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise BusError(
+                f"cannot connect to NATS at {settings.redacted_urls}: {reason or 'timed out'}"
+            ) from e
         bus = cls(nc, nc.jetstream(timeout=settings.request_timeout), name)
         try:
             await bus._ensure(settings)
