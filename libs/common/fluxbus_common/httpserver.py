@@ -43,6 +43,12 @@ async def start_http(
     await runner.setup()
     site = web.TCPSite(runner, host or "0.0.0.0", int(port or 0))
     await site.start()
-    server = site._server
-    bound = server.sockets[0].getsockname()[1] if server and server.sockets else int(port or 0)
-    return runner, int(bound)
+    return runner, _bound_port(runner, int(port or 0))
+
+
+def _bound_port(runner: web.AppRunner, default: int) -> int:
+    """The port the OS gave us when asked for port 0."""
+    for addr in runner.addresses:
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            return int(addr[1])
+    return default
