@@ -17,7 +17,6 @@ Controllers react to store events; their writes are scheduled with
 from __future__ import annotations
 
 import asyncio
-import copy
 import re
 import zlib
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from .core import CRD_KEY, NS_KEY, Kubelite, Options, now
 from .errors import ApiError
 from .resources import ResourceType
+from .ssa import jcopy
 from .store import Event, Key
 
 WORKLOADS: set[Key] = {
@@ -137,7 +137,7 @@ class Controllers:
         rt = self._rt(key)
         if rt is None or obj.get("status") == status:
             return
-        new = copy.deepcopy(obj)
+        new = jcopy(obj)
         new["status"] = status
         new["metadata"].pop("managedFields", None)
         self.kube.finish_update(rt, obj, new, Options(manager=manager), "", "status")
@@ -276,7 +276,7 @@ class Controllers:
                 ]
                 try:
                     if refs:
-                        new = copy.deepcopy(obj)
+                        new = jcopy(obj)
                         new["metadata"]["ownerReferences"] = refs
                         new["metadata"].pop("managedFields", None)
                         self.kube.finish_update(

@@ -8,7 +8,6 @@ read-decide-write atomic. Operations raise `ApiError` and return plain dicts;
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as dt
 import re
 import secrets
@@ -22,6 +21,7 @@ from .errors import ApiError
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType, builtin_types, crd_types
 from .schema import drop_unknown, unknown_fields
+from .ssa import jcopy
 from .store import Key, Store
 from .validation import (
     parse_label_selector,
@@ -380,7 +380,7 @@ class Kubelite:
             raise errors.bad_request("the body of the request must be a JSON object")
         self._check_type_meta(rt, body)
         body = self._fields(rt, body, opts, apply=False)
-        obj = copy.deepcopy(body)
+        obj = jcopy(body)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         md = obj.setdefault("metadata", {})
         if rt.namespaced:
@@ -446,7 +446,7 @@ class Kubelite:
     ) -> dict[str, Any]:
         """Keep what a write through this endpoint may not change."""
         if subresource == "status":
-            out = copy.deepcopy(old)
+            out = jcopy(old)
             if "status" in new:
                 out["status"] = new["status"]
             else:
@@ -454,7 +454,7 @@ class Kubelite:
             return out
         if rt.status and subresource == "":
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = jcopy(old["status"])
             else:
                 new.pop("status", None)
         return new
@@ -538,7 +538,7 @@ class Kubelite:
         if rv and rv != old["metadata"].get("resourceVersion"):
             raise errors.conflict(rt.plural, rt.group, name)
         body = self._fields(rt, body, opts, apply=False)
-        new = copy.deepcopy(body)
+        new = jcopy(body)
         new.setdefault("metadata", {}).pop("managedFields", None)
         for k in ("uid", "creationTimestamp", "resourceVersion", "generation"):
             new["metadata"].pop(k, None)
@@ -577,7 +577,7 @@ class Kubelite:
             raise ApiError(422, "Invalid", str(e)) from e
         if not isinstance(new, dict):
             raise errors.bad_request("the patch must produce an object")
-        new = copy.deepcopy(new)
+        new = jcopy(new)
         md = new.get("metadata") or {}
         if md.get("name") not in (None, name):
             raise errors.bad_request(
@@ -633,7 +633,7 @@ class Kubelite:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         config = self._fields(rt, config, opts, apply=True)
-        config = copy.deepcopy(config)
+        config = jcopy(config)
         cmd = config.setdefault("metadata", {})
         precondition = cmd.pop("resourceVersion", None)
         for k in (
@@ -672,9 +672,9 @@ class Kubelite:
             live: dict[str, Any] = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": md}
             entries: list[ssa.Entry] = []
         else:
-            live = copy.deepcopy(self.present(rt, old))
+            live = jcopy(self.present(rt, old))
             entries = ssa.decode_managed(live["metadata"].get("managedFields"))
-        live_cmp = copy.deepcopy(live)
+        live_cmp = jcopy(live)
         live_cmp["metadata"].pop("managedFields", None)
         try:
             merged, entries = ssa.apply(
@@ -762,7 +762,7 @@ class Kubelite:
                     )
                 ],
             )
-        new = copy.deepcopy(self.present(rt, old))
+        new = jcopy(self.present(rt, old))
         set_path(new, rt.scale_paths[0], replicas)
         new["metadata"].pop("managedFields", None)
         stored = self.finish_update(rt, old, new, opts, user_agent, "scale")
@@ -798,7 +798,7 @@ class Kubelite:
             return old, False
         pending = bool(omd.get("finalizers")) or rt.key == NS_KEY
         if pending:
-            new = copy.deepcopy(old)
+            new = jcopy(old)
             md = new["metadata"]
             md["deletionTimestamp"] = now()
             md["deletionGracePeriodSeconds"] = 0

@@ -381,7 +381,7 @@ class Api:
                 and not dry
             ):
                 self.controllers_gc(obj)
-            return json_response(self.kube.present(rt, obj), 200 if gone else 202)
+            return json_response(self.kube.present(rt, obj))
         raise errors.method_not_allowed()
 
     def _table(self, request: web.Request) -> str | None:
