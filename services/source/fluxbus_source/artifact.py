@@ -23,7 +23,6 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,10 +277,3 @@ async def include_artifact(
             return copy_include(tmp, dest_root, from_path, to_path)
 
     return await asyncio.to_thread(run)
-
-
-def rules_for(
-    sourceignores: Sequence[tuple[str, str]] = (), spec_ignore: str | None = None
-) -> ExclusionRules:
-    """Re-export of `logic.ignore.build_rules` for callers that only import the adapter."""
-    return build_rules(sourceignores, spec_ignore)

@@ -448,11 +448,16 @@ class _Counters:
     requests: int = 0
     ref_listings: int = 0
     fetches: int = 0
+    busy_seconds: float = 0.0
+    """Time spent inside request handlers (lets benchmarks split server from client time)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle
+    # plus the client's delayed ACK adds ~40 ms to every response.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: object) -> None:  # silence stderr
@@ -555,11 +560,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _timed(self) -> None:
+        start = time.perf_counter()
+        try:
+            self._handle()
+        finally:
+            with self.server.owner.counters.lock:
+                self.server.owner.counters.busy_seconds += time.perf_counter() - start
+
     def do_GET(self) -> None:
-        self._handle()
+        self._timed()
 
     def do_POST(self) -> None:
-        self._handle()
+        self._timed()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -635,6 +648,7 @@ class GitHTTPServer:
     def reset_counters(self) -> None:
         with self.counters.lock:
             self.counters.requests = self.counters.ref_listings = self.counters.fetches = 0
+            self.counters.busy_seconds = 0.0
 
     # -- credentials helpers -----------------------------------------------------
     @property

@@ -1,0 +1,173 @@
+"""Benchmark of the source service's Git path against a local smart-HTTP server.
+
+Scenarios (goals from issue 4):
+  a. no-change poll: ls-remote + revision compare, per repository   (goal <= 5 ms)
+  b. fetch of one new commit (resolve + shallow fetch + checkout)     (goal <= 30 ms)
+  c. cold shallow clone of a 1000-file repository, against
+     `git clone --depth 1` from the same server in the same run        (goal <= 1.5x)
+
+The server is the test fixture (`git http-backend` behind a threaded HTTP/1.1
+server, like a real Git host's CGI front end). Its own handler time is
+measured separately so client overhead can be read apart from the server's.
+
+    .venv/bin/python bench/source_bench.py [--polls 100] [--fetches 20] [--clones 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from fluxbus_common.testing.git import GitHTTPServer, make_repo
+from fluxbus_source.git import GitClient
+from fluxbus_source.logic.refs import RefSpec, checkout_for, same_revision
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def ms(v: float) -> str:
+    return f"{v * 1000:.1f}"
+
+
+def manifest(i: int) -> str:
+    return (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+        f"  name: cm-{i}\n  namespace: team-{i % 10}\n"
+        "data:\n" + "".join(f"  key{j}: value-{i}-{j}-" + "x" * 40 + "\n" for j in range(20))
+    )
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--polls", type=int, default=100)
+    ap.add_argument("--fetches", type=int, default=20)
+    ap.add_argument("--clones", type=int, default=5)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="fluxbus-source-bench-"))
+    root = tmp / "served"
+    repo = make_repo(root, "app")
+    repo.commit({"app/deploy.yaml": "replicas: 1\n"}, branch="main")
+    big = make_repo(root, "big")
+    big.commit({f"apps/app-{i // 50:02d}/cm-{i:04d}.yaml": manifest(i) for i in range(1000)})
+    server = GitHTTPServer(root).start()
+    client = GitClient(timeout=60)
+    out: list[str] = []
+    try:
+        url = server.url(repo)
+        checkout = checkout_for(RefSpec(branch="main"))
+        stored = (await client.fetch(url, checkout, tmp / "warm")).resolved.revision
+
+        # a. no-change poll
+        for _ in range(5):  # warm the connection pool
+            await client.resolve(url, checkout)
+        server.reset_counters()
+        polls = []
+        for _ in range(args.polls):
+            t = time.perf_counter()
+            resolved = await client.resolve(url, checkout)
+            unchanged = same_revision(resolved.revision, stored)
+            polls.append(time.perf_counter() - t)
+            assert unchanged
+        assert server.fetches == 0, "a no-change poll must not fetch"
+        poll_server = server.counters.busy_seconds / args.polls
+        out.append(
+            f"| a. no-change poll (ls-remote + compare) | {ms(statistics.median(polls))} | "
+            f"{ms(pct(polls, 0.9))} | {ms(poll_server)} | "
+            f"{ms(statistics.median(polls) - poll_server)} | <= 5 | "
+            f"{server.requests / args.polls:.0f} request, 0 fetches |"
+        )
+
+        # b. one new commit
+        fetch_total, fetch_only, fetch_server = [], [], []
+        for i in range(args.fetches):
+            repo.commit({"app/deploy.yaml": f"replicas: {i + 2}\n"}, branch="main")
+            server.reset_counters()
+            dest = tmp / f"fetch-{i}"
+            t = time.perf_counter()
+            resolved = await client.resolve(url, checkout)
+            assert not same_revision(resolved.revision, stored)
+            t1 = time.perf_counter()
+            result = await client.fetch(url, checkout, dest)
+            t2 = time.perf_counter()
+            stored = result.resolved.revision
+            fetch_total.append(t2 - t)
+            fetch_only.append(t2 - t1)
+            fetch_server.append(server.counters.busy_seconds)
+            shutil.rmtree(dest)
+        out.append(
+            f"| b. new commit: poll + shallow fetch + checkout | {ms(statistics.median(fetch_total))} | "
+            f"{ms(pct(fetch_total, 0.9))} | {ms(statistics.median(fetch_server))} | "
+            f"{ms(statistics.median(fetch_total) - statistics.median(fetch_server))} | <= 30 | "
+            f"fetch alone {ms(statistics.median(fetch_only))} ms |"
+        )
+
+        # c. cold shallow clone, 1000 files
+        big_url = server.url(big)
+        ours, theirs, ours_server, theirs_server = [], [], [], []
+        for i in range(args.clones):
+            server.reset_counters()
+            t = time.perf_counter()
+            res = await client.fetch(big_url, checkout_for(None), tmp / f"ours-{i}")
+            ours.append(time.perf_counter() - t)
+            ours_server.append(server.counters.busy_seconds)
+            assert res.files == 1000
+            server.reset_counters()
+            t = time.perf_counter()
+            subprocess.run(  # noqa: ASYNC221 - timing the reference tool, nothing else runs
+                ["git", "clone", "-q", "--depth", "1", "--single-branch", "--branch", "master",
+                 big_url, str(tmp / f"git-{i}")],
+                check=True,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            )  # fmt: skip
+            theirs.append(time.perf_counter() - t)
+            theirs_server.append(server.counters.busy_seconds)
+            shutil.rmtree(tmp / f"ours-{i}")
+            shutil.rmtree(tmp / f"git-{i}")
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        out.append(
+            f"| c. cold shallow clone, 1000 files (fluxbus) | {ms(statistics.median(ours))} | "
+            f"{ms(pct(ours, 0.9))} | {ms(statistics.median(ours_server))} | "
+            f"{ms(statistics.median(ours) - statistics.median(ours_server))} | <= 1.5x git | "
+            f"{ratio:.2f}x `git clone --depth 1` |"
+        )
+        out.append(
+            f"| c. cold shallow clone, 1000 files (`git clone --depth 1`) | "
+            f"{ms(statistics.median(theirs))} | {ms(pct(theirs, 0.9))} | "
+            f"{ms(statistics.median(theirs_server))} | "
+            f"{ms(statistics.median(theirs) - statistics.median(theirs_server))} | | reference |"
+        )
+    finally:
+        client.close()
+        server.stop()
+        repo.close()
+        big.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(
+        f"git: {subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}"
+    )
+    print(f"runs: polls={args.polls} fetches={args.fetches} clones={args.clones}\n")
+    print(
+        "| scenario | median ms | p90 ms | server ms | client ms (median - server) | goal | notes |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
