@@ -158,9 +158,8 @@ async def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    print(
-        f"git: {subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}"
-    )
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True)  # noqa: ASYNC221
+    print(f"git: {version.stdout.strip()}")
     print(f"runs: polls={args.polls} fetches={args.fetches} clones={args.clones}\n")
     print(
         "| scenario | median ms | p90 ms | server ms | client ms (median - server) | goal | notes |"
