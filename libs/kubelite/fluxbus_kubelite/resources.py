@@ -27,6 +27,7 @@ class ResourceType:
     scale: bool = False
     generation: bool = False
     crd: str | None = None  # name of the defining CRD
+    virtual: bool = False  # create-only review resources, never stored
     crd_schema: dict[str, Any] | None = None
     scale_paths: tuple[str, str, str | None] = (".spec.replicas", ".status.replicas", None)
     printer_columns: list[dict[str, Any]] = field(default_factory=list)
@@ -86,6 +87,34 @@ def _b(
         scale=scale,
         generation=generation,
     )
+
+
+def _virtual(group: str, plural: str, kind: str) -> ResourceType:
+    return ResourceType(
+        group=group, version="v1", plural=plural, kind=kind, namespaced=False, virtual=True
+    )
+
+
+def review_status(rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer of a review resource: kubelite allows everything to everyone."""
+    out = {**body, "apiVersion": rt.api_version, "kind": rt.kind}
+    out.setdefault("metadata", {})
+    if rt.plural == "selfsubjectreviews":
+        out["status"] = {
+            "userInfo": {
+                "username": "kubelite-admin",
+                "groups": ["system:masters", "system:authenticated"],
+            }
+        }
+    elif rt.plural == "selfsubjectrulesreviews":
+        out["status"] = {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        }
+    else:
+        out["status"] = {"allowed": True, "reason": "kubelite allows every request"}
+    return out
 
 
 def builtin_types() -> list[ResourceType]:
@@ -206,6 +235,11 @@ def builtin_types() -> list[ResourceType]:
         _b("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
         _b("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
         _b("coordination.k8s.io", "v1", "leases", "Lease"),
+        _b("events.k8s.io", "v1", "events", "Event", short=("ev",)),
+        _virtual("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+        _virtual("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+        _virtual("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+        _virtual("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
         _b(
             "apiextensions.k8s.io",
             "v1",

@@ -26,7 +26,7 @@ from .controllers import Controllers, SimulationConfig
 from .core import NS_KEY, Kubelite, Options, now
 from .errors import ApiError
 from .openapi import OpenAPI
-from .resources import VERBS, ResourceType
+from .resources import VERBS, ResourceType, review_status
 from .store import DEFAULT_HISTORY, Event, Persistence, Store
 from .validation import SelectorError, parse_field_selector, parse_label_selector
 
@@ -120,7 +120,7 @@ class Api:
                 "singularName": rt.singular,
                 "namespaced": rt.namespaced,
                 "kind": rt.kind,
-                "verbs": VERBS,
+                "verbs": ["create"] if rt.virtual else VERBS,
             }
             if rt.short_names:
                 entry["shortNames"] = rt.short_names
@@ -171,7 +171,7 @@ class Api:
                         "responseKind": rk,
                         "scope": "Namespaced" if rt.namespaced else "Cluster",
                         "singularResource": rt.singular,
-                        "verbs": VERBS,
+                        "verbs": ["create"] if rt.virtual else VERBS,
                     }
                     if rt.short_names:
                         entry["shortNames"] = rt.short_names
@@ -318,6 +318,14 @@ class Api:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rt.namespaced and ns is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rt.virtual:
+            if request.method != "POST" or tail:
+                raise errors.method_not_allowed()
+            try:
+                body = await self._body(request)
+            except ApiError:
+                body = {}  # protobuf reviews: the answer does not depend on the question
+            return json_response(review_status(rt, body if isinstance(body, dict) else {}), 201)
         name = tail[0] if tail else None
         sub = tail[1] if len(tail) > 1 else ""
         if sub and not (
