@@ -159,6 +159,20 @@ async def _observed(bus: Bus, key: str, generation: int) -> dict | None:
     return status if status.get("observedGeneration") == generation else None
 
 
+async def test_a_change_in_a_watched_dependency_reconciles_dependents_at_once(bus: Bus):
+    async with running(bus) as (_, rec):
+        key = "widget.default.follower"
+        await bus.apply_object(key, widget_doc("follower", interval=3600, dependsOn="leader"))
+        await bus.apply_object("widget.default.loner", widget_doc("loner", interval=3600))
+        await wait_for(lambda: len(rec.runs[key]) == 1, message="first run")
+        rev = await bus.put_status("gadget.default.leader", {"revision": "a"}, 0)
+        await wait_for(lambda: len(rec.runs[key]) == 2, message="run after the dependency")
+        await bus.put_status("gadget.default.other", {"revision": "a"}, 0)
+        await bus.put_status("gadget.default.leader", {"revision": "b"}, rev)
+        await wait_for(lambda: len(rec.runs[key]) == 3, message="second dependency change")
+        assert len(rec.runs["widget.default.loner"]) == 1
+
+
 async def test_stalled_objects_wait_for_a_new_generation(bus: Bus):
     async with running(bus) as (_, rec):
         key = "widget.default.stuck"

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from fluxbus_common.conditions import Condition
 from fluxbus_common.errors import Generic, Stalling, Waiting
-from fluxbus_common.reconcile import Result, StepReconciler
+from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
 
 _CFG = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
 
@@ -38,6 +38,8 @@ class WidgetSpec(BaseModel):
     suspend: bool = False
     mode: str = "ok"
     fail_times: int = 0
+    depends_on: str | None = None
+    """Name of a Gadget (same namespace) whose status change re-runs this Widget."""
     delay: float = 0.0
 
 
@@ -62,6 +64,17 @@ class Widget(BaseModel):
         return f"widget.{self.metadata.namespace}.{self.metadata.name}"
 
 
+def dependents(gadget_key: str, widgets: Any) -> list[str]:
+    """Keys of the Widgets whose spec.dependsOn names the Gadget `gadget_key`."""
+    _, namespace, name = gadget_key.split(".", 2)
+    return [
+        key
+        for key, doc in widgets.items()
+        if (doc.get("spec") or {}).get("dependsOn") == name
+        and (doc.get("metadata") or {}).get("namespace", "default") == namespace
+    ]
+
+
 def widget_doc(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
     """Return a stored Widget document with the given spec fields (camelCase)."""
     return {
@@ -77,6 +90,9 @@ class WidgetReconciler(StepReconciler[Widget]):
 
     kind: ClassVar[str] = "Widget"
     steps: ClassVar[tuple[str, ...]] = ("reconcile_widget",)
+    watches: ClassVar[tuple[DependencyWatch, ...]] = (
+        DependencyWatch(kind="gadget", map=lambda key, value, objects: dependents(key, objects)),
+    )
 
     def __init__(self, instance: str = "test") -> None:
         self.instance = instance
