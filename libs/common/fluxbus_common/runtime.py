@@ -229,7 +229,6 @@ class Runtime:
         for key in list(self.objects):
             if shard_of(key, self.settings.shards) in lost:
                 self.queue.forget(key)
-                self._status.pop(key, None)
 
     # -- watches ---------------------------------------------------------
 
@@ -257,6 +256,17 @@ class Runtime:
         self._triggers[key] = trigger
         if previous != trigger and self.owns(key):
             self.queue.add(key)
+
+    async def _watch_own_status(self) -> None:
+        """Keep the status cache current (also with what another replica wrote),
+        so a reconcile never has to read its status first."""
+        async for change in self.bus.watch_status(self.kind):
+            if change.value is None:
+                self._status.pop(change.key, None)
+                continue
+            cached = self._status.get(change.key)
+            if cached is None or cached[1] < change.revision:
+                self._status[change.key] = (change.value, change.revision)
 
     async def _watch_dependency(self, watch: DependencyWatch) -> None:
         source = (
@@ -460,6 +470,7 @@ class Runtime:
         """Run watches, the lease loop and the workers until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._lease_loop(), name=f"{self.kind}-leases")
+            tg.create_task(self._watch_own_status(), name=f"{self.kind}-status")
             tg.create_task(self._watch_objects(), name=f"{self.kind}-watch")
             for watch in self.reconciler.watches:
                 tg.create_task(self._watch_dependency(watch), name=f"{self.kind}-dep-{watch.kind}")
