@@ -91,3 +91,47 @@ def test_simulation_can_be_switched_off(kubelite_factory: Any) -> None:
     # nothing is scheduled to write a status, and none has been written
     assert h.call(lambda: len(h.server.controllers._pending)) == 0
     assert not get(h, "default", "deploy", "web").get("status")
+
+
+def test_job_completes_pvc_binds_pod_runs_and_load_balancer_gets_an_address(
+    kl: KubeliteHandle, ns: str
+) -> None:
+    pod_spec = {"containers": [{"name": "main", "image": "busybox:1"}], "restartPolicy": "Never"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "once"},
+        "spec": {"template": {"spec": pod_spec}},
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod_spec}
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "lb"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "x"}},
+    }
+    apply(kl, ns, job, pvc, pod, svc)
+
+    def conds(o: dict[str, Any]) -> dict[str, str]:
+        return {c["type"]: c["status"] for c in (o.get("status") or {}).get("conditions", [])}
+
+    wait_until(lambda: conds(get(kl, ns, "job", "once")).get("Complete") == "True")
+    wait_until(lambda: get(kl, ns, "pvc", "data").get("status", {}).get("phase") == "Bound")
+    wait_until(lambda: conds(get(kl, ns, "pod", "p")).get("Ready") == "True")
+    wait_until(
+        lambda: get(kl, ns, "svc", "lb").get("status", {}).get("loadBalancer", {}).get("ingress")
+    )
+    res = kl.kubectl("-n", ns, "wait", "--for=condition=Complete", "job/once", "--timeout=10s")
+    assert res.returncode == 0, res.stderr
+
+
+def test_default_namespace_may_not_be_deleted(kl: KubeliteHandle) -> None:
+    res = kl.kubectl("delete", "ns", "default", "--wait=false")
+    assert res.returncode != 0
+    assert 'namespaces "default" is forbidden: this namespace may not be deleted' in res.stderr

@@ -33,6 +33,10 @@ WORKLOADS: set[Key] = {
     ("apps", "statefulsets"),
     ("apps", "daemonsets"),
     ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("", "pods"),
+    ("", "persistentvolumeclaims"),
+    ("", "services"),
 }
 CONTROLLER_MANAGER = "kube-controller-manager"
 
@@ -195,13 +199,31 @@ class Controllers:
         if obj is None or not self.sim.enabled:
             return
         spec = obj.get("spec") or {}
-        pod = (spec.get("template") or {}).get("spec") or {}
+        kind = obj.get("kind")
+        pod = spec if kind == "Pod" else (spec.get("template") or {}).get("spec") or {}
         images = [c.get("image", "") for c in (pod.get("containers") or []) if isinstance(c, dict)]
         broken = any(self._broken.search(i or "") for i in images)
         gen = obj["metadata"].get("generation", 1)
         old = obj.get("status") or {}
-        kind = obj.get("kind")
-        if kind == "DaemonSet":
+        if kind == "Service":
+            if spec.get("type") != "LoadBalancer":
+                return
+            status = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+        elif kind == "PersistentVolumeClaim":
+            status = {
+                "phase": "Bound",
+                "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                "capacity": {
+                    "storage": ((spec.get("resources") or {}).get("requests") or {}).get(
+                        "storage", "1Gi"
+                    )
+                },
+            }
+        elif kind == "Pod":
+            status = _pod_status(pod, broken, old)
+        elif kind == "Job":
+            status = _job_status(spec, broken, old)
+        elif kind == "DaemonSet":
             status = _daemonset_status(gen, broken)
         else:
             replicas = spec.get("replicas", 1)
@@ -362,6 +384,76 @@ def _deployment_status(
         ]
     status["conditions"] = conds
     return status
+
+
+def _pod_status(pod: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict[str, Any]:
+    t = now()
+    ready = "False" if broken else "True"
+    statuses = []
+    for c in pod.get("containers") or []:
+        cs: dict[str, Any] = {
+            "name": c.get("name", ""),
+            "image": c.get("image", ""),
+            "ready": not broken,
+            "restartCount": 0,
+            "started": not broken,
+        }
+        if broken:
+            cs["state"] = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{c.get("image", "")}"',
+                }
+            }
+        else:
+            cs["state"] = {"running": {"startedAt": old.get("startTime", t)}}
+        statuses.append(cs)
+    return {
+        "phase": "Pending" if broken else "Running",
+        "conditions": [
+            _condition("Ready", ready, "" if not broken else "ContainersNotReady", "", old, t),
+            _condition(
+                "ContainersReady", ready, "" if not broken else "ContainersNotReady", "", old, t
+            ),
+            _condition("PodScheduled", "True", "", "", old, t),
+        ],
+        "containerStatuses": statuses,
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "startTime": old.get("startTime", t),
+    }
+
+
+def _job_status(spec: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict[str, Any]:
+    t = now()
+    start = old.get("startTime", t)
+    if broken:
+        return {"active": spec.get("parallelism", 1), "startTime": start, "ready": 0}
+    done = spec.get("completions", 1)
+    return {
+        "startTime": start,
+        "completionTime": old.get("completionTime", t),
+        "succeeded": done,
+        "ready": 0,
+        "conditions": [
+            _condition(
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                old,
+                t,
+            ),
+            _condition(
+                "Complete",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                old,
+                t,
+            ),
+        ],
+    }
 
 
 def _statefulset_status(name: str, gen: int, replicas: int, broken: bool) -> dict[str, Any]:

@@ -796,6 +796,13 @@ class Kubelite:
             )
         if omd.get("deletionTimestamp"):
             return old, False
+        if rt.key == NS_KEY and name in ("default", "kube-system", "kube-public"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
         pending = bool(omd.get("finalizers")) or rt.key == NS_KEY
         if pending:
             new = jcopy(old)
