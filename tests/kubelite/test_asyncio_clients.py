@@ -199,3 +199,18 @@ async def test_many_concurrent_applies_and_watches_keep_order(kl: KubeliteHandle
             return len((await core.list_namespaced_config_map(ns)).items) == 16
 
         await await_until(all_there)
+
+
+async def test_embedded_server_and_kubeconfig_loading_work_in_one_loop(tmp_path: Any) -> None:
+    from fluxbus_kubelite import KubeliteServer
+    from kubernetes_asyncio import config
+
+    kc = tmp_path / "kc"
+    async with KubeliteServer(port=0, kubeconfig=kc, simulate=False) as srv:
+        assert srv.url.startswith("http://127.0.0.1:")
+        api = await config.new_client_from_config(config_file=str(kc))
+        try:
+            namespaces = await client.CoreV1Api(api).list_namespace()
+            assert "default" in [n.metadata.name for n in namespaces.items]
+        finally:
+            await api.close()

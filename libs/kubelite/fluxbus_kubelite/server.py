@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 from aiohttp import web
 
@@ -29,6 +30,8 @@ from .openapi import OpenAPI
 from .resources import VERBS, ResourceType, review_status
 from .store import DEFAULT_HISTORY, Event, Persistence, Store
 from .validation import SelectorError, parse_field_selector, parse_label_selector
+
+log = structlog.get_logger("kubelite")
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 GIT_VERSION = "v1.37.0-kubelite"
@@ -271,6 +274,13 @@ class Api:
             return error_response(e)
         except SelectorError as e:
             return error_response(errors.bad_request(str(e)))
+        except (ValueError, TypeError, KeyError) as e:
+            # malformed input that slipped past validation: answer like the API server would
+            log.warning("kubelite.bad_request", path=request.path, error=repr(e))
+            return error_response(errors.bad_request(f"invalid request: {e}"))
+        except Exception as e:
+            log.exception("kubelite.internal_error", path=request.path, method=request.method)
+            return error_response(ApiError(500, "InternalError", f"Internal error occurred: {e}"))
 
     def _route(self, request: web.Request) -> tuple[str, str, list[str]]:
         parts = [p for p in request.path.split("/") if p]
