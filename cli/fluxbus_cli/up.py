@@ -75,19 +75,35 @@ class Stack:
         return {c.name: c.proc.returncode for c in self.children}
 
 
-async def _pump(name: str, stream: asyncio.StreamReader | None, width: int, quiet: bool) -> None:
-    """Copy a child's output to ours, each line prefixed with the child's name."""
+async def _pump(
+    name: str, stream: asyncio.StreamReader | None, quiet: bool, log_dir: Path | None
+) -> None:
+    """Copy a child's output to ours, each line prefixed with the child's name,
+    and to `<log_dir>/<name>.log` when a log directory is given."""
     if stream is None:
         return
-    prefix = f"{name:<{width}} | "
-    while line := await stream.readline():
-        if not quiet:
-            sys.stdout.write(prefix + line.decode(errors="replace"))
-            sys.stdout.flush()
+    prefix = f"{name:<16} | "
+    log = (log_dir / f"{name}.log").open("ab") if log_dir is not None else None
+    try:
+        while line := await stream.readline():
+            if log is not None:
+                log.write(line)
+                log.flush()
+            if not quiet:
+                sys.stdout.write(prefix + line.decode(errors="replace"))
+                sys.stdout.flush()
+    finally:
+        if log is not None:
+            log.close()
 
 
 async def _spawn(
-    stack: Stack, name: str, argv: Sequence[str], env: dict[str, str], quiet: bool
+    stack: Stack,
+    name: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    quiet: bool,
+    log_dir: Path | None = None,
 ) -> Child:
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -96,7 +112,7 @@ async def _spawn(
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
     )
-    pump = asyncio.create_task(_pump(name, proc.stdout, 16, quiet), name=f"pump-{name}")
+    pump = asyncio.create_task(_pump(name, proc.stdout, quiet, log_dir), name=f"pump-{name}")
     child = Child(name, proc, pump)
     stack.children.append(child)
     return child
@@ -126,12 +142,15 @@ async def stack_up(
     quiet: bool = False,
     nats_port: int | None = None,
     extra_env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
 ) -> AsyncIterator[Stack]:
     """Start nats-server, the cluster and the services; stop them on exit.
 
     Raises RuntimeError naming the component that did not start.
     """
     await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
+    if log_dir is not None:
+        await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
     stack = Stack(state_dir=state_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXBUS_")}
     env.update(extra_env or {})
@@ -152,6 +171,7 @@ async def stack_up(
             ],
             env,
             quiet,
+            log_dir,
         )
         await _wait_port(port, nats.proc, "nats-server")
         stack.nats_url = f"nats://127.0.0.1:{port}"
@@ -174,6 +194,7 @@ async def stack_up(
                 ],
                 env,
                 quiet,
+                log_dir,
             )
             await _wait_port(kport, kubelite.proc, "kubelite")
             env["KUBECONFIG"] = stack.kubeconfig
@@ -186,7 +207,7 @@ async def stack_up(
             svc_env = dict(env)
             svc_env["FLUXBUS_HTTP_ADDR"] = f"127.0.0.1:{_free_port()}"
             svc_env["FLUXBUS_INSTANCE"] = f"{name}-0"
-            await _spawn(stack, name, [_bin(f"fluxbus-{name}")], svc_env, quiet)
+            await _spawn(stack, name, [_bin(f"fluxbus-{name}")], svc_env, quiet, log_dir)
         stack.env = env
         yield stack
     finally:
