@@ -131,3 +131,25 @@ def test_every_required_builtin_kind_has_a_schema() -> None:
     for kind in required:
         rt = served[kind]
         assert builtin_shape(rt.group, rt.version, rt.kind) is not None, kind
+
+
+def test_pruning_keeps_an_item_and_its_key_while_another_manager_owns_part_of_it() -> None:
+    shape = deployment_shape()
+    now = "2026-01-01T00:00:00Z"
+    scope = ssa.Scope(ignored=ssa.STRIPPED)
+    containers = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}}
+    obj, entries = ssa.apply(
+        {"metadata": {}}, containers, shape, [], "m", "apps/v1", "", False, scope, now
+    )
+    env = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "a", "env": [{"name": "E", "value": "1"}]}]}
+            }
+        }
+    }
+    obj, entries = ssa.apply(obj, env, shape, entries, "n", "apps/v1", "", False, scope, now)
+    obj, _ = ssa.apply(obj, {"spec": {}}, shape, entries, "m", "apps/v1", "", False, scope, now)
+    assert obj["spec"]["template"]["spec"]["containers"] == [
+        {"name": "a", "env": [{"name": "E", "value": "1"}]}
+    ]

@@ -475,6 +475,13 @@ STRIPPED: tuple[Path, ...] = (
 )
 
 
+def _is_key_field(p: Path) -> bool:
+    """A key field of a keyed list item: it goes only with its item."""
+    if len(p) < 2 or not p[-2].startswith("k:") or not p[-1].startswith("f:"):
+        return False
+    return p[-1][2:] in json.loads(p[-2][2:])
+
+
 def _owned_prefixes(entries: list[Entry]) -> set[Path]:
     out: set[Path] = set()
     for e in entries:
@@ -518,7 +525,7 @@ def apply(
     # prune what the manager stopped applying and nobody else owns
     owned = _owned_prefixes(entries)
     for p in sorted(last - new_set, key=len, reverse=True):
-        if p in owned:
+        if p in owned or _is_key_field(p):
             continue
         remove_path(merged, p, shape)
     c = compare(live, merged, shape)
