@@ -1,0 +1,475 @@
+"""The typer application: argument parsing only; every command connects, calls
+one async function of `fluxbus_cli.commands` under `asyncio.run`, and turns
+`CliError`/`BusError` into `✗ message` and an exit code (never a traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.metadata
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.duration import parse_duration
+from fluxbus_common.settings import BusSettings
+
+from fluxbus_cli import manifests
+from fluxbus_cli.commands import apply as apply_cmd
+from fluxbus_cli.commands import check as check_cmd
+from fluxbus_cli.commands import delete as delete_cmd
+from fluxbus_cli.commands import events as events_cmd
+from fluxbus_cli.commands import get as get_cmd
+from fluxbus_cli.commands import reconcile as reconcile_cmd
+from fluxbus_cli.commands import secret as secret_cmd
+from fluxbus_cli.commands.kinds import kind, kind_and_name, kinds
+from fluxbus_cli.errors import CliError
+from fluxbus_cli.render import Output
+from fluxbus_cli.secrets import (
+    DOCKER_CONFIG_JSON_TYPE,
+    docker_config_data,
+    generic_data,
+    git_data,
+    secret_document,
+    split_file_spec,
+    split_literal,
+)
+
+DEFAULT_NAMESPACE = "flux-system"
+CLIENT_NAME = "fluxbus-cli"
+
+app = typer.Typer(
+    name="fluxbus",
+    help="GitOps in Python: drive fluxbus's Flux-compatible controllers over NATS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+create_app = typer.Typer(help="Create objects.", no_args_is_help=True)
+create_secret_app = typer.Typer(help="Create Secrets with Flux's keys.", no_args_is_help=True)
+create_app.add_typer(create_secret_app, name="secret")
+app.add_typer(create_app, name="create")
+
+# -- shared options --------------------------------------------------------------------
+
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace of the objects.")]
+AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
+Files = Annotated[
+    list[str],
+    typer.Option("--filename", "-f", help="A file, a directory (recursive) or - for stdin."),
+]
+Timeout = Annotated[str, typer.Option("--timeout", help="How long to wait (Go duration).")]
+OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml.")]
+Watch = Annotated[bool, typer.Option("--watch", "-w", help="Print changes as they happen.")]
+Export = Annotated[bool, typer.Option("--export", help="Print the YAML instead of storing it.")]
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise CliError(f"--timeout: {e}") from None
+
+
+def _format(value: str) -> Literal["table", "json", "yaml"]:
+    if value not in ("table", "json", "yaml"):
+        raise CliError(f'--output must be table, json or yaml, got "{value}"')
+    return value  # type: ignore[return-value]
+
+
+def _scope(namespace: str, all_namespaces: bool) -> str | None:
+    return None if all_namespaces else manifests.check_namespace(namespace)
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
+
+
+def _fail(out: Output, error: Exception, code: int = 1) -> None:
+    out.failure(str(error))
+    raise typer.Exit(code)
+
+
+def run(command: Callable[[Bus, Output], Awaitable[int]]) -> None:
+    """Connect to the bus, run one command, close; exit with its code.
+
+    Connection failures, bus errors and CliErrors end as one `✗` line and exit 1.
+    """
+    out = Output()
+
+    async def main() -> int:
+        try:
+            settings = BusSettings.from_env()
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        bus = await Bus.connect(settings, CLIENT_NAME)
+        try:
+            return await command(bus, out)
+        finally:
+            await bus.close()
+
+    run_local(lambda: main(), out)
+
+
+def run_local(command: Callable[[], Awaitable[int]], out: Output | None = None) -> None:
+    """Run a command that needs no bus connection (or makes its own)."""
+    out = out or Output()
+    try:
+        code = asyncio.run(_as_coroutine(command))
+    except CliError as e:
+        _fail(out, e, e.code)
+    except BusError as e:
+        _fail(out, e)
+    except KeyboardInterrupt:
+        code = 0  # Ctrl-C ends --watch
+    _exit(code)
+
+
+async def _as_coroutine(command: Callable[[], Awaitable[int]]) -> int:
+    return await command()
+
+
+# -- apply / get / delete / export -----------------------------------------------------
+
+
+@app.command()
+def apply(
+    filename: Files,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+) -> None:
+    """Create or update objects from files, directories or stdin (all or nothing)."""
+    out = Output()
+    try:
+        sources = manifests.read_sources(filename)
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: apply_cmd.apply(bus, o, sources, namespace))
+
+
+@app.command()
+def get(
+    kind_name: Annotated[str, typer.Argument(metavar="KIND", help="e.g. ks, gitrepositories, all")],
+    name: Annotated[str | None, typer.Argument(help="One object.")] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    all_namespaces: AllNamespaces = False,
+    output: OutputFormat = "table",
+    watch: Watch = False,
+) -> None:
+    """Show objects with their readiness, message, revision and age."""
+    out = Output()
+    try:
+        infos = kinds(kind_name)
+        fmt = _format(output)
+        scope = _scope(namespace, all_namespaces)
+        if name is not None and scope is None:
+            raise CliError("a NAME needs one namespace (-n), not --all-namespaces")
+        if watch and len(infos) > 1:
+            raise CliError("--watch takes one kind, not all")
+    except CliError as e:
+        _fail(out, e)
+    if watch:
+        run(lambda bus, o: get_cmd.watch(bus, o, infos[0], scope, name, fmt))
+    else:
+        run(lambda bus, o: get_cmd.get(bus, o, infos, scope, name, fmt))
+
+
+@app.command()
+def delete(
+    kind_name: Annotated[str | None, typer.Argument(metavar="[KIND]")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="[NAME]")] = None,
+    filename: Annotated[
+        list[str] | None, typer.Option("--filename", "-f", help="Delete what these files name.")
+    ] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until finalizers finish (--wait=false).")
+    ] = True,
+    timeout: Timeout = "1m",
+) -> None:
+    """Delete an object (its controller finalizes it first), or those named in files."""
+    out = Output()
+    try:
+        seconds = _duration(timeout)
+        if filename:
+            if kind_name or name:
+                raise CliError("give either KIND NAME or -f, not both")
+            sources = manifests.read_sources(filename)
+        else:
+            if not (kind_name and name):
+                raise CliError("give KIND NAME (or -f PATH)")
+            info = kind(kind_name)
+            manifests.check_namespace(namespace)
+    except CliError as e:
+        _fail(out, e)
+    if filename:
+        run(
+            lambda bus, o: apply_cmd.delete_files(
+                bus, o, sources, namespace, wait=wait, timeout=seconds
+            )
+        )
+    else:
+        assert name is not None
+        run(
+            lambda bus, o: delete_cmd.delete(
+                bus, o, info, namespace, name, wait=wait, timeout=seconds
+            )
+        )
+
+
+@app.command()
+def export(
+    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    all_namespaces: AllNamespaces = False,
+) -> None:
+    """Print objects as clean YAML that `fluxbus apply -f -` takes back."""
+    out = Output()
+    try:
+        infos = kinds(kind_name)
+        scope = _scope(namespace, all_namespaces)
+        if name is not None and scope is None:
+            raise CliError("a NAME needs one namespace (-n), not --all-namespaces")
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: get_cmd.export(bus, o, infos, scope, name))
+
+
+# -- reconcile / suspend / resume ------------------------------------------------------
+
+
+@app.command()
+def reconcile(
+    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
+    name: str,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    with_source: Annotated[
+        bool, typer.Option("--with-source", help="Reconcile the source first.")
+    ] = False,
+    timeout: Timeout = "5m",
+) -> None:
+    """Trigger a reconcile now and wait for its outcome (exit 1 when not Ready)."""
+    out = Output()
+    try:
+        info = kind(kind_name)
+        seconds = _duration(timeout)
+        manifests.check_namespace(namespace)
+    except CliError as e:
+        _fail(out, e)
+    run(
+        lambda bus, o: reconcile_cmd.reconcile(
+            bus, o, info, namespace, name, with_source=with_source, timeout=seconds
+        )
+    )
+
+
+@app.command()
+def suspend(
+    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
+    name: str,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (kept as annotation).")
+    ] = None,
+) -> None:
+    """Stop reconciling an object (spec.suspend: true)."""
+    out = Output()
+    try:
+        info = kind(kind_name)
+        manifests.check_namespace(namespace)
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: reconcile_cmd.suspend(bus, o, info, namespace, name, reason))
+
+
+@app.command()
+def resume(
+    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
+    name: str,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    timeout: Timeout = "5m",
+) -> None:
+    """Resume reconciling an object and wait for the reconcile it triggers."""
+    out = Output()
+    try:
+        info = kind(kind_name)
+        seconds = _duration(timeout)
+        manifests.check_namespace(namespace)
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: reconcile_cmd.resume(bus, o, info, namespace, name, timeout=seconds))
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+@app.command()
+def events(
+    for_: Annotated[str | None, typer.Option("--for", help="Only events about KIND/NAME.")] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    all_namespaces: AllNamespaces = False,
+    watch: Watch = False,
+) -> None:
+    """List events from the events stream (TIME TYPE REASON OBJECT MESSAGE)."""
+    out = Output()
+    try:
+        target = kind_and_name(for_) if for_ else None
+        scope = _scope(namespace, all_namespaces)
+    except CliError as e:
+        _fail(out, e)
+    if watch:
+        run(lambda bus, o: events_cmd.follow(bus, o, scope, target))
+    else:
+        run(lambda bus, o: events_cmd.events(bus, o, scope, target))
+
+
+# -- create secret ---------------------------------------------------------------------
+
+
+def _create_secret(export: bool, build: Callable[[], dict[str, Any]]) -> None:
+    out = Output()
+    try:
+        doc = build()
+        if export:
+            _exit(secret_cmd.export_secret(out, doc))
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: secret_cmd.store_secret(bus, o, doc))
+
+
+@create_secret_app.command("generic")
+def create_secret_generic(
+    name: str,
+    from_literal: Annotated[
+        list[str] | None, typer.Option("--from-literal", help="KEY=VALUE (repeatable).")
+    ] = None,
+    from_file: Annotated[
+        list[str] | None, typer.Option("--from-file", help="[KEY=]PATH (repeatable).")
+    ] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    export: Export = False,
+) -> None:
+    """A Secret from literal values and files."""
+
+    def build() -> dict[str, Any]:
+        literals = [split_literal(item) for item in from_literal or []]
+        files = []
+        for item in from_file or []:
+            key, path = split_file_spec(item)
+            files.append((key or Path(path).name, secret_cmd.read_file(path, "--from-file")))
+        data = generic_data(literals, files)
+        if not data:
+            raise CliError("give at least one --from-literal or --from-file")
+        return secret_document(name, namespace, data)
+
+    _create_secret(export, build)
+
+
+@create_secret_app.command("git")
+def create_secret_git(
+    name: str,
+    url: Annotated[str, typer.Option("--url", help="The Git repository URL (decides the keys).")],
+    username: Annotated[str | None, typer.Option("--username", "-u")] = None,
+    password: Annotated[str | None, typer.Option("--password", "-p")] = None,
+    bearer_token: Annotated[str | None, typer.Option("--bearer-token")] = None,
+    private_key_file: Annotated[str | None, typer.Option("--private-key-file")] = None,
+    known_hosts_file: Annotated[str | None, typer.Option("--known-hosts-file")] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file")] = None,
+    cert_file: Annotated[str | None, typer.Option("--cert-file")] = None,
+    key_file: Annotated[str | None, typer.Option("--key-file")] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    export: Export = False,
+) -> None:
+    """A Git credentials Secret (basic auth, bearer token, SSH key, CA, client TLS)."""
+
+    def read(path: str | None, flag: str) -> bytes | None:
+        return None if path is None else secret_cmd.read_file(path, flag)
+
+    def build() -> dict[str, Any]:
+        data = git_data(
+            url,
+            username=username,
+            password=password,
+            bearer_token=bearer_token,
+            private_key=read(private_key_file, "--private-key-file"),
+            known_hosts=read(known_hosts_file, "--known-hosts-file"),
+            ca=read(ca_file, "--ca-file"),
+            cert=read(cert_file, "--cert-file"),
+            key=read(key_file, "--key-file"),
+        )
+        return secret_document(name, namespace, data)
+
+    _create_secret(export, build)
+
+
+@create_secret_app.command("docker-registry")
+def create_secret_docker_registry(
+    name: str,
+    docker_server: Annotated[str, typer.Option("--docker-server")],
+    docker_username: Annotated[str, typer.Option("--docker-username")],
+    docker_password: Annotated[str, typer.Option("--docker-password")],
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    export: Export = False,
+) -> None:
+    """An image pull Secret (`.dockerconfigjson`)."""
+
+    def build() -> dict[str, Any]:
+        data = docker_config_data(docker_server, docker_username, docker_password)
+        return secret_document(name, namespace, data, DOCKER_CONFIG_JSON_TYPE)
+
+    _create_secret(export, build)
+
+
+# -- check / version / up --------------------------------------------------------------
+
+
+@app.command()
+def check() -> None:
+    """Check NATS, JetStream, the buckets/store/stream, kubectl and kustomize."""
+    out = Output()
+
+    async def main() -> int:
+        try:
+            settings = BusSettings.from_env()
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        return await check_cmd.check(out, settings)
+
+    run_local(main, out)
+
+
+def fluxbus_version() -> str:
+    try:
+        return importlib.metadata.version("fluxbus")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@app.command()
+def version() -> None:
+    """Print the fluxbus version."""
+    Output().data(f"fluxbus {fluxbus_version()}")
+
+
+@app.command()
+def up(
+    cluster: Annotated[
+        str, typer.Option("--cluster", help="embedded (kubelite) or current (kubeconfig).")
+    ] = "embedded",
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Where NATS and kubelite keep data.")
+    ] = None,
+) -> None:
+    """Start NATS, the controllers and (with --cluster embedded) a local API server."""
+    out = Output()
+    if cluster not in ("embedded", "current"):
+        _fail(out, CliError(f'--cluster must be embedded or current, got "{cluster}"'))
+    try:
+        up_module = importlib.import_module("fluxbus_cli.up")
+    except ModuleNotFoundError as e:
+        if e.name != "fluxbus_cli.up":
+            raise
+        _fail(out, CliError("fluxbus up is not available in this build"))
+    up_module.main(cluster=cluster, state_dir=state_dir)

@@ -1,0 +1,184 @@
+"""`fluxbus reconcile`, `suspend` and `resume`.
+
+A reconcile request is Flux's: the `reconcile.fluxcd.io/requestedAt`
+annotation set to a fresh value; the owning service copies it to
+`status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fluxbus_common import keys, subjects
+from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
+from fluxbus_common.bus import Bus
+
+from fluxbus_cli import render, store
+from fluxbus_cli.errors import CliError
+from fluxbus_cli.render import Output
+
+
+def request_token() -> str:
+    """Return the current time as RFC 3339 with nanoseconds (unique per request)."""
+    ns = time.time_ns()
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:09d}Z"
+
+
+def _annotate(token: str) -> Any:
+    def change(doc: dict[str, Any]) -> None:
+        meta = doc.setdefault("metadata", {})
+        annotations = dict(meta.get("annotations") or {})
+        annotations[keys.RECONCILE_REQUESTED_AT] = token
+        meta["annotations"] = annotations
+
+    return change
+
+
+def _outcome(info: KindInfo, status: dict[str, Any]) -> tuple[bool, str]:
+    """Return (ready, message) of a handled reconcile, worded like `flux reconcile`."""
+    ready = render.ready_condition({"status": status})
+    if ready is None or ready.get("status") != "True":
+        message = (ready or {}).get("message") or "reconciliation failed"
+        return False, str(message)
+    revision = render.revision_of(status)
+    if info.kind == "Kustomization" and revision:
+        return True, f"applied revision {revision}"
+    if info.kind == "GitRepository" and revision:
+        return True, f"fetched revision {revision}"
+    return True, f"{info.kind} reconciliation completed"
+
+
+def _toolkit(info: KindInfo, verb: str) -> None:
+    if info.store != "objects":
+        raise CliError(f"{info.plural} cannot be {verb}")
+
+
+async def _wait_handled(
+    bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, token: str, timeout: float
+) -> int:
+    key = subjects.object_key(info.kind, namespace, name)
+    with out.spinner(f"waiting for {info.kind} reconciliation"):
+        try:
+            async with asyncio.timeout(timeout):
+                status = await store.wait_for_status(
+                    bus, key, lambda s: s.get("lastHandledReconcileAt") == token
+                )
+        except TimeoutError:
+            raise CliError(
+                f"timed out after {timeout:g}s waiting for {info.kind} "
+                f"'{namespace}/{name}' to be reconciled (is its controller running?)"
+            ) from None
+    ready, message = _outcome(info, status)
+    if not ready:
+        raise CliError(message)
+    out.success(message)
+    return 0
+
+
+async def _reconcile_one(
+    bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, timeout: float
+) -> int:
+    doc = await store.get_doc(bus, info, namespace, name)
+    if doc is None:
+        raise store.not_found(info, namespace, name)
+    if (doc.get("spec") or {}).get("suspend"):
+        raise CliError(f"{info.kind} '{namespace}/{name}' is suspended")
+    out.step(f"annotating {info.kind} {name} in {namespace} namespace")
+    token = request_token()
+    await store.edit(bus, info, namespace, name, _annotate(token))
+    out.success(f"{info.kind} annotated")
+    return await _wait_handled(bus, out, info, namespace, name, token, timeout)
+
+
+def _source_of(info: KindInfo, doc: dict[str, Any], namespace: str) -> tuple[KindInfo, str, str]:
+    ref = (doc.get("spec") or {}).get("sourceRef")
+    if not isinstance(ref, dict) or not ref.get("name"):
+        raise CliError(f"{info.kind} has no spec.sourceRef to reconcile first")
+    try:
+        source = resolve_kind(str(ref.get("kind", "")))
+    except UnknownKind:
+        raise CliError(f"source kind {ref.get('kind')} is not served by fluxbus") from None
+    return source, str(ref.get("namespace") or namespace), str(ref["name"])
+
+
+async def reconcile(
+    bus: Bus,
+    out: Output,
+    info: KindInfo,
+    namespace: str,
+    name: str,
+    *,
+    with_source: bool = False,
+    timeout: float = 300.0,
+) -> int:
+    """Request a reconcile (first of the source with `with_source`) and wait for it.
+
+    Returns 0 when the object ends Ready; raises CliError when it does not, on
+    timeout, or when it is missing or suspended.
+    """
+    _toolkit(info, "reconciled")
+    if with_source:
+        doc = await store.get_doc(bus, info, namespace, name)
+        if doc is None:
+            raise store.not_found(info, namespace, name)
+        source, source_ns, source_name = _source_of(info, doc, namespace)
+        await _reconcile_one(bus, out, source, source_ns, source_name, timeout)
+    return await _reconcile_one(bus, out, info, namespace, name, timeout)
+
+
+def _check_suspendable(info: KindInfo, doc: dict[str, Any]) -> None:
+    try:
+        parse_object({k: v for k, v in doc.items() if k != "status"})
+    except ValueError:
+        raise CliError(f"{info.plural} cannot be suspended") from None
+
+
+async def suspend(
+    bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, reason: str | None
+) -> int:
+    """Set `spec.suspend: true` (and the reason annotation, when given)."""
+    _toolkit(info, "suspended")
+    out.step(f"suspending {info.kind} {name} in {namespace} namespace")
+
+    def change(doc: dict[str, Any]) -> None:
+        doc.setdefault("spec", {})["suspend"] = True
+        _check_suspendable(info, doc)
+        meta = doc.setdefault("metadata", {})
+        annotations = dict(meta.get("annotations") or {})
+        if reason:
+            annotations[keys.SUSPENDED_REASON_ANNOTATION] = reason
+        else:
+            annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
+        if annotations:
+            meta["annotations"] = annotations
+        else:
+            meta.pop("annotations", None)
+
+    await store.edit(bus, info, namespace, name, change)
+    out.success(f"{info.kind} suspended")
+    return 0
+
+
+async def resume(
+    bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, *, timeout: float = 300.0
+) -> int:
+    """Set `spec.suspend: false` with a reconcile request in the same write, and wait for it."""
+    _toolkit(info, "resumed")
+    out.step(f"resuming {info.kind} {name} in {namespace} namespace")
+    token = request_token()
+
+    def change(doc: dict[str, Any]) -> None:
+        doc.setdefault("spec", {})["suspend"] = False
+        _check_suspendable(info, doc)
+        _annotate(token)(doc)
+        annotations = doc["metadata"]["annotations"]
+        annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
+
+    await store.edit(bus, info, namespace, name, change)
+    out.success(f"{info.kind} resumed")
+    return await _wait_handled(bus, out, info, namespace, name, token, timeout)

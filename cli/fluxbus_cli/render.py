@@ -1,0 +1,266 @@
+"""Output: tables like `flux get`/`kubectl get`, JSON and YAML documents, and the
+`Output` sink every command writes to (data on stdout, progress on stderr).
+
+The formatting functions are pure; `Output` is the only place that prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+REDACTED = "<redacted>"
+"""What `get secrets -o json|yaml` shows instead of a value."""
+
+COLUMN_GAP = 3
+"""Spaces between table columns, as kubectl's tabwriter pads them."""
+
+
+# -- documents -------------------------------------------------------------------------
+
+
+def list_document(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Wrap documents into the `kind: List` kubectl prints for several objects."""
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+
+
+def to_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper writing multi-line strings as block literals (patches stay readable)."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def to_yaml(doc: Any) -> str:
+    """Return one YAML document (keys in the document's order)."""
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+
+
+def to_yaml_stream(docs: Sequence[Any]) -> str:
+    """Return a multi-document YAML stream, each document opened by `---`."""
+    return "".join(f"---\n{to_yaml(d)}" for d in docs)
+
+
+def redact_secret(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a Secret document whose `data`/`stringData` values are replaced by REDACTED."""
+    out = dict(doc)
+    for field in ("data", "stringData"):
+        values = out.get(field)
+        if isinstance(values, Mapping):
+            out[field] = dict.fromkeys(values, REDACTED)
+    return out
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Return a left-aligned table with kubectl's spacing (no borders, no wrapping)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    return "\n".join(format_row(r, widths) for r in [headers, *rows])
+
+
+def format_row(row: Sequence[str], widths: Sequence[int]) -> str:
+    """Return one table line with the given column widths (the last column unpadded)."""
+    cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+    return (" " * COLUMN_GAP).join([*cells, row[-1]]).rstrip()
+
+
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    return widths
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse an RFC 3339 timestamp (`Z` or offset, optional fraction of any length)."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Python takes at most 6 fractional digits; Go writes up to 9
+        head, _, rest = text.partition(".")
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def age(timestamp: str | None, now: datetime | None = None) -> str:
+    """Return kubectl's short age (`45s`, `12m`, `5h`, `3d`) of a timestamp, `-` if unknown."""
+    then = parse_time(timestamp)
+    if then is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def ready_condition(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the Ready condition of a document's status, or None."""
+    for cond in (doc.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+def revision_of(status: Mapping[str, Any]) -> str:
+    """Return what `flux get` shows as the revision of an object's status."""
+    artifact = status.get("artifact")
+    if isinstance(artifact, Mapping) and artifact.get("revision"):
+        return str(artifact["revision"])
+    for field in ("lastAppliedRevision", "latestImage", "lastPushCommit"):
+        if status.get(field):
+            return str(status[field])
+    latest = status.get("latestRef")
+    if isinstance(latest, Mapping) and latest.get("name"):
+        tag = f":{latest['tag']}" if latest.get("tag") else ""
+        return f"{latest['name']}{tag}"
+    scan = status.get("lastScanResult")
+    if isinstance(scan, Mapping) and "tagCount" in scan:
+        return f"{scan['tagCount']} tags"
+    return ""
+
+
+TOOLKIT_HEADERS = ("NAME", "READY", "STATUS", "REVISION", "SUSPENDED", "AGE")
+SECRET_HEADERS = ("NAME", "TYPE", "DATA", "AGE")
+CONFIGMAP_HEADERS = ("NAME", "DATA", "AGE")
+EVENT_HEADERS = ("TIME", "TYPE", "REASON", "OBJECT", "MESSAGE")
+
+
+def toolkit_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """NAME READY STATUS REVISION SUSPENDED AGE of a toolkit object (status merged in)."""
+    meta = doc.get("metadata") or {}
+    status = doc.get("status") or {}
+    ready = ready_condition(doc)
+    if meta.get("deletionTimestamp"):
+        ready_text, message = "False", "terminating"
+    elif ready is None:
+        ready_text, message = "Unknown", "waiting to be reconciled"
+    else:
+        ready_text, message = str(ready.get("status", "Unknown")), str(ready.get("message", ""))
+    suspended = bool((doc.get("spec") or {}).get("suspend"))
+    return [
+        str(meta.get("name", "")),
+        ready_text,
+        " ".join(message.split()),  # one line per object
+        revision_of(status),
+        "True" if suspended else "False",
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
+    keys: set[str] = set()
+    for field in fields:
+        keys.update((doc.get(field) or {}).keys())
+    return len(keys)
+
+
+def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """NAME TYPE DATA AGE of a Secret; never a value."""
+    meta = doc.get("metadata") or {}
+    return [
+        str(meta.get("name", "")),
+        str(doc.get("type") or "Opaque"),
+        str(_data_count(doc, "data", "stringData")),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def configmap_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    meta = doc.get("metadata") or {}
+    return [
+        str(meta.get("name", "")),
+        str(_data_count(doc, "data", "binaryData")),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def event_row(event: Mapping[str, Any]) -> list[str]:
+    """TIME TYPE REASON OBJECT MESSAGE of a Flux-schema event (dumped by alias)."""
+    obj = event.get("involvedObject") or {}
+    return [
+        str(event.get("timestamp", "")),
+        "Warning" if event.get("severity") == "error" else "Normal",
+        str(event.get("reason", "")),
+        f"{obj.get('kind', '')}/{obj.get('name', '')}",
+        " ".join(str(event.get("message", "")).split()),
+    ]
+
+
+# -- the sink --------------------------------------------------------------------------
+
+
+class Output:
+    """Where commands write: `data` to stdout (pipeable), progress and outcomes to stderr.
+
+    Consoles are created per command so test runners that swap sys.stdout see the output.
+    """
+
+    def __init__(self) -> None:
+        self._out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+        self._err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
+
+    def data(self, text: str) -> None:
+        """Print a result (table, JSON, YAML, `kind/ns/name created`) on stdout."""
+        self._out.print(text.rstrip("\n"), markup=False)
+
+    def step(self, message: str) -> None:
+        self._err.print(f"[blue]►[/] {_escape(message)}")
+
+    def waiting(self, message: str) -> None:
+        self._err.print(f"[yellow]◎[/] {_escape(message)}")
+
+    def success(self, message: str) -> None:
+        self._err.print(f"[green]✔[/] {_escape(message)}")
+
+    def failure(self, message: str) -> None:
+        self._err.print(f"[red]✗[/] {_escape(message)}")
+
+    def warning(self, message: str) -> None:
+        self._err.print(f"[yellow]⚠[/] {_escape(message)}")
+
+    @contextlib.contextmanager
+    def spinner(self, message: str) -> Iterator[None]:
+        """Show a spinner while waiting on a terminal; print one line otherwise."""
+        if self._err.is_terminal:
+            with self._err.status(_escape(message)):
+                yield
+        else:
+            self.waiting(message)
+            yield
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
