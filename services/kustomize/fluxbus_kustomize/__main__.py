@@ -1,12 +1,20 @@
-"""Entry point of the kustomize service (not implemented yet: a later issue fills it)."""
+"""Entry point of the kustomize service (`fluxbus-kustomize`): settings →
+logging → `asyncio.run(app.run())`."""
 
-import sys
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fluxbus_common import logconfig
+
+from fluxbus_kustomize import app
 
 
 def main() -> None:
-    """Say that the service is not written yet and exit 1."""
-    print("fluxbus-kustomize: not implemented", file=sys.stderr)
-    sys.exit(1)
+    """Run the service until SIGTERM/SIGINT (log level from FLUXBUS_LOG_LEVEL)."""
+    logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
+    asyncio.run(app.run())
 
 
 if __name__ == "__main__":
