@@ -438,3 +438,16 @@ async def test_submodules_are_checked_out_when_asked(
         url, checkout_for(None), tmp_path / "deep", recurse_submodules=True
     )
     assert (deep.path / "vendor/lib/lib.yaml").read_text() == "lib: 1\n"
+
+
+async def test_a_bare_commit_is_found_on_servers_that_refuse_unadvertised_ids(
+    repo: GitRepo, git_http_server_factory, git_client: GitClient, tmp_path: Path
+) -> None:
+    # dulwich's own server speaks protocol v0 only and rejects wants that are not ref tips.
+    v0_only = git_http_server_factory(backend="dulwich")
+    old = first(repo)
+    result = await git_client.fetch(
+        v0_only.url(repo), checkout_for(RefSpec(commit=old)), tmp_path / "co"
+    )
+    assert result.resolved.revision == f"sha1:{old}"
+    assert (tmp_path / "co/app/deploy.yaml").read_text() == "replicas: 1\n"

@@ -755,14 +755,11 @@ class GitClient:
             if checkout.kind is RefKind.COMMIT and checkout.branch is None:
                 try:
                     fetch(depth=1, protocol=2)
-                except (GitProtocolError, HangupException) as e:
-                    # Servers refuse ids they do not advertise (v0) or hang up on
-                    # unknown ones: fall back to all branches, then look for it.
-                    refused = isinstance(e, HangupException) or any(
-                        m in str(e).lower() for m in ("not our ref", "upload-pack", "not valid")
-                    )
-                    if not refused:
-                        raise
+                except (GitProtocolError, HangupException):
+                    # Servers refuse ids they do not advertise (v0), answer with an
+                    # error or just hang up: fall back to all branches and look for
+                    # the commit there (an outage fails again, with its own error).
+                    session.check()
                     holder["all_heads"] = True
                     fetch(depth=None, protocol=0)
             elif checkout.kind is RefKind.COMMIT:

@@ -41,6 +41,7 @@ import datetime as dt
 import getpass
 import gzip
 import hmac
+import io
 import ipaddress
 import os
 import shutil
@@ -54,6 +55,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.objects import Blob, Commit, Tag, Tree
@@ -521,37 +523,14 @@ class _Handler(BaseHTTPRequestHandler):
                     owner.counters.ref_listings += 1
                 else:
                     owner.counters.fetches += 1
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "GIT_PROJECT_ROOT": str(owner.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "REQUEST_METHOD": self.command,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_ADDR": self.client_address[0],
-            "REMOTE_USER": "fluxbus" if owner.auth else "",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(owner.root),
-        }
-        if enc := self.headers.get("Content-Encoding"):
-            env["HTTP_CONTENT_ENCODING"] = enc
-        if proto := self.headers.get("Git-Protocol"):
-            env["GIT_PROTOCOL"] = proto
-        proc = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
-        )
-        out = proc.stdout
-        sep = out.find(b"\r\n\r\n")
-        head, payload = (out[:sep], out[sep + 4 :]) if sep >= 0 else out.split(b"\n\n", 1)
-        status, headers = 200, []
-        for line in head.splitlines():
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "status":
-                status = int(value.strip().split()[0])
-            elif name:
-                headers.append((name, value.strip()))
+        try:
+            if owner.backend == "dulwich":
+                status, headers, payload = owner._serve_dulwich(self, path, query, body)
+            else:
+                status, headers, payload = owner._serve_cgi(self, path, query, body)
+        except Exception as e:  # the backend refused the request: answer like a CGI 500
+            status, headers = 500, [("Content-Type", "text/plain")]
+            payload = f"{type(e).__name__}: {e}\n".encode()
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "transfer-encoding"):
@@ -603,7 +582,10 @@ class GitHTTPServer:
     """Git smart HTTP(S) on 127.0.0.1 serving every bare repo under `root`.
 
     `auth`: None, `BasicAuth` or `BearerAuth`; `tls`: a `TestCA` to serve
-    HTTPS with its server certificate; `require_client_cert`: mTLS.
+    HTTPS with its server certificate; `require_client_cert`: mTLS;
+    `backend`: "git" (`git http-backend` as CGI: the real thing, one fork
+    per request) or "dulwich" (dulwich's WSGI server in-process, no fork;
+    protocol v0/v1 only).
     """
 
     def __init__(
@@ -613,10 +595,14 @@ class GitHTTPServer:
         tls: TestCA | None = None,
         require_client_cert: bool = False,
         port: int = 0,
+        backend: str = "git",
     ) -> None:
         self.root = root
         self.auth = auth
         self.tls = tls
+        self.backend = backend
+        self._wsgi: Callable[..., Any] | None = None
+        self._dulwich_repos: dict[str, Any] = {}
         self.port = port or _free_port()
         self.counters = _Counters()
         self._server: _HTTPServer | None = None
@@ -631,6 +617,92 @@ class GitHTTPServer:
                 ctx.verify_mode = ssl.CERT_REQUIRED
                 ctx.load_verify_locations(cafile=str(tls.path("ca.crt")))
             self._ssl_context = ctx
+
+    def _serve_cgi(
+        self, handler: _Handler, path: str, query: str, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Run `git http-backend` as CGI for one request."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(self.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "REQUEST_METHOD": handler.command,
+            "CONTENT_TYPE": handler.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_ADDR": handler.client_address[0],
+            "REMOTE_USER": "fluxbus" if self.auth else "",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "HOME": str(self.root),
+        }
+        if enc := handler.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = enc
+        if proto := handler.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = proto
+        proc = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+        )
+        out = proc.stdout
+        sep = out.find(b"\r\n\r\n")
+        head, payload = (out[:sep], out[sep + 4 :]) if sep >= 0 else out.split(b"\n\n", 1)
+        status, headers = 200, []
+        for line in head.splitlines():
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "status":
+                status = int(value.strip().split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        return status, headers, payload
+
+    def _serve_dulwich(
+        self, handler: _Handler, path: str, query: str, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Serve one request in-process with dulwich's WSGI application (no fork)."""
+        if self._wsgi is None:
+            from dulwich.server import FileSystemBackend
+            from dulwich.web import make_wsgi_chain
+
+            opened = self._dulwich_repos
+
+            class RootBackend(FileSystemBackend):
+                # dulwich joins the URL path as absolute; serve it relative to root,
+                # and keep one Repo per path so they can be closed at stop().
+                def open_repository(self, path: str | bytes):  # type: ignore[no-untyped-def]
+                    key = (os.fsdecode(path) if isinstance(path, bytes) else path).strip("/")
+                    if key not in opened:
+                        opened[key] = super().open_repository(key)
+                    return opened[key]
+
+            self._wsgi = make_wsgi_chain(RootBackend(str(self.root)))
+        environ = {
+            "REQUEST_METHOD": handler.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": handler.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": io.StringIO(),
+            "wsgi.url_scheme": "https" if self.tls else "http",
+        }
+        if enc := handler.headers.get("Content-Encoding"):
+            environ["HTTP_CONTENT_ENCODING"] = enc
+        out: list[bytes] = []
+        state: dict[str, object] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):  # type: ignore[no-untyped-def]
+            state["status"], state["headers"] = int(status.split()[0]), headers
+            return out.append
+
+        result = self._wsgi(environ, start_response)
+        try:
+            out.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return int(state["status"]), list(state["headers"]), b"".join(out)  # type: ignore[call-overload]
 
     # -- counters -------------------------------------------------------------
     @property
@@ -716,6 +788,9 @@ class GitHTTPServer:
                 conn.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 conn.close()
+        for repo in self._dulwich_repos.values():
+            repo.close()
+        self._dulwich_repos.clear()
         assert self._thread is not None
         self._thread.join(timeout=5)
         self._server = None
