@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import subprocess
@@ -100,6 +101,23 @@ async def apply_throughput(url: str, ns: str, count: int, concurrency: int) -> f
         return count / (time.perf_counter() - start)
 
 
+async def raw_apply_throughput(url: str, ns: str, count: int) -> float:
+    """Server-side applies per second over plain aiohttp (no client-side models)."""
+    async with aiohttp.ClientSession() as s:
+        start = time.perf_counter()
+        for i in range(count):
+            name = f"r{i}"
+            async with s.patch(
+                f"{url}/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                data=json.dumps(deployment(name)),
+                params={"fieldManager": "bench"},
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            ) as r:
+                assert r.status in (200, 201), await r.text()
+                await r.read()
+        return count / (time.perf_counter() - start)
+
+
 async def create_configmaps(url: str, ns: str, count: int) -> None:
     conn = aiohttp.TCPConnector(limit=16)
     async with aiohttp.ClientSession(connector=conn) as s:
@@ -145,6 +163,7 @@ async def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any
     await apply_throughput(url, "one", 20, 1)
     results["apply_1_client"] = await apply_throughput(url, "one", args.deployments, 1)
     results["apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
+    results["apply_raw_1_client"] = await raw_apply_throughput(url, "one", args.deployments)
     # re-applying unchanged objects is a no-op (no write)
     results["noop_apply_16_clients"] = await apply_throughput(url, "many", args.deployments, 16)
     rss_before = rss_kib(pid)
@@ -190,6 +209,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"machine: {cpu} cores ({model}), Python {platform.python_version()}",
             f"server-side apply, 1 client:    {results['apply_1_client']:8.0f} Deployments/s ({args.deployments} objects)",
             f"server-side apply, 16 clients:  {results['apply_16_clients']:8.0f} Deployments/s",
+            f"server-side apply, raw aiohttp: {results['apply_raw_1_client']:8.0f} Deployments/s (1 client)",
             f"no-op re-apply, 16 clients:     {results['noop_apply_16_clients']:8.0f} Deployments/s",
             f"create ConfigMaps (16 conc.):   {results['create_cm_per_s']:8.0f} objects/s",
             f"list {results['list_items']} ConfigMaps, raw JSON:   {results['list_raw_s']:.3f} s",
