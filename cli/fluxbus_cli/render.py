@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 REDACTED = "<redacted>"
 """What `get secrets -o json|yaml` shows instead of a value."""
@@ -74,9 +75,7 @@ def redact_secret(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Return a left-aligned table with kubectl's spacing (no borders, no wrapping)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    widths = column_widths(headers, rows)
     return "\n".join(format_row(r, widths) for r in [headers, *rows])
 
 
@@ -87,6 +86,7 @@ def format_row(row: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Return the width of each column: its longest cell."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -261,6 +261,5 @@ class Output:
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
-
+    """Print user text literally (a message may contain `[brackets]`)."""
     return escape(text)
