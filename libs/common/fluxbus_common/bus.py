@@ -477,12 +477,22 @@ class Bus:
         except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
             raise BusError(f"fetch artifact {name}: {err}") from err
 
+    async def artifact_size(self, name: str) -> int | None:
+        """Return the stored size of an artifact, or None when it does not exist."""
+        try:
+            info = await self._artifacts.get_info(name)
+        except (jserrors.ObjectNotFoundError, jserrors.ObjectDeletedError, jserrors.NotFoundError):
+            return None
+        except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
+            raise BusError(f"stat artifact {name}: {err}") from err
+        return None if info.deleted else int(info.size or 0)
+
     async def delete_artifact(self, name: str) -> None:
         with contextlib.suppress(jserrors.ObjectNotFoundError, jserrors.NotFoundError):
             await self._artifacts.delete(name)
 
     async def list_artifacts(self, prefix: str = "") -> list[str]:
-        """Return the names of stored artifacts starting with `prefix`."""
+        """Return the names of stored artifacts starting with `prefix`, oldest first."""
         try:
             infos = await self._artifacts.list()
         except jserrors.NotFoundError:

@@ -79,6 +79,17 @@ def _trigger(doc: dict[str, Any]) -> _Trigger:
     )
 
 
+def _outcome(error: ReconcileError | None) -> str:
+    """The `result` label of the reconcile metrics and log line."""
+    if error is None:
+        return "success"
+    if isinstance(error, Stalling):
+        return "stalled"
+    if isinstance(error, Waiting):
+        return "waiting"
+    return "failed"
+
+
 class EventRecorder:
     """Publishes Flux-schema events about objects for one controller."""
 
@@ -371,7 +382,7 @@ class Runtime:
                 await self.recorder.event(obj, Severity.ERROR, error.reason, error.message)
             delay = self._schedule(key, obj, result, error, trigger)
             duration = time.monotonic() - start
-            outcome = "success" if error is None else type(error).__name__.lower()
+            outcome = _outcome(error)
             self.metrics.reconcile_duration.labels(self.kind).observe(duration)
             self.metrics.reconcile_total.labels(self.kind, outcome).inc()
             log.info(

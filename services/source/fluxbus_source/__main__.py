@@ -1,12 +1,18 @@
-"""Entry point of the source service (not implemented yet: a later issue fills it)."""
+"""`fluxbus-source`: settings → logging → asyncio.run(app.run())."""
 
-import sys
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fluxbus_common import logconfig
+
+from fluxbus_source import app
 
 
 def main() -> None:
-    """Say that the service is not written yet and exit 1."""
-    print("fluxbus-source: not implemented", file=sys.stderr)
-    sys.exit(1)
+    logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
+    asyncio.run(app.run())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,398 @@
+"""GitRepositoryReconciler: source-controller's GitRepository, step by step.
+
+Guard clauses are the runtime's (deleted → finalize, suspended → skip); then:
+
+1. `reconcile_storage` — forget a recorded artifact that left the store;
+2. `reconcile_source` — credentials, resolve the ref with one ref listing,
+   and fetch only when the wanted revision (or what shapes the artifact:
+   ignore, include, sparseCheckout, submodules) differs from the stored one;
+3. `reconcile_artifact` — archive deterministically, store, record it in
+   status, garbage-collect older artifacts.
+
+`summarize()` (shared) derives Ready/Reconciling/Stalled; steps set
+`FetchFailed`, `ArtifactInStorage` and `StorageOperationFailed` themselves.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import structlog
+from fluxbus_common import subjects
+from fluxbus_common.api import GitRepository, GitRepositoryInclude, Secret
+from fluxbus_common.api.meta import Artifact
+from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.conditions import (
+    ConditionType,
+    Reason,
+    now_rfc3339,
+    remove_condition,
+    set_condition,
+)
+from fluxbus_common.errors import Generic, ReconcileError, Waiting
+from fluxbus_common.events import Severity
+from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
+from fluxbus_common.runtime import EventRecorder
+
+from fluxbus_source.artifact import archive, file_sha256, include_artifact
+from fluxbus_source.errors import GitAuthError, GitCredentialsError
+from fluxbus_source.git import FetchResult, GitClient
+from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.refs import Checkout, Resolved, checkout_for
+
+log = structlog.get_logger("fluxbus.source")
+
+KEEP_ARTIFACTS = 2
+"""Artifacts kept per GitRepository (Flux's default history: the current one and one more)."""
+INCLUDE_RETRY = 10.0
+"""Seconds before re-checking an included GitRepository that has no artifact yet."""
+ARTIFACT_URL_SCHEME = "nats-object://"
+
+
+class GitPort(Protocol):
+    async def resolve(
+        self,
+        url: str,
+        checkout: Checkout,
+        auth: GitAuth | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Resolved: ...
+
+    async def fetch(
+        self,
+        url: str,
+        checkout: Checkout,
+        dest: Path | str,
+        auth: GitAuth | None = None,
+        *,
+        timeout: float | None = None,
+        sparse_checkout: list[str] | None = None,
+        recurse_submodules: bool = False,
+    ) -> FetchResult: ...
+
+
+def _includes_of(
+    changed_key: str, _: Any, repositories: Mapping[str, dict[str, Any]]
+) -> Iterable[str]:
+    """GitRepositories that include the one whose status changed."""
+    _, namespace, name = changed_key.split(".", 2)
+    for key, doc in repositories.items():
+        if (doc.get("metadata") or {}).get("namespace") != namespace:
+            continue
+        for inc in (doc.get("spec") or {}).get("include") or []:
+            if (inc.get("repository") or {}).get("name") == name:
+                yield key
+                break
+
+
+def _observed_include(spec_include: list[GitRepositoryInclude]) -> list[dict[str, Any]]:
+    return [i.model_dump(by_alias=True, exclude_none=True) for i in spec_include]
+
+
+class GitRepositoryReconciler(StepReconciler[GitRepository]):
+    """Reconciles GitRepositories into artifacts in the fluxbus object store."""
+
+    kind: ClassVar[str] = "GitRepository"
+    steps: ClassVar[tuple[str, ...]] = (
+        "reconcile_storage",
+        "reconcile_source",
+        "reconcile_artifact",
+    )
+    watches: ClassVar[tuple[DependencyWatch, ...]] = (
+        DependencyWatch(kind="gitrepository", map=_includes_of),
+    )
+
+    def __init__(
+        self,
+        bus: Bus,
+        recorder: EventRecorder,
+        git: GitPort | None = None,
+        *,
+        keep_artifacts: int = KEEP_ARTIFACTS,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.bus = bus
+        self.recorder = recorder
+        self.git: GitPort = git or GitClient()
+        self.keep = max(1, keep_artifacts)
+        self.work_dir = work_dir
+
+    # -- runtime hooks ---------------------------------------------------
+
+    def parse(self, doc: dict[str, Any]) -> GitRepository:
+        return GitRepository.model_validate(doc)
+
+    def interval(self, obj: GitRepository) -> float:
+        return obj.spec.interval_seconds
+
+    async def finalize(self, obj: GitRepository) -> None:
+        """Delete every artifact of the GitRepository."""
+        prefix = subjects.artifact_prefix(
+            "gitrepository", obj.metadata.namespace, obj.metadata.name
+        )
+        try:
+            for name in await self.bus.list_artifacts(prefix):
+                await self.bus.delete_artifact(name)
+        except BusError as e:
+            raise Generic(
+                f"garbage collection of artifacts failed: {e}", Reason.STORAGE_OPERATION_FAILED
+            ) from e
+
+    # -- steps -----------------------------------------------------------
+
+    async def reconcile_storage(self, obj: GitRepository, scratch: dict[str, Any]) -> None:
+        """Forget a recorded artifact that is no longer in the store (Flux: ArtifactInStorage)."""
+        artifact = obj.status.artifact
+        conds = obj.status.conditions
+        if artifact is None:
+            remove_condition(conds, ConditionType.ARTIFACT_IN_STORAGE)
+            return
+        try:
+            size = await self.bus.artifact_size(artifact.path)
+        except BusError as e:
+            raise Generic(str(e), Reason.STORAGE_OPERATION_FAILED) from e
+        if size is None:
+            log.warning("artifact.missing", path=artifact.path)
+            obj.status.artifact = None
+            set_condition(
+                conds,
+                ConditionType.ARTIFACT_IN_STORAGE,
+                False,
+                Reason.STORAGE_OPERATION_FAILED,
+                "artifact disappeared from storage",
+                obj.metadata.generation,
+            )
+
+    async def _auth(self, obj: GitRepository) -> GitAuth | None:
+        ref = obj.spec.secret_ref
+        if ref is None:
+            return None
+        doc = await self.bus.get_secret(obj.metadata.namespace, ref.name)
+        if doc is None:
+            raise GitAuthError(
+                f"secret '{obj.metadata.namespace}/{ref.name}' (spec.secretRef) not found",
+            )
+        try:
+            secret = Secret.model_validate(doc)
+            return GitAuth.from_secret(secret.decoded(), name=ref.name)
+        except GitCredentialsError:
+            raise
+        except ValueError as e:
+            raise GitCredentialsError(f"secret '{ref.name}' is invalid: {e}") from None
+
+    async def reconcile_source(self, obj: GitRepository, scratch: dict[str, Any]) -> None:
+        """Resolve the ref; decide whether a fetch is needed; fetch into scratch['dir']."""
+        spec = obj.spec
+        conds = obj.status.conditions
+        try:
+            auth = await self._auth(obj)
+            checkout = checkout_for(spec.effective_ref)
+            resolved = await self.git.resolve(
+                spec.url, checkout, auth, timeout=spec.timeout_seconds
+            )
+        except ReconcileError as e:
+            set_condition(
+                conds,
+                ConditionType.FETCH_FAILED,
+                True,
+                e.reason,
+                e.message,
+                obj.metadata.generation,
+            )
+            raise
+        scratch["resolved"] = resolved
+        includes = await self._included_artifacts(obj)
+        scratch["includes"] = includes
+        if not self._needs_new_artifact(obj, resolved, includes):
+            remove_condition(conds, ConditionType.FETCH_FAILED)
+            scratch["up_to_date"] = True
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-", dir=self.work_dir))
+        scratch["tmp"] = tmp
+        try:
+            result = await self.git.fetch(
+                spec.url,
+                checkout,
+                tmp / "tree",
+                auth,
+                timeout=spec.timeout_seconds,
+                sparse_checkout=list(spec.sparse_checkout) or None,
+                recurse_submodules=spec.recurse_submodules,
+            )
+        except ReconcileError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            set_condition(
+                conds,
+                ConditionType.FETCH_FAILED,
+                True,
+                e.reason,
+                e.message,
+                obj.metadata.generation,
+            )
+            raise
+        remove_condition(conds, ConditionType.FETCH_FAILED)
+        scratch["fetch"] = result
+
+    async def _included_artifacts(
+        self, obj: GitRepository
+    ) -> list[tuple[GitRepositoryInclude, Artifact]]:
+        """The current artifact of every included GitRepository (Waiting if one has none)."""
+        out: list[tuple[GitRepositoryInclude, Artifact]] = []
+        for inc in obj.spec.include:
+            key = subjects.object_key("gitrepository", obj.metadata.namespace, inc.repository.name)
+            entry = await self.bus.get_status(key)
+            artifact = (entry.value if entry else {}).get("artifact")
+            if not artifact:
+                message = f"included GitRepository '{inc.repository.name}' has no artifact yet"
+                set_condition(
+                    obj.status.conditions,
+                    ConditionType.INCLUDE_UNAVAILABLE,
+                    True,
+                    Reason.INCLUDE_UNAVAILABLE,
+                    message,
+                    obj.metadata.generation,
+                )
+                raise Waiting(message, Reason.INCLUDE_UNAVAILABLE, requeue_after=INCLUDE_RETRY)
+            out.append((inc, Artifact.model_validate(artifact)))
+        remove_condition(obj.status.conditions, ConditionType.INCLUDE_UNAVAILABLE)
+        return out
+
+    def _needs_new_artifact(
+        self,
+        obj: GitRepository,
+        resolved: Resolved,
+        includes: list[tuple[GitRepositoryInclude, Artifact]],
+    ) -> bool:
+        status = obj.status
+        current = status.artifact
+        if current is None or current.revision != resolved.revision:
+            return True
+        spec = obj.spec
+        return (
+            status.observed_ignore != spec.ignore
+            or bool(status.observed_recurse_submodules) != spec.recurse_submodules
+            or list(status.observed_sparse_checkout) != list(spec.sparse_checkout)
+            or _observed_include(status.observed_include) != _observed_include(spec.include)
+            or [a.digest for a in status.included_artifacts] != [a.digest for _, a in includes]
+        )
+
+    async def reconcile_artifact(self, obj: GitRepository, scratch: dict[str, Any]) -> Result:
+        """Archive, store and record the artifact; collect older ones."""
+        resolved: Resolved = scratch["resolved"]
+        if scratch.get("up_to_date"):
+            message = f"stored artifact for revision '{resolved.revision}'"
+            set_condition(
+                obj.status.conditions,
+                ConditionType.ARTIFACT_IN_STORAGE,
+                True,
+                Reason.SUCCEEDED,
+                message,
+                obj.metadata.generation,
+            )
+            return Result(ready_reason=Reason.SUCCEEDED, ready_message=message)
+        tmp: Path = scratch["tmp"]
+        fetched: FetchResult = scratch["fetch"]
+        try:
+            return await self._store(obj, resolved, fetched, tmp, scratch["includes"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    async def _store(
+        self,
+        obj: GitRepository,
+        resolved: Resolved,
+        fetched: FetchResult,
+        tmp: Path,
+        includes: list[tuple[GitRepositoryInclude, Artifact]],
+    ) -> Result:
+        ns, name = obj.metadata.namespace, obj.metadata.name
+        tree = fetched.path
+        for inc, artifact in includes:
+            tar = tmp / f"include-{inc.repository.name}.tar.gz"
+            try:
+                await self.bus.get_artifact(artifact.path, tar)
+            except KeyError:
+                raise Waiting(
+                    f"artifact of included GitRepository '{inc.repository.name}' is not in storage",
+                    Reason.INCLUDE_UNAVAILABLE,
+                    requeue_after=INCLUDE_RETRY,
+                ) from None
+            if artifact.digest and f"sha256:{file_sha256(tar)}" != artifact.digest:
+                raise Generic(
+                    f"artifact of included GitRepository '{inc.repository.name}' fails its digest check",
+                    Reason.INCLUDE_UNAVAILABLE,
+                )
+            await include_artifact(tar, tree, inc.from_path, inc.effective_to_path)
+        out = await archive(tree, tmp / "artifact.tar.gz", spec_ignore=obj.spec.ignore)
+        object_name = subjects.artifact_name("gitrepository", ns, name, out.sha256)
+        try:
+            await self.bus.put_artifact(object_name, out.path)
+        except BusError as e:
+            set_condition(
+                obj.status.conditions,
+                ConditionType.STORAGE_OPERATION_FAILED,
+                True,
+                Reason.STORAGE_OPERATION_FAILED,
+                f"storing the artifact failed: {e}",
+                obj.metadata.generation,
+            )
+            raise Generic(
+                f"storing the artifact failed: {e}", Reason.STORAGE_OPERATION_FAILED
+            ) from e
+        remove_condition(obj.status.conditions, ConditionType.STORAGE_OPERATION_FAILED)
+        previous = obj.status.artifact
+        status = obj.status
+        status.artifact = Artifact(
+            path=object_name,
+            url=f"{ARTIFACT_URL_SCHEME}{subjects.ARTIFACTS_STORE}/{object_name}",
+            revision=resolved.revision,
+            digest=f"sha256:{out.sha256}",
+            size=out.size,
+            last_update_time=now_rfc3339(),
+        )
+        status.included_artifacts = [a for _, a in includes]
+        status.observed_ignore = obj.spec.ignore
+        status.observed_recurse_submodules = obj.spec.recurse_submodules
+        status.observed_sparse_checkout = list(obj.spec.sparse_checkout)
+        status.observed_include = list(obj.spec.include)
+        message = f"stored artifact for revision '{resolved.revision}'"
+        set_condition(
+            status.conditions,
+            ConditionType.ARTIFACT_IN_STORAGE,
+            True,
+            Reason.SUCCEEDED,
+            message,
+            obj.metadata.generation,
+        )
+        await self._collect_garbage(obj, object_name)
+        if (
+            previous is None
+            or previous.revision != resolved.revision
+            or previous.digest != status.artifact.digest
+        ):
+            subject = fetched.message.splitlines()[0] if fetched.message else resolved.commit[:12]
+            await self.recorder.event(
+                obj,
+                Severity.INFO,
+                Reason.NEW_ARTIFACT,
+                f"stored artifact for commit '{subject}'",
+                {"revision": resolved.revision, "digest": status.artifact.digest or ""},
+            )
+        return Result(ready_reason=Reason.SUCCEEDED, ready_message=message)
+
+    async def _collect_garbage(self, obj: GitRepository, current: str) -> None:
+        """Keep the newest `self.keep` artifacts of this source (always `current`)."""
+        prefix = subjects.artifact_prefix(
+            "gitrepository", obj.metadata.namespace, obj.metadata.name
+        )
+        try:
+            older = [n for n in await self.bus.list_artifacts(prefix) if n != current]
+            for name in older[: max(0, len(older) - (self.keep - 1))]:
+                await self.bus.delete_artifact(name)
+        except BusError as e:  # a leftover artifact is harmless; retried next time
+            log.warning("artifact.gc_failed", error=str(e))
