@@ -318,3 +318,46 @@ async def test_changing_ignore_rules_rebuilds_the_artifact(
 
         st2 = await wait_for(observed, message="observedIgnore")
         assert set(await artifact_files(bus, st2, tmp_path)) == {"keep.yaml"}
+
+
+def secret_doc(name: str, data: dict[str, bytes]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+
+
+async def test_https_with_a_custom_ca_from_the_secret_becomes_ready(
+    bus: Bus, git_repo: GitRepo, git_https_server: GitHTTPServer, tmp_path: Path
+):
+    sha = git_repo.commit({"a.yaml": "tls: true\n"}, branch="main")
+    await bus.put_secret(
+        "flux-system", "tls", secret_doc("tls", {"ca.crt": git_https_server.ca.ca_pem})
+    )
+    doc = gitrepository("app", git_https_server.url(git_repo), secretRef={"name": "tls"})
+    async with source_service(bus, tmp_path):
+        await bus.apply_object(key_of("app"), doc)
+        await wait_revision(bus, "app", f"main@sha1:{sha}")
+
+
+async def test_ssh_with_identity_and_known_hosts_becomes_ready_and_unknown_host_keys_fail(
+    bus: Bus, git_repo: GitRepo, git_ssh_server: Any, tmp_path: Path
+):
+    sha = git_repo.commit({"a.yaml": "ssh: true\n"}, branch="main")
+    good = {"identity": git_ssh_server.identity, "known_hosts": git_ssh_server.known_hosts}
+    await bus.put_secret("flux-system", "ssh", secret_doc("ssh", good))
+    bad = {"identity": git_ssh_server.identity, "known_hosts": git_ssh_server.other_known_hosts}
+    await bus.put_secret("flux-system", "ssh-wrong-host", secret_doc("ssh-wrong-host", bad))
+    async with source_service(bus, tmp_path):
+        doc = gitrepository("app", git_ssh_server.url(git_repo), secretRef={"name": "ssh"})
+        await bus.apply_object(key_of("app"), doc)
+        st = await wait_revision(bus, "app", f"main@sha1:{sha}")
+        assert (await artifact_files(bus, st, tmp_path)) == {"a.yaml": b"ssh: true\n"}
+        doc = gitrepository(
+            "spoofed", git_ssh_server.url(git_repo), secretRef={"name": "ssh-wrong-host"}
+        )
+        await bus.apply_object(key_of("spoofed"), doc)
+        st = await wait_not_ready(bus, "spoofed", "host key")
+        assert "artifact" not in st
