@@ -45,7 +45,12 @@ import structlog
 from celpy import celtypes
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import Kustomization, Secret, Snapshot, UnknownKind, kind_for
-from fluxbus_common.api.kustomize import ResourceInventory, ResourceRef
+from fluxbus_common.api.kustomize import (
+    MIN_KUSTOMIZATION_TIMEOUT,
+    ResourceInventory,
+    ResourceRef,
+)
+from fluxbus_common.api.meta import seconds
 from fluxbus_common.api.registry import parse_object
 from fluxbus_common.bus import Bus, BusError
 from fluxbus_common.conditions import (
@@ -145,11 +150,14 @@ class KustomizeSettings:
     STRICT_SUBSTITUTION: an unset variable without default is an error (1/0).
     RENDER_CACHE: rendered builds kept in memory (one per Kustomization is
       enough to never render the same inputs twice).
+    MIN_TIMEOUT: the floor of a Kustomization's timeout (Flux's GetTimeout()
+      never goes below 30 s; tests lower it to keep timeouts short).
     """
 
     dependency_requeue: float = 30.0
     strict_substitution: bool = True
     render_cache: int = 4096
+    min_timeout: float = MIN_KUSTOMIZATION_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KustomizeSettings:
@@ -162,6 +170,7 @@ class KustomizeSettings:
             strict_substitution=(e.get("FLUXBUS_KUSTOMIZE_STRICT_SUBSTITUTION") or "1")
             not in ("0", "false", "False"),
             render_cache=int(e.get("FLUXBUS_KUSTOMIZE_RENDER_CACHE") or d.render_cache),
+            min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
         )
 
 
@@ -323,9 +332,15 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
     def key_of(obj: Kustomization) -> str:
         return subjects.object_key("Kustomization", obj.metadata.namespace, obj.metadata.name)
 
+    def timeout(self, obj: Kustomization) -> float:
+        """Flux's GetTimeout(): `spec.timeout`, else interval − 30 s, at least `min_timeout`."""
+        spec = obj.spec
+        value = seconds(spec.timeout, spec.interval_seconds - MIN_KUSTOMIZATION_TIMEOUT)
+        return max(value, self.settings.min_timeout)
+
     async def reconcile(self, obj: Kustomization) -> Result:
         """Run the steps within `spec.timeout`; record history on the way out."""
-        timeout = obj.spec.timeout_seconds
+        timeout = self.timeout(obj)
         start = time.monotonic()
         scratch: dict[str, Any] = {"deadline": start + timeout, "start": start}
         key = self.key_of(obj)
@@ -908,7 +923,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 if not _store_info(c.ref.resource.api_version, c.ref.resource.kind)
             ]
             try:
-                await self.cluster.wait_gone(refs, obj.spec.timeout_seconds)
+                await self.cluster.wait_gone(refs, self.timeout(obj))
             except TimeoutError as e:
                 # Flux logs the timeout and lets the Kustomization go anyway.
                 log.error("finalize.wait_for_termination_timeout", error=str(e))

@@ -1,0 +1,165 @@
+"""Safeguards and per-object policies: immutable fields and force, broken
+commits, prune protections and the ssa / reconcile annotations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fluxbus_common.bus import Bus
+from reconcile_helpers import (
+    condition,
+    configmap,
+    deployment,
+    kustomization,
+    manifests,
+    namespace,
+    running,
+)
+
+
+def selector_repo(app_label: str, *, force_annotation: bool = False) -> dict[str, str]:
+    annotations = {"kustomize.toolkit.fluxcd.io/force": "enabled"} if force_annotation else None
+    web = deployment("web", "apps", labels={"app": app_label}, annotations=annotations)
+    return {"app.yaml": manifests(namespace("apps"), web)}
+
+
+async def test_immutable_selector_change_fails_without_force(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish(selector_repo("web"))
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev1)
+        uid = env.get("deployment", "web", "-n", "apps")["metadata"]["uid"]
+        rev2 = await env.publish(selector_repo("web-v2"))
+        status = await env.failing(key, "DryRunFailed")
+        message = condition(status)["message"]
+        assert "Deployment/apps/web" in message
+        assert "spec.selector" in message and "immutable" in message
+        assert status["lastAppliedRevision"] == rev1
+        assert status["lastAttemptedRevision"] == rev2
+        live = env.get("deployment", "web", "-n", "apps")
+        assert live["metadata"]["uid"] == uid
+        assert live["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+
+
+async def test_immutable_selector_change_recreates_with_spec_force(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish(selector_repo("web"))
+        key = await env.apply(kustomization("app", force=True))
+        await env.ready(key, rev1)
+        uid = env.get("deployment", "web", "-n", "apps")["metadata"]["uid"]
+        rev2 = await env.publish(selector_repo("web-v2"))
+        await env.ready(key, rev2)
+        live = env.get("deployment", "web", "-n", "apps")
+        assert live["metadata"]["uid"] != uid
+        assert live["spec"]["selector"] == {"matchLabels": {"app": "web-v2"}}
+
+
+async def test_immutable_selector_change_recreates_with_force_annotation(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish(selector_repo("web", force_annotation=True))
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev1)
+        uid = env.get("deployment", "web", "-n", "apps")["metadata"]["uid"]
+        rev2 = await env.publish(selector_repo("web-v2", force_annotation=True))
+        await env.ready(key, rev2)
+        assert env.get("deployment", "web", "-n", "apps")["metadata"]["uid"] != uid
+
+
+async def test_broken_commit_keeps_last_applied_state_and_a_fix_recovers(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    good = {"app.yaml": manifests(configmap("a", "default", v="1"), configmap("b", "default"))}
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish(good)
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev1)
+        rv = env.get("configmap", "a")["metadata"]["resourceVersion"]
+        # the broken commit also drops `b`: a failed build must not prune it
+        rev2 = await env.publish({"app.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n"})
+        status = await env.failing(key, "BuildFailed")
+        assert "app.yaml" in condition(status)["message"]
+        assert status["lastAppliedRevision"] == rev1
+        assert status["lastAttemptedRevision"] == rev2
+        assert env.get("configmap", "a")["metadata"]["resourceVersion"] == rv
+        assert env.get("configmap", "b") is not None
+        rev3 = await env.publish({"app.yaml": manifests(configmap("a", "default", v="2"))})
+        await env.ready(key, rev3)
+        assert env.get("configmap", "a")["data"] == {"v": "2"}
+        assert env.get("configmap", "b") is None
+
+
+async def test_failed_apply_prunes_nothing(bus: Bus, kubelite: Any, tmp_path: Path):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish({"a.yaml": manifests(configmap("a", "default"))})
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev1)
+        # `a` leaves Git, and the new object cannot be applied (its namespace is missing)
+        await env.publish({"b.yaml": manifests(configmap("b", "missing-ns"))})
+        status = await env.failing(key, "DryRunFailed")
+        assert "ConfigMap/missing-ns/b" in condition(status)["message"]
+        assert env.get("configmap", "a") is not None
+        assert status["lastAppliedRevision"] == rev1
+
+
+async def test_prune_disabled_objects_survive_removal_from_git(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    keep = configmap("keep", "default")
+    keep["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish({"a.yaml": manifests(keep, configmap("drop", "default"))})
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev1)
+        rev2 = await env.publish({"a.yaml": manifests(configmap("other", "default"))})
+        await env.ready(key, rev2)
+        assert env.get("configmap", "keep") is not None
+        assert env.get("configmap", "drop") is None
+        assert env.get("configmap", "other") is not None
+
+
+async def test_prune_false_leaves_removed_objects(bus: Bus, kubelite: Any, tmp_path: Path):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev1 = await env.publish({"a.yaml": manifests(configmap("a", "default"))})
+        key = await env.apply(kustomization("app", prune=False))
+        await env.ready(key, rev1)
+        rev2 = await env.publish({"b.yaml": manifests(configmap("b", "default"))})
+        await env.ready(key, rev2)
+        assert env.get("configmap", "a") is not None
+
+
+async def test_ssa_policies_and_reconcile_disabled(bus: Bus, kubelite: Any, tmp_path: Path):
+    def annotated(name: str, key: str, value: str, **data: str) -> dict[str, Any]:
+        cm = configmap(name, "default", **data)
+        cm["metadata"]["annotations"] = {key: value}
+        return cm
+
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        kubelite.kubectl("create", "configmap", "preset", "--from-literal=v=manual")
+        kubelite.kubectl("create", "configmap", "frozen", "--from-literal=v=manual")
+        rev = await env.publish(
+            {
+                "a.yaml": manifests(
+                    annotated("preset", "kustomize.toolkit.fluxcd.io/ssa", "IfNotPresent", v="git"),
+                    annotated("fresh", "kustomize.toolkit.fluxcd.io/ssa", "IfNotPresent", v="git"),
+                    annotated("ignored", "kustomize.toolkit.fluxcd.io/ssa", "Ignore", v="git"),
+                    annotated(
+                        "frozen", "kustomize.toolkit.fluxcd.io/reconcile", "disabled", v="git"
+                    ),
+                    annotated("merged", "kustomize.toolkit.fluxcd.io/ssa", "Merge", v="git"),
+                )
+            }
+        )
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev)
+        assert env.get("configmap", "preset")["data"] == {"v": "manual"}
+        assert env.get("configmap", "fresh")["data"] == {"v": "git"}
+        assert env.get("configmap", "ignored") is None
+        assert env.get("configmap", "frozen")["data"] == {"v": "manual"}
+        assert env.get("configmap", "merged")["data"] == {"v": "git"}
