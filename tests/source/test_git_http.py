@@ -451,3 +451,15 @@ async def test_a_bare_commit_is_found_on_servers_that_refuse_unadvertised_ids(
     )
     assert result.resolved.revision == f"sha1:{old}"
     assert (tmp_path / "co/app/deploy.yaml").read_text() == "replicas: 1\n"
+
+
+async def test_a_directory_can_be_committed_as_a_whole_tree(
+    git_repo: GitRepo, git_http_server: GitHTTPServer, git_client: GitClient, tmp_path: Path
+) -> None:
+    src = tmp_path / "examples"
+    (src / "base").mkdir(parents=True)
+    (src / "base/kustomization.yaml").write_text("resources: []\n")
+    git_repo.commit({"stale.yaml": "x"})
+    git_repo.commit_directory(src)
+    await git_client.fetch(git_http_server.url(git_repo), checkout_for(None), tmp_path / "co")
+    assert files(tmp_path / "co") == {"base/kustomization.yaml": "resources: []\n"}

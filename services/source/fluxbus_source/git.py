@@ -87,6 +87,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_SIZE_LIMIT = 512 * 1024 * 1024
 """Bytes of pack data, and separately of checked-out files, one fetch may produce."""
 
+SSH_DEFAULT_USER = "git"
+"""User for ssh:// URLs without one (go-git's default, so Flux's too)."""
+
 MAX_SUBMODULE_DEPTH = 5
 """Recursion guard for `recurseSubmodules` (go-git's default depth is 10; 5 is plenty)."""
 
@@ -648,7 +651,11 @@ class GitClient:
             assert auth is not None
             vendor = _OpenSSHVendor(session, auth, connect_timeout=min(timeout, 30.0))
             client = _SSHClient(
-                session, gurl.host, port=gurl.port, username=gurl.username, vendor=vendor
+                session,
+                gurl.host,
+                port=gurl.port,
+                username=gurl.username or SSH_DEFAULT_USER,
+                vendor=vendor,
             )
             return client, gurl.path
         a = auth or GitAuth()

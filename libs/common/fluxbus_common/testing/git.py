@@ -8,7 +8,10 @@ Building repositories (bare, in `tmp_path`, with dulwich; no working tree):
 
     def test_x(git_repo):                       # an empty bare repo named "repo"
         sha = git_repo.commit({"app/deploy.yaml": "kind: Deployment\\n"})
-        git_repo.commit({"README.md": None}, branch="main")      # None deletes
+        git_repo.commit({"README.md": None}, branch="main")      # None deletes; a new branch
+                                                                  # starts from master's tip
+        git_repo.commit({"run.sh": File("#!/bin/sh\\n", executable=True), "l": Symlink("run.sh")})
+        git_repo.commit_directory(Path("examples"), branch="main")   # a whole folder, as is
         git_repo.tag("v1.0.0", annotated=True)
         git_repo.head("master"), git_repo.refs()
 
@@ -23,14 +26,23 @@ Serving them (all on 127.0.0.1, free ports, real sockets):
     git_https_mtls_server            HTTPS requiring a client cert: .ca.client_cert_pem/.client_key_pem
     git_ssh_server                   real sshd: .identity, .identity_encrypted (+ .passphrase),
                                      .known_hosts, .username
-    git_http_server_factory(...)     any combination (auth=, tls=, require_client_cert=)
+    git_http_server_factory(...)     any combination (auth=, tls=, require_client_cert=,
+                                     backend="git" | "dulwich" (in-process, protocol v0 only))
 
 Each server has `url(repo)` (repo: a `GitRepo` or a name), `stop()`,
 `start()` (same port again: for "the server comes back" tests), and
 counters `ref_listings` (ref advertisements/ls-refs served), `fetches`
 (upload-pack requests that sent objects or negotiated them) and
 `requests`; SSH counts `sessions` and `fetches` (upload-pack runs).
-`reset_counters()` zeroes them.
+`reset_counters()` zeroes them; `counters.busy_seconds` is the HTTP
+server's own handler time (for benchmarks). `test_ca` (a `TestCA`) holds
+PEM bytes for a CA, a 127.0.0.1 server certificate, a client certificate
+and an unrelated CA (`other_ca_pem`) for negative tests.
+
+For a GitRepository secret: basic `{"username": s.username, "password":
+s.password}`, bearer `{"bearerToken": s.token}`, HTTPS `{"ca.crt":
+s.ca.ca_pem}`, mTLS adds `tls.crt`/`tls.key` from `s.ca.client_cert_pem` /
+`client_key_pem`, SSH `{"identity": s.identity, "known_hosts": s.known_hosts}`.
 """
 
 from __future__ import annotations
@@ -210,6 +222,25 @@ class GitRepo:
         if b"HEAD" not in self.repo.refs or not self.repo.refs.read_ref(b"HEAD"):
             self.repo.refs.set_symbolic_ref(b"HEAD", ref)
         return c.id.decode()
+
+    def commit_directory(
+        self, directory: Path | str, branch: str = "master", message: str = "sync directory"
+    ) -> str:
+        """Commit the files under `directory` (recursively, `.git` skipped) as the whole tree.
+
+        Executable bits and symlinks are kept. Returns the commit id.
+        """
+        root = Path(directory)
+        files: dict[str, FileValue] = {}
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if ".git" in rel.parts or (path.is_dir() and not path.is_symlink()):
+                continue
+            if path.is_symlink():
+                files[rel.as_posix()] = Symlink(os.readlink(path))
+            elif path.is_file():
+                files[rel.as_posix()] = File(path.read_bytes(), bool(path.stat().st_mode & 0o111))
+        return self.commit(files, branch=branch, message=message, replace=True)
 
     def set_default_branch(self, branch: str) -> None:
         """Point HEAD at `branch`."""
