@@ -193,3 +193,65 @@ async def test_review_resources_allow_everything(raw: Raw) -> None:
         "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body
     )
     assert status == 201 and out["status"]["allowed"] is True
+
+
+async def test_custom_resources_are_validated_against_the_crd_schema(raw: Raw, ns: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "mode": {"type": "string", "enum": ["fast", "slow"]},
+                    "name": {"type": "string", "pattern": "^[a-z]+$"},
+                },
+            }
+        },
+    }
+    await raw.apply(f"{CRDS}/tools.valid.example.com", crd("valid.example.com", schema=schema))
+    path = f"/apis/valid.example.com/v1/namespaces/{ns}/tools/t"
+
+    def tool(spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "valid.example.com/v1",
+            "kind": "Tool",
+            "metadata": {"name": "t"},
+            "spec": spec,
+        }
+
+    status, body, _ = await raw.apply(path, tool({"size": "big"}))
+    assert status == 422 and body["reason"] == "Invalid"
+    assert body["details"]["causes"][0] == {
+        "reason": "FieldValueInvalid",
+        "message": 'Invalid value: "string": spec.size in body must be of type integer: "string"',
+        "field": "spec.size",
+    }
+    status, body, _ = await raw.apply(path, tool({"mode": "fast"}))
+    assert status == 422
+    assert {
+        "reason": "FieldValueRequired",
+        "message": "Required value",
+        "field": "spec.size",
+    } in body["details"]["causes"]
+    status, body, _ = await raw.apply(path, tool({"size": 11, "mode": "warp", "name": "X"}))
+    assert status == 422
+    fields = sorted(c["field"] for c in body["details"]["causes"])
+    assert fields == ["spec.mode", "spec.name", "spec.size"]
+    assert 'Unsupported value: "warp": supported values: "fast", "slow"' in body["message"]
+    status, _, _ = await raw.apply(path, tool({"size": 3, "mode": "slow", "name": "ok"}))
+    assert status == 201
+
+
+async def test_builtin_field_of_the_wrong_type_is_a_bad_request(raw: Raw, ns: str) -> None:
+    from kubelite_helpers import deployment
+
+    d = deployment("web")
+    d["spec"]["replicas"] = "two"
+    status, body, _ = await raw.apply(f"/apis/apps/v1/namespaces/{ns}/deployments/web", d)
+    assert status == 400
+    assert body["message"] == (
+        "failed to create typed patch object (apps/v1, Kind=Deployment): "
+        ".spec.replicas: expected numeric (int or float), got string"
+    )

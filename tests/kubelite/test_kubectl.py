@@ -474,3 +474,168 @@ def test_get_prints_server_side_tables_like_a_real_cluster(kl: KubeliteHandle, n
     assert "deployment.apps/web" in res.stdout
     res = kl.kubectl("-n", ns, "get", "deploy", "-o", "wide", check=True)
     assert "IMAGES" in res.stdout and "nginx:1.25" in res.stdout
+
+
+ALL_KINDS = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa, namespace: NS}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s, namespace: NS}
+stringData: {a: b}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: NS}
+spec:
+  selector: {app: x}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: pvc, namespace: NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pod, namespace: NS}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    resources: {limits: {cpu: 1, memory: 64Mi}, requests: {cpu: 100m}}
+    env: [{name: A, value: "1"}, {name: B, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    livenessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 5}
+  tolerations: [{key: k, operator: Exists, effect: NoSchedule}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: sts, namespace: NS}
+spec:
+  serviceName: svc
+  replicas: 1
+  selector: {matchLabels: {app: sts}}
+  template:
+    metadata: {labels: {app: sts}}
+    spec: {containers: [{name: c, image: busybox}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: ds, namespace: NS}
+spec:
+  selector: {matchLabels: {app: ds}}
+  template:
+    metadata: {labels: {app: ds}}
+    spec: {containers: [{name: c, image: busybox}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs, namespace: NS}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: rs}}
+  template:
+    metadata: {labels: {app: rs}}
+    spec: {containers: [{name: c, image: busybox}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: job, namespace: NS}
+spec:
+  backoffLimit: 1
+  template:
+    spec: {restartPolicy: Never, containers: [{name: c, image: busybox, command: [sh, -c, "true"]}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: cj, namespace: NS}
+spec:
+  schedule: "*/5 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec: {restartPolicy: OnFailure, containers: [{name: c, image: busybox}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ing, namespace: NS, annotations: {a: b}}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {service: {name: svc, port: {number: 80}}}
+  tls: [{hosts: [example.com], secretName: tls}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: hpa, namespace: NS}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r, namespace: NS}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: rb, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}
+subjects: [{kind: ServiceAccount, name: sa, namespace: NS}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: NS-cr}
+rules: [{apiGroups: ["*"], resources: ["*"], verbs: ["*"]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: NS-crb}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: NS-cr}
+subjects: [{kind: ServiceAccount, name: sa, namespace: NS}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: np, namespace: NS}
+spec:
+  podSelector: {matchLabels: {app: x}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {}}], ports: [{protocol: TCP, port: 80}, {port: http}]}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pdb, namespace: NS}
+spec:
+  minAvailable: 50%
+  selector: {matchLabels: {app: x}}
+"""
+
+
+def test_every_required_builtin_kind_applies_and_diffs_clean(kl: KubeliteHandle, ns: str) -> None:
+    text = ALL_KINDS.replace("NS", ns)
+    res = kl.kubectl("apply", "--server-side", "-f", "-", input=text)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("serverside-applied") == 18
+    res = kl.kubectl("diff", "--server-side", "-f", "-", input=text)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = kl.kubectl(
+        "-n", ns, "get", "all,pvc,ing,hpa,netpol,pdb,role,rolebinding,sa,secret", "-o", "name"
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(res.stdout.split()) >= 16

@@ -411,11 +411,19 @@ def _pod_status(pod: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict[
     return {
         "phase": "Pending" if broken else "Running",
         "conditions": [
-            _condition("Ready", ready, "" if not broken else "ContainersNotReady", "", old, t),
             _condition(
-                "ContainersReady", ready, "" if not broken else "ContainersNotReady", "", old, t
+                "Ready", ready, "" if not broken else "ContainersNotReady", "", old, t, "probe"
             ),
-            _condition("PodScheduled", "True", "", "", old, t),
+            _condition(
+                "ContainersReady",
+                ready,
+                "" if not broken else "ContainersNotReady",
+                "",
+                old,
+                t,
+                "probe",
+            ),
+            _condition("PodScheduled", "True", "", "", old, t, "probe"),
         ],
         "containerStatuses": statuses,
         "hostIP": "127.0.0.1",
@@ -443,6 +451,7 @@ def _job_status(spec: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict
                 "Reached expected number of succeeded pods",
                 old,
                 t,
+                "probe",
             ),
             _condition(
                 "Complete",
@@ -451,6 +460,7 @@ def _job_status(spec: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict
                 "Reached expected number of succeeded pods",
                 old,
                 t,
+                "probe",
             ),
         ],
     }

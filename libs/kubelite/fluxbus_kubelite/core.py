@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors, ssa
+from .crdvalidation import validate_object as validate_custom_resource
 from .errors import ApiError
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType, builtin_types, crd_types
-from .schema import drop_unknown, unknown_fields
+from .schema import drop_unknown, type_errors, unknown_fields
 from .ssa import jcopy
 from .store import Key, Store
 from .validation import (
@@ -198,6 +199,20 @@ class Kubelite:
     ) -> dict[str, Any]:
         """Field validation: Strict rejects unknown fields, Warn warns, both prune them."""
         shape = rt.shape()
+        if rt.crd is None:
+            wrong = type_errors(obj, shape)
+            if wrong:
+                if apply:
+                    gvk = f"{rt.api_version}, Kind={rt.kind}"
+                    if not rt.group:
+                        gvk = f"/{gvk}"
+                    raise errors.bad_request(
+                        f"failed to create typed patch object ({gvk}): " + "; ".join(wrong)
+                    )
+                raise errors.bad_request(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    + "; ".join(wrong)
+                )
         unknown = unknown_fields(obj, shape)
         if not unknown:
             return obj
@@ -225,6 +240,8 @@ class Kubelite:
         causes.extend(validate_annotations(md.get("annotations")))
         if (rt.group, rt.kind) in APPS_WORKLOADS:
             causes.extend(self._validate_workload(obj, old))
+        if rt.crd is not None:
+            causes.extend(validate_custom_resource(obj, rt.crd_schema))
         if rt.key == CRD_KEY:
             spec = obj.get("spec") or {}
             want = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"

@@ -40,6 +40,7 @@ class Shape:
     key_defaults: dict[str, Any] = field(default_factory=dict)
     preserve_unknown: bool = False
     merge_key: str | None = None  # strategic-merge-patch key
+    stype: str | None = None  # scalar type: string, integer, number, boolean (None: any)
     patch_merge: bool = False  # strategic-merge-patch strategy "merge"
 
     def child(self, name: str) -> Shape | None:
@@ -60,6 +61,7 @@ class Shape:
 
 ANY = Shape("any")
 SCALAR = Shape("scalar")
+_TYPED_SCALARS = {t: Shape("scalar", stype=t) for t in ("string", "integer", "number", "boolean")}
 
 
 def schema_dir() -> Path:
@@ -150,6 +152,8 @@ class _Builder:
             if node.get("x-kubernetes-preserve-unknown-fields"):
                 return Shape("any", preserve_unknown=True)
             return ANY
+        if len(types) == 1:
+            return _TYPED_SCALARS.get(next(iter(types)), SCALAR)
         return SCALAR
 
     def _annotate(self, shape: Shape, node: dict[str, Any]) -> None:
@@ -241,6 +245,64 @@ def unknown_fields(value: Any, shape: Shape | None, path: str = "") -> list[str]
     elif isinstance(value, list) and shape.kind == "list":
         for i, v in enumerate(value):
             out.extend(unknown_fields(v, shape.elem, f"{path}[{i}]"))
+    return out
+
+
+def _type_ok(value: Any, stype: str) -> bool:
+    if stype == "string":
+        return isinstance(value, str)
+    if stype == "boolean":
+        return isinstance(value, bool)
+    if stype == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if stype == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True
+
+
+_GO_KIND = {
+    "string": "string",
+    "boolean": "bool",
+    "integer": "numeric (int or float)",
+    "number": "numeric (int or float)",
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "numeric (int or float)"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return "null"
+
+
+def type_errors(value: Any, shape: Shape | None, path: str = "") -> list[str]:
+    """Values whose JSON type the schema forbids: `.spec.replicas: expected numeric (int or float), got string`."""
+    out: list[str] = []
+    if shape is None or value is None:
+        return out
+    if shape.kind == "scalar":
+        if shape.stype and not _type_ok(value, shape.stype):
+            out.append(f"{path}: expected {_GO_KIND[shape.stype]}, got {_json_kind(value)}")
+        return out
+    if shape.kind in ("struct", "map"):
+        if not isinstance(value, dict):
+            out.append(f"{path}: expected map, got {_json_kind(value)}")
+            return out
+        for k, v in value.items():
+            out.extend(type_errors(v, shape.child(k), f"{path}.{k}"))
+    elif shape.kind == "list":
+        if not isinstance(value, list):
+            out.append(f"{path}: expected list, got {_json_kind(value)}")
+            return out
+        for i, v in enumerate(value):
+            out.extend(type_errors(v, shape.elem, f"{path}[{i}]"))
     return out
 
 

@@ -69,6 +69,22 @@ def _ports(svc: dict[str, Any]) -> str:
     return ",".join(out) or "<none>"
 
 
+_ACCESS = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _pod_phase(o: dict[str, Any]) -> str:
+    for c in _st(o).get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            return str(waiting["reason"])
+    return str(_st(o).get("phase", "Pending"))
+
+
 def _col(name: str, typ: str = "string", priority: int = 0, fmt: str = "") -> dict[str, Any]:
     return {"name": name, "type": typ, "format": fmt, "description": name, "priority": priority}
 
@@ -151,9 +167,61 @@ BUILTIN: dict[str, tuple[list[dict[str, Any]], Row]] = {
     "Pod": (
         [NAME, _col("Ready"), _col("Status"), _col("Restarts", "string"), AGE],
         lambda o: [
-            f"0/{len(_sp(o).get('containers') or [])}",
-            _st(o).get("phase", "Pending"),
+            f"{sum(1 for c in _st(o).get('containerStatuses') or [] if c.get('ready'))}"
+            f"/{len(_sp(o).get('containers') or [])}",
+            _pod_phase(o),
             "0",
+        ],
+    ),
+    "Job": (
+        [NAME, _col("Status"), _col("Completions"), AGE],
+        lambda o: [
+            "Complete" if _st(o).get("succeeded") else "Running",
+            f"{_st(o).get('succeeded', 0)}/{_sp(o).get('completions', 1)}",
+        ],
+    ),
+    "CronJob": (
+        [NAME, _col("Schedule"), _col("Suspend"), _col("Active", "integer"), AGE],
+        lambda o: [
+            _sp(o).get("schedule", ""),
+            "True" if _sp(o).get("suspend") else "False",
+            len(_st(o).get("active") or []),
+        ],
+    ),
+    "PersistentVolumeClaim": (
+        [NAME, _col("Status"), _col("Capacity"), _col("Access Modes"), AGE],
+        lambda o: [
+            _st(o).get("phase", "Pending"),
+            (_st(o).get("capacity") or {}).get("storage", ""),
+            ",".join(_ACCESS.get(m, m) for m in _st(o).get("accessModes") or []),
+        ],
+    ),
+    "Ingress": (
+        [NAME, _col("Class"), _col("Hosts"), _col("Address"), _col("Ports"), AGE],
+        lambda o: [
+            _sp(o).get("ingressClassName") or "<none>",
+            ",".join(r.get("host", "*") for r in _sp(o).get("rules") or []) or "*",
+            ",".join(
+                i.get("ip") or i.get("hostname", "")
+                for i in (_st(o).get("loadBalancer") or {}).get("ingress") or []
+            ),
+            "80, 443" if _sp(o).get("tls") else "80",
+        ],
+    ),
+    "HorizontalPodAutoscaler": (
+        [
+            NAME,
+            _col("Reference"),
+            _col("MinPods", "integer"),
+            _col("MaxPods", "integer"),
+            _col("Replicas", "integer"),
+            AGE,
+        ],
+        lambda o: [
+            f"{(_sp(o).get('scaleTargetRef') or {}).get('kind', '')}/{(_sp(o).get('scaleTargetRef') or {}).get('name', '')}",
+            _sp(o).get("minReplicas", 1),
+            _sp(o).get("maxReplicas", 0),
+            _st(o).get("currentReplicas", 0),
         ],
     ),
     "CustomResourceDefinition": (
