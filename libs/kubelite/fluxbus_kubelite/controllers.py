@@ -315,19 +315,32 @@ class Controllers:
 
 
 def _condition(
-    ctype: str, status: str, reason: str, message: str, old: dict[str, Any], t: str
+    ctype: str,
+    status: str,
+    reason: str,
+    message: str,
+    old: dict[str, Any],
+    t: str,
+    style: str = "workload",
 ) -> dict[str, Any]:
+    """A condition, kept as it was when nothing changed (stable transition times).
+
+    style: `workload` (Deployment: lastUpdateTime), `probe` (Pod, Job: lastProbeTime).
+    """
     prev = next((c for c in old.get("conditions") or [] if c.get("type") == ctype), None)
-    if prev and prev.get("status") == status and prev.get("reason") == reason:
+    if prev and prev.get("status") == status and prev.get("reason", "") == reason:
         return prev
-    return {
-        "type": ctype,
-        "status": status,
-        "lastUpdateTime": t,
-        "lastTransitionTime": t,
-        "reason": reason,
-        "message": message,
-    }
+    cond: dict[str, Any] = {"type": ctype, "status": status}
+    if style == "workload":
+        cond["lastUpdateTime"] = t
+    else:
+        cond["lastProbeTime"] = None
+    cond["lastTransitionTime"] = t
+    if reason:
+        cond["reason"] = reason
+    if message:
+        cond["message"] = message
+    return cond
 
 
 def _deployment_status(
