@@ -463,3 +463,15 @@ async def test_a_directory_can_be_committed_as_a_whole_tree(
     git_repo.commit_directory(src)
     await git_client.fetch(git_http_server.url(git_repo), checkout_for(None), tmp_path / "co")
     assert files(tmp_path / "co") == {"base/kustomization.yaml": "resources: []\n"}
+
+
+async def test_a_highly_compressible_blob_is_refused_before_it_is_inflated(
+    git_repo: GitRepo, git_http_server: GitHTTPServer, tmp_path: Path
+) -> None:
+    git_repo.commit({"zeros.bin": bytes(8 * 1024 * 1024), "small.yaml": "a: 1\n"})
+    client = GitClient(timeout=20, size_limit=1024 * 1024)
+    try:
+        with pytest.raises(GitSizeLimitError, match="unpacked objects exceeded 1048576 bytes"):
+            await client.fetch(git_http_server.url(git_repo), checkout_for(None), tmp_path / "co")
+    finally:
+        client.close()

@@ -37,6 +37,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,6 +439,77 @@ def _translate(exc: BaseException, gurl: GitURL, auth: GitAuth | None) -> GitErr
     return _http_error(exc, url, auth)
 
 
+_OFS_DELTA, _REF_DELTA = 6, 7
+
+
+def _read_varint_size(data: bytes) -> int:
+    """Decode one size varint at the start of a delta (little-endian base-128)."""
+    size = shift = 0
+    for b in data:
+        size |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return size
+
+
+def _check_unpacked_size(f: Any, limit: int, session: _Session) -> None:
+    """Refuse a pack whose objects inflate to more than `limit` bytes, before inflating it.
+
+    A pack under the byte limit can still hold a blob that compresses a
+    million to one; the in-memory store would inflate it whole. This walks
+    the pack's object headers, streaming each zlib body through a
+    decompressor that keeps nothing, and adds up the declared sizes (for a
+    delta, the size of the object it produces).
+    """
+    end = f.tell()
+    f.seek(0)
+    try:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"PACK":
+            return  # not a pack; dulwich's own checks will report it
+        count = int.from_bytes(header[8:12], "big")
+        total = 0
+        for _ in range(count):
+            session.check()
+            byte = f.read(1)[0]
+            kind, size, shift = (byte >> 4) & 7, byte & 0x0F, 4
+            while byte & 0x80:
+                byte = f.read(1)[0]
+                size |= (byte & 0x7F) << shift
+                shift += 7
+            if kind == _OFS_DELTA:
+                while f.read(1)[0] & 0x80:
+                    pass
+            elif kind == _REF_DELTA:
+                f.read(20)
+            inflater = zlib.decompressobj()
+            head = b""
+            while not inflater.eof:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    return  # truncated: dulwich's checksum verification reports it
+                out = inflater.decompress(chunk, 1 << 16)
+                while inflater.unconsumed_tail and not inflater.eof:
+                    if len(head) < 20:
+                        head += out[:20]
+                    out = inflater.decompress(inflater.unconsumed_tail, 1 << 16)
+                if len(head) < 20:
+                    head += out[:20]
+            f.seek(-len(inflater.unused_data), os.SEEK_CUR)
+            if kind in (_OFS_DELTA, _REF_DELTA):
+                # Delta header: base size varint, then result size varint.
+                i = 0
+                while i < len(head) and head[i] & 0x80:
+                    i += 1
+                size = _read_varint_size(head[i + 1 :])
+            total += size
+            if total > limit:
+                raise _SizeExceeded("unpacked objects", limit)
+    finally:
+        f.seek(end)
+
+
 # --------------------------------------------------------------------------
 # The adapter
 # --------------------------------------------------------------------------
@@ -730,6 +802,7 @@ class GitClient:
 
             def fetch(depth: int | None, protocol: int) -> None:
                 nonlocal received
+                received = 0
                 f, commit, abort = repo.object_store.add_pack()
 
                 def pack_data(data: bytes) -> int:
@@ -754,6 +827,12 @@ class GitClient:
                     abort()
                     raise
                 if received:
+                    if limit is not None:
+                        try:
+                            _check_unpacked_size(f, limit, session)
+                        except BaseException:
+                            abort()
+                            raise
                     commit()
                 else:
                     abort()
