@@ -686,8 +686,8 @@ class Cluster:
             waiters[resource] = waiter
             self._watch(resource).subscribe(waiter)
 
-        def pending() -> list[Ref]:
-            return [r for r in refs if r not in latest or not done(r, latest[r])]
+        def pending() -> set[Ref]:
+            return {r for r in refs if r not in latest or not done(r, latest[r])}
 
         try:
             async with asyncio.timeout(timeout):
@@ -697,7 +697,8 @@ class Cluster:
                     for resource, waiter in waiters.items():
                         if waiter.resync:
                             waiter.resync = False
-                            todo = [r for r in by_resource[resource] if r in pending()]
+                            unfinished = pending()
+                            todo = [r for r in by_resource[resource] if r in unfinished]
                             got = await asyncio.gather(*(self.get(r) for r in todo))
                             for r, obj in zip(todo, got, strict=True):
                                 waiter.deliver((r.namespace, r.name), obj, _rv(obj))

@@ -1,0 +1,350 @@
+"""kustomize service benchmark, after Flux's own (fluxcd/flux-benchmark).
+
+N Kustomizations, each with its own GitRepository artifact holding 4 objects
+(ServiceAccount, Service, Deployment with replicas 0, Ingress), 3 post-build
+variables and `wait: true`. Measures the time from creating the
+Kustomizations to all of them Ready, and the peak RSS of the processes.
+
+Everything runs on this machine: `nats-server` (JetStream in a temp dir),
+`fluxbus-kubelite` (workload simulation on) and `fluxbus-kustomize`, each a
+subprocess; this process only publishes the sources, creates the
+Kustomizations and watches their status. Not part of the test suite.
+
+    .venv/bin/python bench/kustomize_bench.py --n 100 [--workers 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fluxbus_common import subjects
+from fluxbus_common.bus import Bus
+from fluxbus_common.settings import BusSettings
+from fluxbus_common.testing.plugin import NatsServer, free_port
+
+APP = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: ${app}
+  namespace: ${namespace}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ${app}
+  namespace: ${namespace}
+spec:
+  selector:
+    app: ${app}
+  ports:
+    - name: http
+      port: 80
+      targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${app}
+  namespace: ${namespace}
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels:
+      app: ${app}
+  template:
+    metadata:
+      labels:
+        app: ${app}
+    spec:
+      serviceAccountName: ${app}
+      containers:
+        - name: app
+          image: ghcr.io/stefanprodan/podinfo:6.7.0
+          ports:
+            - containerPort: 8080
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ${app}
+  namespace: ${namespace}
+spec:
+  rules:
+    - host: ${app}.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: ${app}
+                port:
+                  number: 80
+"""
+
+
+def tarball(i: int) -> bytes:
+    """A deterministic source artifact for app `i` (a distinct file per app)."""
+    files = {"app.yaml": APP, "README.md": f"app {i}\n"}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def status_kib(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, waited-for children) CPU seconds of a process (Linux /proc)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        own = (int(fields[11]) + int(fields[12])) / tick
+        children = (int(fields[13]) + int(fields[14])) / tick
+        return own, children
+    return 0.0, 0.0
+
+
+def start_kubelite(workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    kubeconfig = workdir / "kubeconfig"
+    exe = Path(sys.executable).parent / "fluxbus-kubelite"
+    proc = subprocess.Popen(
+        [str(exe), "--port", str(free_port()), "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not kubeconfig.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("kubelite did not start")
+        time.sleep(0.05)
+    return proc, kubeconfig
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> None:
+    exe = Path(sys.executable).parent / "kubectl"
+    subprocess.run(
+        [str(exe), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+async def publish_sources(bus: Bus, n: int, workdir: Path) -> None:
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with sem:
+            data = tarball(i)
+            hexdigest = hashlib.sha256(data).hexdigest()
+            path = workdir / f"app-{i}.tar.gz"
+            path.write_bytes(data)
+            name = f"app-{i}"
+            artifact = subjects.artifact_name("GitRepository", "flux-system", name, hexdigest)
+            await bus.put_artifact(artifact, path)
+            key = subjects.object_key("GitRepository", "flux-system", name)
+            await bus.apply_object(
+                key,
+                {
+                    "apiVersion": "source.toolkit.fluxcd.io/v1",
+                    "kind": "GitRepository",
+                    "metadata": {"name": name, "namespace": "flux-system"},
+                    "spec": {"url": f"https://git.example.com/{name}", "interval": "1h"},
+                },
+            )
+            revision = f"main@sha1:{hashlib.sha1(data).hexdigest()}"
+            status = {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Succeeded",
+                        "message": "stored",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
+                ],
+                "artifact": {
+                    "revision": revision,
+                    "digest": f"sha256:{hexdigest}",
+                    "path": artifact,
+                    "url": f"nats://{subjects.ARTIFACTS_STORE}/{artifact}",
+                    "size": len(data),
+                    "lastUpdateTime": "2026-01-01T00:00:00Z",
+                },
+            }
+            entry = await bus.get_status(key)
+            await bus.put_status(key, status, entry.revision if entry else 0)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def kustomization(i: int) -> dict[str, Any]:
+    name = f"app-{i}"
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "1h",
+            "retryInterval": "30s",
+            "timeout": "5m",
+            "path": "./",
+            "prune": True,
+            "wait": True,
+            "sourceRef": {"kind": "GitRepository", "name": name},
+            "postBuild": {
+                "substitute": {"app": name, "namespace": "apps", "replicas": "0"},
+            },
+        },
+    }
+
+
+def ready(status: dict[str, Any] | None) -> bool:
+    for c in (status or {}).get("conditions", []):
+        if c.get("type") == "Ready":
+            return c.get("status") == "True" and bool(status and status.get("lastAppliedRevision"))
+    return False
+
+
+async def run(n: int, workers: int, profile: str = "") -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="kustomize-bench-"))
+    nats = NatsServer(workdir / "nats")
+    nats.start()
+    kube, kubeconfig = start_kubelite(workdir)
+    service: subprocess.Popen[bytes] | None = None
+    peaks = {"kustomize": 0, "kubelite": 0, "nats": 0}
+    try:
+        kubectl(kubeconfig, "create", "namespace", "apps")
+        bus = await Bus.connect(BusSettings(url=nats.url), "bench")
+        await publish_sources(bus, n, workdir)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "FLUXBUS_NATS_URL": nats.url,
+            "FLUXBUS_HTTP_ADDR": "",
+            "FLUXBUS_WORKERS": str(workers),
+            "FLUXBUS_LOG_LEVEL": "warning",
+        }
+        command = [str(Path(sys.executable).parent / "fluxbus-kustomize")]
+        if profile:
+            command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "fluxbus_kustomize"]
+        service = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)  # let the service connect and take its lease
+        done: set[str] = set()
+        all_ready = asyncio.Event()
+
+        async def watch() -> None:
+            async for change in bus.watch_status("Kustomization"):
+                if change.value is not None and ready(change.value):
+                    done.add(change.key)
+                    if len(done) >= n:
+                        all_ready.set()
+                        return
+
+        async def sample() -> None:
+            while True:
+                for name, proc in (("kustomize", service), ("kubelite", kube), ("nats", nats.proc)):
+                    if proc is not None:
+                        peaks[name] = max(peaks[name], status_kib(proc.pid, "VmHWM"))
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch())
+        sampler = asyncio.create_task(sample())
+        start = time.monotonic()
+        sem = asyncio.Semaphore(32)
+
+        async def create(i: int) -> None:
+            async with sem:
+                key = subjects.object_key("Kustomization", "flux-system", f"app-{i}")
+                await bus.apply_object(key, kustomization(i))
+
+        await asyncio.gather(*(create(i) for i in range(n)))
+        created = time.monotonic() - start
+        try:
+            async with asyncio.timeout(max(600.0, n * 1.0)):
+                await all_ready.wait()
+        except TimeoutError:
+            pass
+        elapsed = time.monotonic() - start
+        watcher.cancel()
+        sampler.cancel()
+        cpu: dict[str, float] = {}
+        for name, proc in (("kustomize", service), ("kubelite", kube), ("nats", nats.proc)):
+            if proc is not None:
+                peaks[name] = max(peaks[name], status_kib(proc.pid, "VmHWM"))
+                own, children = cpu_seconds(proc.pid)
+                cpu[name] = round(own, 1)
+                if children:
+                    cpu[f"{name}-children"] = round(children, 1)
+        await bus.close()
+        return {
+            "n": n,
+            "workers": workers,
+            "ready": len(done),
+            "create_s": round(created, 2),
+            "all_ready_s": round(elapsed, 2),
+            "peak_rss_mib": {k: round(v / 1024, 1) for k, v in peaks.items()},
+            "cpu_s": cpu,
+        }
+    finally:
+        if service is not None:
+            service.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                service.wait(timeout=20)
+            if service.poll() is None:
+                service.kill()
+        kube.terminate()
+        kube.wait(timeout=20)
+        nats.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, nargs="+", default=[100])
+    p.add_argument("--workers", type=int, default=32)
+    p.add_argument("--profile", default="", help="write a cProfile of the service here")
+    args = p.parse_args()
+    print(f"# {platform.python_version()} on {os.cpu_count()} cores ({platform.machine()})")
+    for n in args.n:
+        result = asyncio.run(run(n, args.workers, args.profile))
+        print(result, flush=True)
+
+
+if __name__ == "__main__":
+    main()
