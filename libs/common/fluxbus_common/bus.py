@@ -281,17 +281,21 @@ class Bus:
         except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
             raise BusError(f"watch {bucket}/{pattern}: {err}") from err
         initial_marked = False
+        seen = 0
         try:
             async for e in watcher:
                 if e is None:
                     if initial_marked:
                         continue
+                    if seen == 0 and await _values_in_flight(watcher):
+                        continue  # the entry with delta 0 will mark the end instead
                     initial_marked = True  # end of the initial values
                     if initial_only:
                         return
                     if mark_initial:
                         yield Change("", None, 0)
                     continue
+                seen += 1
                 deleted = e.operation in ("DEL", "PURGE")
                 yield Change(e.key, None if deleted else _decode(e.value), e.revision or 0)
                 if not e.delta and not initial_marked:
@@ -657,6 +661,22 @@ class Bus:
 
     async def flush(self) -> None:
         await self._nc.flush()
+
+
+async def _values_in_flight(watcher: Any) -> bool:
+    """Whether a KV watch that just signalled "no initial values" has some on the way.
+
+    nats-py signals it when the consumer has nothing *pending*, which also holds
+    once the server has sent every value but the client has not read them yet; an
+    empty listing would then be returned for a full bucket. The consumer's
+    delivered count tells the two apart.
+    """
+    try:
+        info = await watcher._sub.consumer_info()
+    except Exception:  # no better answer than nats-py's own
+        return False
+    delivered = getattr(info, "delivered", None)
+    return bool(delivered is not None and (delivered.consumer_seq or 0) > 0)
 
 
 def _spec_of(doc: dict[str, Any]) -> Any:
