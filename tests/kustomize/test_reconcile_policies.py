@@ -163,3 +163,15 @@ async def test_ssa_policies_and_reconcile_disabled(bus: Bus, kubelite: Any, tmp_
         assert env.get("configmap", "ignored") is None
         assert env.get("configmap", "frozen")["data"] == {"v": "manual"}
         assert env.get("configmap", "merged")["data"] == {"v": "git"}
+
+
+async def test_unsupported_decryption_stalls_instead_of_applying_encrypted_data(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        await env.publish({"a.yaml": manifests(configmap("a", "default"))})
+        key = await env.apply(kustomization("app", decryption={"provider": "sops"}))
+        status = await env.failing(key, "InvalidSpec")
+        assert "spec.decryption" in condition(status)["message"]
+        assert condition(status, "Stalled")["status"] == "True"
+        assert env.get("configmap", "a") is None

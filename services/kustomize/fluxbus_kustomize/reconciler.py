@@ -345,6 +345,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         scratch: dict[str, Any] = {"deadline": start + timeout, "start": start}
         key = self.key_of(obj)
         result = Result()
+        self._check_supported(obj)
         try:
             async with asyncio.timeout(timeout):
                 for name in self.steps:
@@ -364,6 +365,25 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             raise
         finally:
             self._inflight.pop(key, None)
+
+    @staticmethod
+    def _check_supported(obj: Kustomization) -> None:
+        """Refuse spec fields whose silent omission would do harm (Stalling until changed):
+        applying SOPS-encrypted Secrets undecrypted, applying to this cluster what
+        was meant for another, or with more rights than the named service account has."""
+        unsupported = [
+            name
+            for name, value in (
+                ("spec.decryption", obj.spec.decryption),
+                ("spec.kubeConfig", obj.spec.kube_config),
+                ("spec.serviceAccountName", obj.spec.service_account_name),
+            )
+            if value
+        ]
+        if unsupported:
+            raise Stalling(
+                f"{', '.join(unsupported)}: not supported by fluxbus yet", Reason.INVALID_SPEC
+            )
 
     # -- watches (called by the runtime on every change) -------------------------
 
