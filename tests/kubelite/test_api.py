@@ -424,3 +424,30 @@ async def test_periodic_bookmarks_carry_the_current_resource_version(kubelite_fa
     )
     assert events[0]["type"] == "BOOKMARK"
     assert int(events[0]["object"]["metadata"]["resourceVersion"]) > 0
+
+
+async def test_health_and_metrics_endpoints_answer(raw: Raw, ns: str) -> None:
+    await raw("POST", cms(ns), configmap("m"))
+    for path in ("/healthz", "/readyz", "/livez"):
+        status, body, _ = await raw("GET", path)
+        assert status == 200 and body == "ok"
+    status, text, _ = await raw("GET", "/metrics")
+    assert status == 200
+    assert 'kubelite_requests_total{code="201",verb="POST"}' in text
+    assert "kubelite_objects " in text
+
+
+async def test_services_get_a_cluster_ip(raw: Raw, ns: str) -> None:
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}},
+    }
+    status, obj, _ = await raw.apply(f"/api/v1/namespaces/{ns}/services/web", svc)
+    assert status == 201
+    assert obj["spec"]["clusterIP"].startswith("10.")
+    assert obj["spec"]["clusterIPs"] == [obj["spec"]["clusterIP"]]
+    _, again, _ = await raw.apply(f"/api/v1/namespaces/{ns}/services/web", svc)
+    assert again["spec"]["clusterIP"] == obj["spec"]["clusterIP"]
+    assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]

@@ -318,6 +318,21 @@ class Kubelite:
                     if isinstance(p, dict):
                         p.setdefault("protocol", "TCP")
 
+    def _allocate_cluster_ip(self, svc: dict[str, Any]) -> None:
+        """Give a new Service a cluster IP from 10.96.0.0/12, as the API server does."""
+        spec = svc.setdefault("spec", {})
+        if spec.get("type") == "ExternalName" or spec.get("clusterIP"):
+            return
+        used = {(o.get("spec") or {}).get("clusterIP") for o in self.store.list(("", "services"))}
+        n = len(used)
+        while True:
+            n += 1
+            ip = f"10.{96 + (n >> 16) % 16}.{(n >> 8) & 255}.{n & 255}"
+            if ip not in used:
+                break
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+
     def _generation_changed(
         self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any]
     ) -> bool:
@@ -378,6 +393,8 @@ class Kubelite:
         else:
             md["uid"] = str(uuid.uuid4())
             md["creationTimestamp"] = now()
+            if rt.key == ("", "services"):
+                self._allocate_cluster_ip(new)
             if rt.generation:
                 md["generation"] = 1
             md.pop("resourceVersion", None)

@@ -21,6 +21,13 @@ from typing import Any
 import structlog
 import yaml
 from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 
 from . import errors, protobuf, tables
 from .controllers import Controllers, SimulationConfig
@@ -75,10 +82,28 @@ class Api:
         self.bookmark_interval = bookmark_interval
         self.stopping = asyncio.Event()
         self.address = "127.0.0.1:0"
+        # a registry per server: several servers may run in one process (tests)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kubelite_requests",
+            "API requests by verb and code",
+            ["verb", "code"],
+            registry=self.registry,
+        )
+        Gauge("kubelite_objects", "Objects stored", registry=self.registry).set_function(
+            self.store.count
+        )
+        Gauge("kubelite_watches", "Open watches", registry=self.registry).set_function(
+            lambda: len(self.store.watchers)
+        )
+        Gauge(
+            "kubelite_resource_version", "Current resourceVersion", registry=self.registry
+        ).set_function(lambda: self.store.rv)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/version", self.version)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.ok)
         app.router.add_get("/readyz", self.ok)
         app.router.add_get("/livez", self.ok)
@@ -95,6 +120,11 @@ class Api:
 
     async def ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(self.registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
 
     async def version(self, request: web.Request) -> web.Response:
         return json_response(
@@ -268,6 +298,12 @@ class Api:
     # ------------------------------------------------------------------ dispatch
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        resp = await self._dispatch_safely(request)
+        verb = "WATCH" if qbool(request.query.get("watch")) else request.method
+        self.requests.labels(verb, str(resp.status)).inc()
+        return resp
+
+    async def _dispatch_safely(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._dispatch(request)
         except ApiError as e:
