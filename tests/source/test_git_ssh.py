@@ -122,3 +122,23 @@ async def test_ssh_recovers_when_sshd_comes_back(
         await git_client.ls_remote(s.url(repo), secret(s))
     s.start()
     assert "refs/heads/master" in await git_client.ls_remote(s.url(repo), secret(s))
+
+
+async def test_relative_submodules_are_fetched_over_ssh_with_the_same_key(
+    git_repo_factory, git_ssh_server: GitSSHServer, git_client: GitClient, tmp_path: Path
+) -> None:
+    lib = git_repo_factory("lib")
+    lib_sha = lib.commit({"lib.yaml": "lib: 1\n"})
+    main = git_repo_factory("main")
+    main.commit(
+        {".gitmodules": '[submodule "lib"]\n\tpath = vendor/lib\n\turl = ../lib.git\n'},
+        gitlinks={"vendor/lib": lib_sha},
+    )
+    result = await git_client.fetch(
+        git_ssh_server.url(main),
+        checkout_for(None),
+        tmp_path / "co",
+        secret(git_ssh_server),
+        recurse_submodules=True,
+    )
+    assert (result.path / "vendor/lib/lib.yaml").read_text() == "lib: 1\n"

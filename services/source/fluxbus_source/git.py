@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import io
 import os
+import posixpath
 import shutil
 import ssl
 import subprocess
@@ -972,19 +975,14 @@ class GitClient:
             raise GitError(
                 f"submodules of '{gurl.redacted()}' nest deeper than {MAX_SUBMODULE_DEPTH}"
             )
-        try:
-            entry = repo.object_store.iter_tree_contents(tree_id)
-            gm = next((e for e in entry if e.path == b".gitmodules"), None)
-        except KeyError:
-            gm = None
         urls: dict[str, str] = {}
-        if gm is not None:
-            import io
-
-            cfg = ConfigFile.from_file(io.BytesIO(repo[gm.sha].as_raw_string()))
+        root = repo[tree_id]
+        assert isinstance(root, Tree)
+        if b".gitmodules" in root:
+            _mode, gm_sha = root[b".gitmodules"]
+            cfg = ConfigFile.from_file(io.BytesIO(repo[gm_sha].as_raw_string()))
             for sm_path, sm_url, _name in parse_submodules(cfg):
                 urls[sm_path.decode()] = sm_url.decode()
-        from fluxbus_source.logic.refs import Checkout as _Checkout
 
         for sm_path, sha in gitlinks:
             if not in_sparse_checkout(sm_path, sparse):
@@ -993,10 +991,9 @@ class GitClient:
             if raw is None:
                 raise GitError(f"submodule '{sm_path}' has no URL in .gitmodules")
             if raw.startswith(("./", "../")):
-                base = gurl.redacted().rstrip("/") + "/"
-                from urllib.parse import urljoin
-
-                raw = urljoin(base, raw)
+                # Relative to the superproject's URL, as git resolves it.
+                path = posixpath.normpath(posixpath.join(gurl.path, raw))
+                raw = dataclasses.replace(gurl, path=path).redacted()
             sub_url = parse_git_url(raw)
             sub_auth = auth if (sub_url.host, sub_url.scheme) == (gurl.host, gurl.scheme) else None
             if sub_url.is_ssh:
@@ -1006,7 +1003,7 @@ class GitClient:
                 shutil.rmtree(target)
             self._fetch_sync(
                 sub_url,
-                _Checkout(RefKind.COMMIT, sha),
+                Checkout(RefKind.COMMIT, sha),
                 target,
                 sub_auth,
                 session,
