@@ -24,10 +24,13 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exits with the command's status."""
-    from fluxbus_cli.app import app
-
     args = normalize_argv(sys.argv[1:] if argv is None else argv)
-    app(args=args, prog_name="fluxbus")
+    try:
+        from fluxbus_cli.app import app
+
+        app(args=args, prog_name="fluxbus")
+    except KeyboardInterrupt:  # Ctrl-C before a command took over (e.g. while importing)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -110,14 +110,14 @@ def run(command: Callable[[Bus, Output], Awaitable[int]]) -> None:
         finally:
             await bus.close()
 
-    run_local(lambda: main(), out)
+    run_local(main, out)
 
 
 def run_local(command: Callable[[], Awaitable[int]], out: Output | None = None) -> None:
     """Run a command that needs no bus connection (or makes its own)."""
     out = out or Output()
     try:
-        code = asyncio.run(_as_coroutine(command))
+        code = asyncio.run(_call(command))
     except CliError as e:
         _fail(out, e, e.code)
     except BusError as e:
@@ -127,7 +127,8 @@ def run_local(command: Callable[[], Awaitable[int]], out: Output | None = None) 
     _exit(code)
 
 
-async def _as_coroutine(command: Callable[[], Awaitable[int]]) -> int:
+async def _call(command: Callable[[], Awaitable[int]]) -> int:
+    """asyncio.run wants a coroutine; commands may return any awaitable."""
     return await command()
 
 
@@ -472,4 +473,7 @@ def up(
         if e.name != "fluxbus_cli.up":
             raise
         _fail(out, CliError("fluxbus up is not available in this build"))
-    up_module.main(cluster=cluster, state_dir=state_dir)
+    _exit(
+        up_module.main(cluster=cluster, state_dir=None if state_dir is None else str(state_dir))
+        or 0
+    )

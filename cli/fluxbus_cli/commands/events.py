@@ -13,6 +13,11 @@ from fluxbus_common.events import Event
 from fluxbus_cli import render
 from fluxbus_cli.render import Output
 
+FOLLOW_WIDTHS = (len("2006-01-02T15:04:05Z"), len("Warning"), 24, 32, 0)
+"""Column widths of `events --watch` (rows print as they come, so they cannot be measured):
+a timestamp, the longer TYPE, and room for the usual reasons and `Kind/name`s."""
+FOLLOW_NAMESPACE_WIDTH = 16
+
 
 def event_filter(
     namespace: str | None, target: tuple[KindInfo, str] | None
@@ -90,8 +95,9 @@ async def follow(
     subject, match = event_filter(namespace, target)
     all_ns = namespace is None
     headers = _headers(all_ns)
-    widths = [max(len(h), 10) for h in headers]
-    widths[0] = max(widths[0], len("2006-01-02T15:04:05Z")) if not all_ns else widths[0]
+    widths = list(FOLLOW_WIDTHS)
+    if all_ns:
+        widths.insert(0, FOLLOW_NAMESPACE_WIDTH)
     print_(render.format_row(headers, widths))
     async for delivery in bus.events(filter_subject=subject, deliver_all=True):
         await delivery.ack()
