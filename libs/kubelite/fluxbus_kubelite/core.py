@@ -12,7 +12,6 @@ import datetime as dt
 import re
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +102,6 @@ class Kubelite:
         for rt in builtin_types():
             self.register(rt)
         self.crd_types: dict[str, list[ResourceType]] = {}
-        self.after_write: list[Callable[[ResourceType, dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------------ registry
 
@@ -400,10 +398,7 @@ class Kubelite:
             md.pop("resourceVersion", None)
         if dry_run:
             return new
-        stored = self.store.put(rt.key, new, old)
-        for cb in self.after_write:
-            cb(rt, stored)
-        return stored
+        return self.store.put(rt.key, new, old)
 
     # ------------------------------------------------------------------ create / update
 
@@ -849,10 +844,7 @@ class Kubelite:
                 md["generation"] = md.get("generation", 1) + 1
             if dry_run:
                 return new, False
-            stored = self.store.put(rt.key, new, old)
-            for cb in self.after_write:
-                cb(rt, stored)
-            return stored, False
+            return self.store.put(rt.key, new, old), False
         if dry_run:
             return old, True
         return self.store.remove(rt.key, old), True

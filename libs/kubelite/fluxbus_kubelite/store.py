@@ -14,7 +14,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +166,6 @@ class Store:
 
     def count(self) -> int:
         return sum(len(b) for b in self.objects.values())
-
-    def namespaced_keys(self) -> Iterator[Key]:
-        return iter(list(self.objects))
 
     # ------------------------------------------------------------------ writes
 
