@@ -100,8 +100,8 @@ def parse_time(value: str | None) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     if "." in text:  # Python takes at most 6 fractional digits; Go writes up to 9
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
