@@ -70,7 +70,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 # --------------------------------------------------------------------------
@@ -101,6 +102,14 @@ class Symlink:
 FileValue = str | bytes | File | Symlink | None
 
 
+def _ref(name: str) -> Ref:
+    return Ref(name.encode())
+
+
+def _oid(sha: str | bytes) -> ObjectID:
+    return ObjectID(sha.encode() if isinstance(sha, str) else sha)
+
+
 class GitRepo:
     """A bare Git repository in a temp dir, edited through dulwich objects.
 
@@ -124,22 +133,26 @@ class GitRepo:
 
     def head(self, branch: str = "master") -> str:
         """The commit id at the tip of `branch` (KeyError when absent)."""
-        return self.repo.refs[f"refs/heads/{branch}".encode()].decode()
+        return self.repo.refs[_ref(f"refs/heads/{branch}")].decode()
+
+    def _get(self, name: str) -> ObjectID | None:
+        ref = _ref(name)
+        return self.repo.refs[ref] if ref in self.repo.refs else None
 
     # -- writing ------------------------------------------------------------
-    def _tree_items(self, tree_id: bytes | None) -> dict[str, tuple[int, bytes]]:
+    def _tree_items(self, tree_id: ObjectID | None) -> dict[str, tuple[int, ObjectID]]:
         """Flatten a tree into {path: (mode, sha)}."""
-        out: dict[str, tuple[int, bytes]] = {}
+        out: dict[str, tuple[int, ObjectID]] = {}
         if tree_id is None:
             return out
-        store = self.repo.object_store
-        for entry in store.iter_tree_contents(tree_id):
-            out[entry.path.decode()] = (entry.mode, entry.sha)
+        for entry in self.repo.object_store.iter_tree_contents(tree_id):
+            if entry.path is not None and entry.mode is not None and entry.sha is not None:
+                out[entry.path.decode()] = (entry.mode, entry.sha)
         return out
 
-    def _write_tree(self, flat: Mapping[str, tuple[int, bytes]]) -> bytes:
+    def _write_tree(self, flat: Mapping[str, tuple[int, ObjectID]]) -> ObjectID:
         store = self.repo.object_store
-        nested: dict = {}
+        nested: dict[str, Any] = {}
         for path, entry in flat.items():
             node = nested
             *dirs, base = path.split("/")
@@ -147,7 +160,7 @@ class GitRepo:
                 node = node.setdefault(d, {})
             node[base] = entry
 
-        def build(node: dict) -> bytes:
+        def build(node: dict[str, Any]) -> ObjectID:
             tree = Tree()
             for name, value in node.items():
                 if isinstance(value, dict):
@@ -177,18 +190,19 @@ class GitRepo:
         `git checkout -b`, from `start` (a branch or commit id) or else from
         the default branch's tip; `start=""` makes an orphan branch.
         """
-        ref = f"refs/heads/{branch}".encode()
-        parent = self.repo.refs[ref] if ref in self.repo.refs else None
+        ref = _ref(f"refs/heads/{branch}")
+        parent = self._get(f"refs/heads/{branch}")
         if parent is None and start != "":
             if start:
-                start_ref = f"refs/heads/{start}".encode()
-                parent = (
-                    self.repo.refs[start_ref] if start_ref in self.repo.refs else start.encode()
-                )
+                parent = self._get(f"refs/heads/{start}") or _oid(start)
             else:
                 with contextlib.suppress(KeyError):
-                    parent = self.repo.refs[b"HEAD"]
-        base_tree = None if (parent is None or replace) else self.repo[parent].tree
+                    parent = self.repo.refs[_ref("HEAD")]
+        base_tree: ObjectID | None = None
+        if parent is not None and not replace:
+            parent_commit = self.repo[parent]
+            assert isinstance(parent_commit, Commit)
+            base_tree = parent_commit.tree
         flat = self._tree_items(base_tree)
         store = self.repo.object_store
         for path, value in files.items():
@@ -207,7 +221,7 @@ class GitRepo:
             store.add_object(blob)
             flat[path] = (mode, blob.id)
         for path, sha in (gitlinks or {}).items():
-            flat[path.strip("/")] = (0o160000, sha.encode())
+            flat[path.strip("/")] = (0o160000, _oid(sha))
         c = Commit()
         c.tree = self._write_tree(flat)
         c.parents = [parent] if parent else []
@@ -219,8 +233,9 @@ class GitRepo:
         c.message = message.encode() + b"\n"
         store.add_object(c)
         self.repo.refs[ref] = c.id
-        if b"HEAD" not in self.repo.refs or not self.repo.refs.read_ref(b"HEAD"):
-            self.repo.refs.set_symbolic_ref(b"HEAD", ref)
+        head = _ref("HEAD")
+        if head not in self.repo.refs or not self.repo.refs.read_ref(head):
+            self.repo.refs.set_symbolic_ref(head, ref)
         return c.id.decode()
 
     def commit_directory(
@@ -244,7 +259,7 @@ class GitRepo:
 
     def set_default_branch(self, branch: str) -> None:
         """Point HEAD at `branch`."""
-        self.repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{branch}".encode())
+        self.repo.refs.set_symbolic_ref(_ref("HEAD"), _ref(f"refs/heads/{branch}"))
 
     def tag(
         self,
@@ -257,10 +272,9 @@ class GitRepo:
 
         For an annotated tag that is the tag object's id (the commit is its peeled value).
         """
-        sha = (target or "master").encode()
-        if f"refs/heads/{sha.decode()}".encode() in self.repo.refs:
-            sha = self.repo.refs[f"refs/heads/{sha.decode()}".encode()]
-        ref = f"refs/tags/{name}".encode()
+        wanted = target or "master"
+        sha = self._get(f"refs/heads/{wanted}") or _oid(wanted)
+        ref = _ref(f"refs/tags/{name}")
         if not annotated:
             self.repo.refs[ref] = sha
             return sha.decode()
@@ -278,11 +292,11 @@ class GitRepo:
 
     def set_ref(self, name: str, sha: str) -> None:
         """Create or move any ref (`refs/pull/1/head`, …)."""
-        self.repo.refs[name.encode()] = sha.encode()
+        self.repo.refs[_ref(name)] = _oid(sha)
 
     def delete_ref(self, name: str) -> None:
         """Remove a ref (`refs/heads/x`)."""
-        del self.repo.refs[name.encode()]
+        del self.repo.refs[_ref(name)]
 
     def close(self) -> None:
         """Release dulwich's file handles (the fixtures do this at teardown)."""
