@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 
 import yaml
-from cli_helpers import MANIFESTS, Cli, ready_status
+from cli_helpers import FLUXBUS, MANIFESTS, Cli, ready_status
 from fluxbus_cli.commands import get as get_cmd
 from fluxbus_cli.commands.kinds import kind
 from fluxbus_cli.render import Output
 from fluxbus_common.bus import Bus
+from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import wait_for
 
 REVISION = "master@sha1:9f3c1e2a"
@@ -146,3 +149,33 @@ async def test_watch_prints_the_current_objects_then_each_change(cli: Cli, bus: 
     finally:
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
+
+
+async def test_the_console_script_watches_until_interrupted(
+    cli: Cli, bus: Bus, bus_settings: BusSettings
+):
+    await cli("apply", "-f", str(MANIFESTS / "podinfo.yaml"))
+    proc = await asyncio.create_subprocess_exec(
+        str(FLUXBUS),
+        "get",
+        "gitrepositories",
+        "--watch",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "FLUXBUS_NATS_URL": bus_settings.url},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            assert (await proc.stdout.readline()).decode().split()[:2] == ["NAME", "READY"]
+            assert "waiting to be reconciled" in (await proc.stdout.readline()).decode()
+            await reconciled(bus, "gitrepository.flux-system.podinfo", message="fetched it")
+            assert "fetched it" in (await proc.stdout.readline()).decode()
+            proc.send_signal(signal.SIGINT)
+            code = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 0
+    assert "Traceback" not in (await proc.stderr.read()).decode()
