@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from fluxbus_common.backoff import exponential
 from fluxbus_common.conditions import Reason
 from fluxbus_common.keys import FIELD_MANAGER
 from kubernetes_asyncio import client, config
@@ -229,11 +230,13 @@ class _KindWatch:
 
     async def run(self) -> None:
         path = self.resource.path()
+        delays = exponential(base=WATCH_RETRY, cap=30.0)
         while True:
             try:
                 listing = await self.cluster.call("GET", path, query=[("limit", "1")])
                 rv = str((listing.get("metadata") or {}).get("resourceVersion") or "")
                 self.ready.set()
+                delays = exponential(base=WATCH_RETRY, cap=30.0)
                 for subs in list(self.waiters.values()):
                     for w in subs:
                         w.resync = True
@@ -244,9 +247,12 @@ class _KindWatch:
             except _Expired:
                 continue
             except (ClusterError, aiohttp.ClientError, TimeoutError, ValueError) as e:
-                log.debug("watch.failed", resource=path, error=str(e))
-            self.ready.clear()
-            await asyncio.sleep(WATCH_RETRY)
+                delay = next(delays)
+                log.warning("watch.failed", resource=path, error=str(e), retry_in_s=round(delay, 1))
+                self.ready.clear()
+                await asyncio.sleep(delay)
+                continue
+            self.ready.clear()  # the watch ended (timeoutSeconds): list and watch again
 
     async def _stream(self, path: str, rv: str) -> None:
         while True:
@@ -259,9 +265,7 @@ class _KindWatch:
                 query.append(("resourceVersion", rv))
             resp = await self.cluster.open_stream(path, query, WATCH_TIMEOUT + 30)
             try:
-                while line := await resp.content.readline():
-                    if not line.strip():
-                        continue
+                async for line in _lines(resp):
                     event = json.loads(line)
                     obj = event.get("object") or {}
                     etype = event.get("type")
@@ -278,6 +282,19 @@ class _KindWatch:
                         w.deliver(key, None if etype == "DELETED" else obj, _rv(obj))
             finally:
                 resp.release()
+
+
+async def _lines(resp: Any) -> Any:
+    """Yield the non-empty lines of a streamed body, however long (a CRD can be megabytes)."""
+    buffer = b""
+    async for chunk in resp.content.iter_any():
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
 
 
 class _Expired(Exception):
@@ -525,7 +542,7 @@ class Cluster:
             changes += await self._apply_stage(members, force, changes)
             if stage is Stage.CLUSTER_DEFINITIONS:
                 crds = [c for c in changes if c.ref.resource.kind == "CustomResourceDefinition"]
-                await self._wait_established(crds, timeout)
+                await self._wait_established(crds, timeout, changes)
         return changes
 
     async def _apply_stage(
@@ -580,6 +597,7 @@ class Cluster:
                         change.action = "created"
                     change.object = await self.server_side_apply(change.ref, obj)
                 except (ClusterError, TimeoutError) as e:
+                    change.action = "failed"
                     failures.append(f"{change.subject} apply failed: {e}")
 
         await asyncio.gather(
@@ -587,11 +605,13 @@ class Cluster:
         )
         stage = [c for c, _, _ in results]
         if failures:
-            done = [c for c in stage if c.action in ("unchanged", "skipped") or c.object]
+            done = [c for c in stage if c.action != "failed"]
             raise ApplyError("\n".join(sorted(failures)), before + done, Reason.APPLY_FAILED)
         return stage
 
-    async def _wait_established(self, crds: list[Change], timeout: float) -> None:
+    async def _wait_established(
+        self, crds: list[Change], timeout: float, changes: list[Change]
+    ) -> None:
         if not crds:
             return
 
@@ -607,7 +627,7 @@ class Cluster:
         if not ok:
             names = ", ".join(c.subject for c in crds)
             raise ApplyError(
-                f"CustomResourceDefinitions not established: {names}", crds, Reason.APPLY_FAILED
+                f"CustomResourceDefinitions not established: {names}", changes, Reason.APPLY_FAILED
             )
 
     # -- delete --------------------------------------------------------------
