@@ -59,7 +59,8 @@ from dulwich.client import (
 )
 from dulwich.config import ConfigFile, parse_submodules
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
+from dulwich.refs import Ref
 from dulwich.repo import BaseRepo, MemoryRepo
 
 from fluxbus_source.errors import (
@@ -280,6 +281,7 @@ class _HTTPClient(Urllib3HttpGitClient):
         data: Any = None,
         raise_for_status: bool = True,
     ) -> Any:
+        resp: Any
         resp, read = super()._http_request(url, headers, data, raise_for_status=False)
         if raise_for_status and resp.status != 200:
             status, challenge = resp.status, resp.headers.get("WWW-Authenticate")
@@ -725,14 +727,14 @@ class GitClient:
         if gurl.is_ssh:
             assert auth is not None
             vendor = _OpenSSHVendor(session, auth, connect_timeout=min(timeout, 30.0))
-            client = _SSHClient(
+            ssh: DulwichClient = _SSHClient(
                 session,
                 gurl.host,
                 port=gurl.port,
                 username=gurl.username or SSH_DEFAULT_USER,
                 vendor=vendor,
             )
-            return client, gurl.path
+            return ssh, gurl.path
         a = auth or GitAuth()
         netloc = gurl.host if gurl.port is None else f"{gurl.host}:{gurl.port}"
         base = f"{gurl.scheme}://{netloc}/"
@@ -780,9 +782,7 @@ class GitClient:
             received = 0
             holder: dict[str, Any] = {}
 
-            def determine_wants(
-                refs: Mapping[bytes, bytes], depth: int | None = None
-            ) -> list[bytes]:
+            def determine_wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> Any:
                 session.check()
                 listing = {k.decode("utf-8", "replace"): v.decode() for k, v in refs.items() if v}
                 resolved = resolve(checkout, listing, url) if needs_remote_refs(checkout) else None
@@ -890,9 +890,9 @@ class GitClient:
     @staticmethod
     def _require_contained(repo: BaseRepo, tip: str, checkout: Checkout, url: str) -> None:
         """Raise unless the wanted commit is reachable from the fetched branch tip."""
-        want = checkout.value.encode()
+        want = ObjectID(checkout.value.encode())
         if want in repo.object_store:
-            for entry in repo.get_walker(include=[tip.encode()]):
+            for entry in repo.get_walker(include=[ObjectID(tip.encode())]):
                 if entry.commit.id == want:
                     return
         raise GitNotFoundError(
@@ -902,7 +902,7 @@ class GitClient:
     def _write_tree(
         self,
         repo: BaseRepo,
-        tree_id: bytes,
+        tree_id: ObjectID,
         dest: Path,
         prefix: str,
         sparse: Sequence[str] | None,
@@ -955,7 +955,7 @@ class GitClient:
     def _submodules(
         self,
         repo: BaseRepo,
-        tree_id: bytes,
+        tree_id: ObjectID,
         gurl: GitURL,
         dest: Path,
         auth: GitAuth | None,
@@ -981,8 +981,8 @@ class GitClient:
         if b".gitmodules" in root:
             _mode, gm_sha = root[b".gitmodules"]
             cfg = ConfigFile.from_file(io.BytesIO(repo[gm_sha].as_raw_string()))
-            for sm_path, sm_url, _name in parse_submodules(cfg):
-                urls[sm_path.decode()] = sm_url.decode()
+            for raw_path, raw_url, _name in parse_submodules(cfg):
+                urls[raw_path.decode()] = raw_url.decode()
 
         for sm_path, sha in gitlinks:
             if not in_sparse_checkout(sm_path, sparse):
