@@ -451,3 +451,38 @@ async def test_services_get_a_cluster_ip(raw: Raw, ns: str) -> None:
     _, again, _ = await raw.apply(f"/api/v1/namespaces/{ns}/services/web", svc)
     assert again["spec"]["clusterIP"] == obj["spec"]["clusterIP"]
     assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+
+
+async def test_immutable_fields_are_refused_with_field_is_immutable(raw: Raw, ns: str) -> None:
+    cm = {**configmap("frozen", {"a": "1"}), "immutable": True}
+    await raw.apply(cms(ns) + "/frozen", cm)
+    status, body, _ = await raw.apply(cms(ns) + "/frozen", {**cm, "data": {"a": "2"}})
+    assert status == 422
+    assert "field is immutable when `immutable` is set" in body["message"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "a:1"}]}
+            }
+        },
+    }
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs/j"
+    await raw.apply(path, job)
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "a:2"
+    status, body, _ = await raw.apply(path, job)
+    assert (
+        status == 422
+        and "spec.template" in body["message"]
+        and "field is immutable" in body["message"]
+    )
+    sts = deployment("db")
+    sts["kind"] = "StatefulSet"
+    sts["spec"]["serviceName"] = "db"
+    spath = f"/apis/apps/v1/namespaces/{ns}/statefulsets/db"
+    await raw.apply(spath, sts)
+    sts["spec"]["serviceName"] = "other"
+    status, body, _ = await raw.apply(spath, sts)
+    assert status == 422 and "updates to statefulset spec for fields other than" in body["message"]

@@ -240,6 +240,8 @@ class Kubelite:
             causes.extend(self._validate_workload(obj, old))
         if rt.crd is not None:
             causes.extend(validate_custom_resource(obj, rt.crd_schema))
+        if old is not None:
+            causes.extend(_immutable_fields(rt, obj, old))
         if rt.key == CRD_KEY:
             spec = obj.get("spec") or {}
             want = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
@@ -365,6 +367,12 @@ class Kubelite:
                 if k in new and not new[k]:
                     del new[k]
         if old is not None:
+            if rt.key == ("", "services"):
+                # like the API server: an update without clusterIP keeps the allocated one
+                ospec, nspec = old.get("spec") or {}, new.setdefault("spec", {})
+                for k in ("clusterIP", "clusterIPs"):
+                    if ospec.get(k) and not nspec.get(k):
+                        nspec[k] = ospec[k]
             omd = old["metadata"]
             for k in ("uid", "creationTimestamp", "name", "namespace"):
                 if k in omd:
@@ -848,6 +856,66 @@ class Kubelite:
         if dry_run:
             return old, True
         return self.store.remove(rt.key, old), True
+
+
+#: StatefulSet spec fields an update may change (all others are forbidden)
+STATEFULSET_MUTABLE = {
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+}
+
+
+def _immutable_fields(
+    rt: ResourceType, obj: dict[str, Any], old: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Changes the API server refuses once an object exists (what Flux's force recreates)."""
+    spec, ospec = obj.get("spec") or {}, old.get("spec") or {}
+    if rt.key in (("", "configmaps"), ("", "secrets")) and old.get("immutable"):
+        out = []
+        for f in ("data", "binaryData"):
+            if obj.get(f) != old.get(f):
+                out.append((f, "Forbidden: field is immutable when `immutable` is set"))
+        if not obj.get("immutable"):
+            out.append(("immutable", "Forbidden: field is immutable when `immutable` is set"))
+        return out
+    if rt.key == ("batch", "jobs") and spec.get("template") != ospec.get("template"):
+        return [("spec.template", "Invalid value: core.PodTemplateSpec{...}: field is immutable")]
+    if rt.key == ("apps", "statefulsets"):
+        changed = {k for k in {**spec, **ospec} if spec.get(k) != ospec.get(k)}
+        if changed - STATEFULSET_MUTABLE:
+            return [
+                (
+                    "spec",
+                    "Forbidden: updates to statefulset spec for fields other than 'replicas', "
+                    "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+                    "and 'minReadySeconds' are forbidden",
+                )
+            ]
+    if rt.key == ("", "persistentvolumeclaims"):
+        a = {k: v for k, v in spec.items() if k not in ("resources", "volumeAttributesClassName")}
+        b = {k: v for k, v in ospec.items() if k not in ("resources", "volumeAttributesClassName")}
+        if a != b:
+            return [
+                (
+                    "spec",
+                    "Forbidden: spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims",
+                )
+            ]
+    if rt.key == ("", "services"):
+        old_ip, new_ip = ospec.get("clusterIP"), spec.get("clusterIP")
+        if old_ip and new_ip and old_ip != new_ip:
+            return [
+                (
+                    "spec.clusterIPs[0]",
+                    f'Invalid value: []string{{"{new_ip}"}}: may not change once set',
+                )
+            ]
+    return []
 
 
 def _strip_nulls(v: Any) -> Any:
