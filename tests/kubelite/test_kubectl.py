@@ -443,6 +443,8 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
         ("create", "deployment", "web", "--image=nginx:1.25", "--port=80", "--replicas=2"),
         ("create", "serviceaccount", "bot"),
         ("create", "service", "clusterip", "web", "--tcp=80:8080"),
+        ("create", "role", "reader", "--verb=get,list", "--resource=pods"),
+        ("create", "rolebinding", "reader", "--role=reader", "--serviceaccount=generated:bot"),
     ]
     for cmd in cmds:
         res = kl.kubectl("-n", "generated", *cmd)
@@ -455,6 +457,11 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
     container = d["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "nginx:1.25"
     assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    role = get_json(kl, "-n", "generated", "role", "reader")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    binding = get_json(kl, "-n", "generated", "rolebinding", "reader")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "bot", "namespace": "generated"}]
+    assert binding["roleRef"]["name"] == "reader"
     svc = get_json(kl, "-n", "generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
 

@@ -1,7 +1,7 @@
 """Decode the protobuf bodies `kubectl create <generator>` sends.
 
 kubectl's generators (`create namespace|configmap|secret|serviceaccount|
-deployment|service`) post `application/vnd.kubernetes.protobuf`: the magic
+deployment|service|role|clusterrole|rolebinding|clusterrolebinding`) post `application/vnd.kubernetes.protobuf`: the magic
 `k8s\\0`, then a runtime.Unknown {typeMeta, raw}. This module knows the field
 numbers of those few kinds (from k8s.io/api generated.proto) and turns them
 into the JSON form; any other kind raises `Unsupported` (answered with 415).
@@ -160,6 +160,25 @@ SERVICE_SPEC: Schema = {
     11: ("externalName", "str", None),
 }
 LOCAL_REF: Schema = {1: ("name", "str", None)}
+POLICY_RULE: Schema = {
+    1: ("verbs", "rstr", None),
+    2: ("apiGroups", "rstr", None),
+    3: ("resources", "rstr", None),
+    4: ("resourceNames", "rstr", None),
+    5: ("nonResourceURLs", "rstr", None),
+}
+SUBJECT: Schema = {
+    1: ("kind", "str", None),
+    2: ("apiGroup", "str", None),
+    3: ("name", "str", None),
+    4: ("namespace", "str", None),
+}
+ROLE_REF: Schema = {
+    1: ("apiGroup", "str", None),
+    2: ("kind", "str", None),
+    3: ("name", "str", None),
+}
+RBAC = "rbac.authorization.k8s.io/v1"
 
 KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
@@ -189,6 +208,18 @@ KINDS: dict[tuple[str, str], Schema] = {
         2: ("spec", "msg", DEPLOYMENT_SPEC),
     },
     ("v1", "Service"): {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+    (RBAC, "Role"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
+    (RBAC, "ClusterRole"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
+    (RBAC, "RoleBinding"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("subjects", "rmsg", SUBJECT),
+        3: ("roleRef", "msg", ROLE_REF),
+    },
+    (RBAC, "ClusterRoleBinding"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("subjects", "rmsg", SUBJECT),
+        3: ("roleRef", "msg", ROLE_REF),
+    },
 }
 
 
