@@ -166,6 +166,8 @@ def get(
         scope = _scope(namespace, all_namespaces)
         if name is not None and scope is None:
             raise CliError("a NAME needs one namespace (-n), not --all-namespaces")
+        if name is not None and len(infos) > 1:
+            raise CliError("a NAME needs one kind, not all")
         if watch and len(infos) > 1:
             raise CliError("--watch takes one kind, not all")
     except CliError as e:
@@ -233,6 +235,8 @@ def export(
         scope = _scope(namespace, all_namespaces)
         if name is not None and scope is None:
             raise CliError("a NAME needs one namespace (-n), not --all-namespaces")
+        if name is not None and len(infos) > 1:
+            raise CliError("a NAME needs one kind, not all")
     except CliError as e:
         _fail(out, e)
     run(lambda bus, o: get_cmd.export(bus, o, infos, scope, name))
