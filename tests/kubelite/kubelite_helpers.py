@@ -15,7 +15,7 @@ import yaml
 _counter = itertools.count()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
     """Poll predicate until it returns something truthy; fail after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -28,7 +28,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 async def await_until(
-    predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05
+    predicate: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.05
 ) -> Any:
     """Async form of wait_until."""
     async with asyncio.timeout(timeout):

@@ -460,7 +460,9 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
     role = get_json(kl, "-n", "generated", "role", "reader")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
     binding = get_json(kl, "-n", "generated", "rolebinding", "reader")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "bot", "namespace": "generated"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bot", "namespace": "generated"}
+    ]
     assert binding["roleRef"]["name"] == "reader"
     svc = get_json(kl, "-n", "generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080

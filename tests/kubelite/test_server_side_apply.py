@@ -136,7 +136,7 @@ async def test_configmap_has_no_generation(raw: Raw, ns: str) -> None:
 async def test_dry_run_apply_shows_would_be_generation_but_persists_nothing(
     raw: Raw, ns: str
 ) -> None:
-    _, first, _ = await raw.apply(deploy_path(ns, "web"), deployment("web"), "alice")
+    await raw.apply(deploy_path(ns, "web"), deployment("web"), "alice")
     status, dry, _ = await raw.apply(
         deploy_path(ns, "web"), deployment("web", replicas=7), "alice", dryRun="All"
     )
@@ -145,9 +145,13 @@ async def test_dry_run_apply_shows_would_be_generation_but_persists_nothing(
     assert dry["metadata"]["generation"] == 2
     _, live, _ = await raw("GET", deploy_path(ns, "web"))
     assert live["spec"]["replicas"] == 2
-    assert live["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"] or (
-        live["metadata"]["generation"] == 1
-    )
+    assert live["metadata"]["generation"] == 1
+    # a ConfigMap has no simulated status writer: its resourceVersion must not move
+    _, cm, _ = await raw.apply(cm_path(ns, "c"), configmap("c", {"a": "1"}))
+    status, dry_cm, _ = await raw.apply(cm_path(ns, "c"), configmap("c", {"a": "2"}), dryRun="All")
+    assert status == 200 and dry_cm["data"] == {"a": "2"}
+    _, live_cm, _ = await raw("GET", cm_path(ns, "c"))
+    assert live_cm == cm
 
 
 async def test_status_in_main_endpoint_apply_is_ignored(raw: Raw, ns: str) -> None:

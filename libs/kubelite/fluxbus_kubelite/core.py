@@ -531,7 +531,8 @@ class Kubelite:
                     ],
                 )
         base = old_md.get("managedFields")
-        if isinstance(incoming_managed, list) and incoming_managed != base:
+        # as the API server: [] leaves managedFields alone, [{}] resets them
+        if isinstance(incoming_managed, list) and incoming_managed and incoming_managed != base:
             base = [m for m in incoming_managed if m]
         entries = ssa.update(
             old,

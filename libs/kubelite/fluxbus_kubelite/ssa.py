@@ -446,12 +446,9 @@ class Scope:
             if p[: len(ig)] == ig:
                 return False
         if self.only:
-            return any(p[: len(o)] == o for o in self.only) and p not in self.only_roots
+            # strictly below one of the allowed roots (the root node itself is not tracked)
+            return any(len(p) > len(o) and p[: len(o)] == o for o in self.only)
         return True
-
-    @property
-    def only_roots(self) -> set[Path]:
-        return set(self.only)
 
     def filter(self, fs: FieldSet) -> FieldSet:
         return {p for p in fs if p and self.allows(p)}
