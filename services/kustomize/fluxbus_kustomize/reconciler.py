@@ -44,7 +44,14 @@ import celpy
 import structlog
 from celpy import celtypes
 from fluxbus_common import keys, subjects
-from fluxbus_common.api import Kustomization, Secret, Snapshot, UnknownKind, kind_for
+from fluxbus_common.api import (
+    KindInfo,
+    Kustomization,
+    Secret,
+    Snapshot,
+    UnknownKind,
+    kind_for,
+)
 from fluxbus_common.api.kustomize import (
     MIN_KUSTOMIZATION_TIMEOUT,
     ResourceInventory,
@@ -242,7 +249,7 @@ def _entry(ref: Ref) -> InventoryEntry:
     return InventoryEntry(_identity(ref).id, ref.resource.version)
 
 
-def _store_info(api_version: str, kind: str) -> Any | None:
+def _store_info(api_version: str, kind: str) -> KindInfo | None:
     """Return the KindInfo of a toolkit kind kept in the fluxbus store, else None."""
     try:
         info = kind_for(api_version, kind)
@@ -642,10 +649,12 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 failures.append(f"{desc} dry-run failed: {e}")
                 continue
             api_version = str(doc["apiVersion"])
+            assert info is not None  # only toolkit kinds are planned here
             resource = Resource(
                 group_of(api_version), api_version.rsplit("/", 1)[-1], info.kind, info.plural, True
             )
-            plan.append((Ref(resource, ns, name), subjects.object_key(info.kind, ns, name), doc))
+            key = subjects.object_key(info.kind, ns, name)
+            plan.append((Ref(resource, ns, name), key, dict(doc)))
         if failures:
             raise Generic("\n".join(failures), Reason.DRY_RUN_FAILED, retry_after=retry)
         return plan
@@ -775,8 +784,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         for hc in obj.spec.health_checks:
             ns = hc.namespace or obj.metadata.namespace
             api_version = hc.api_version or ""
-            if _store_info(api_version, hc.kind):
-                info = _store_info(api_version, hc.kind)
+            info = _store_info(api_version, hc.kind)
+            if info is not None:
                 resource = Resource(
                     group_of(api_version),
                     api_version.rsplit("/", 1)[-1],
@@ -820,7 +829,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         store = [c for c in targets if _store_info(c.ref.resource.api_version, c.ref.resource.kind)]
         cluster = [c for c in targets if c not in store]
         initial = {c.ref: c.object for c in cluster if c.object is not None}
-        waits = []
+        waits: list[Any] = []
         if cluster:
             refs = [c.ref for c in cluster]
             waits.append(self.cluster.watch_until(refs, judge, timeout, initial))
