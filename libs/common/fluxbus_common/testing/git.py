@@ -25,7 +25,8 @@ Serving them (all on 127.0.0.1, free ports, real sockets):
     git_https_server                 HTTPS with a test CA: .ca.ca_pem
     git_https_mtls_server            HTTPS requiring a client cert: .ca.client_cert_pem/.client_key_pem
     git_ssh_server                   real sshd: .identity, .identity_encrypted (+ .passphrase),
-                                     .known_hosts, .username
+                                     .known_hosts, .username (keys made once per session:
+                                     `git_ssh_keys`; `GitSSHServer(root, dir, keys=...)`)
     git_http_server_factory(...)     any combination (auth=, tls=, require_client_cert=,
                                      backend="git" | "dulwich" (in-process, protocol v0 only))
 
@@ -864,6 +865,20 @@ def _keygen(path: Path, passphrase: str = "", comment: str = "fluxbus-test") -> 
     return Path(f"{path}.pub").read_text().strip()
 
 
+SSH_TEST_PASSPHRASE = "open sesame"
+SSH_KEY_NAMES = ("host_key", "other_host_key", "client_key", "client_key_enc", "intruder_key")
+
+
+def make_ssh_keys(directory: Path) -> Path:
+    """Generate the ed25519 key pairs a `GitSSHServer` uses into `directory`; return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in SSH_KEY_NAMES:
+        if not (directory / name).exists():
+            phrase = SSH_TEST_PASSPHRASE if name == "client_key_enc" else ""
+            _keygen(directory / name, passphrase=phrase)
+    return directory
+
+
 class GitSSHServer:
     """A real `sshd` on 127.0.0.1 that runs only `git-shell` for one authorized key pair.
 
@@ -873,7 +888,7 @@ class GitSSHServer:
     not authorized; `other_known_hosts` names a different host key.
     """
 
-    def __init__(self, root: Path, workdir: Path, port: int = 0) -> None:
+    def __init__(self, root: Path, workdir: Path, port: int = 0, keys: Path | None = None) -> None:
         if not Path(SSHD).exists():
             pytest.skip("openssh-server (/usr/sbin/sshd) is not installed")
         self.root = root
@@ -882,13 +897,18 @@ class GitSSHServer:
         os.chmod(self.dir, 0o700)
         self.port = port or _free_port()
         self.username = getpass.getuser()
-        self.passphrase = "open sesame"
+        self.passphrase = SSH_TEST_PASSPHRASE
         self._proc: subprocess.Popen[bytes] | None = None
-        host_pub = _keygen(self.dir / "host_key")
-        other_host_pub = _keygen(self.dir / "other_host_key")
-        client_pub = _keygen(self.dir / "client_key")
-        enc_pub = _keygen(self.dir / "client_key_enc", passphrase=self.passphrase)
-        _keygen(self.dir / "intruder_key")
+        # Key generation is the slow part: reuse a directory made by `make_ssh_keys`.
+        keys = keys or make_ssh_keys(self.dir / "keys")
+        for name in SSH_KEY_NAMES:
+            for suffix in ("", ".pub"):
+                shutil.copyfile(keys / f"{name}{suffix}", self.dir / f"{name}{suffix}")
+            os.chmod(self.dir / name, 0o600)
+        host_pub, other_host_pub, client_pub, enc_pub = (
+            (self.dir / f"{n}.pub").read_text().strip()
+            for n in ("host_key", "other_host_key", "client_key", "client_key_enc")
+        )
         self.identity = (self.dir / "client_key").read_bytes()
         self.identity_encrypted = (self.dir / "client_key_enc").read_bytes()
         self.other_identity = (self.dir / "intruder_key").read_bytes()
@@ -1090,10 +1110,16 @@ def git_https_mtls_server(
     return git_http_server_factory(tls=test_ca, require_client_cert=True)
 
 
+@pytest.fixture(scope="session")
+def git_ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Key pairs for SSH servers, generated once per test session."""
+    return make_ssh_keys(tmp_path_factory.mktemp("ssh-keys"))
+
+
 @pytest.fixture
-def git_ssh_server(git_root: Path, tmp_path: Path) -> Iterator[GitSSHServer]:
+def git_ssh_server(git_root: Path, tmp_path: Path, git_ssh_keys: Path) -> Iterator[GitSSHServer]:
     """A real sshd serving `git_root` through git-shell (see `GitSSHServer`)."""
-    server = GitSSHServer(git_root, tmp_path / "sshd").start()
+    server = GitSSHServer(git_root, tmp_path / "sshd", keys=git_ssh_keys).start()
     yield server
     server.stop()
 
