@@ -13,6 +13,7 @@ from fluxbus_common.testing.git import (
 from fluxbus_source.artifact import build_tarball
 from fluxbus_source.errors import (
     GitAuthError,
+    GitCredentialsError,
     GitError,
     GitNoSemverMatchError,
     GitNotFoundError,
@@ -475,3 +476,15 @@ async def test_a_highly_compressible_blob_is_refused_before_it_is_inflated(
             await client.fetch(git_http_server.url(git_repo), checkout_for(None), tmp_path / "co")
     finally:
         client.close()
+
+
+async def test_a_password_without_a_username_is_a_credentials_error(
+    repo: GitRepo, git_http_basic_server: GitHTTPServer, git_client: GitClient
+) -> None:
+    with pytest.raises(
+        GitCredentialsError, match=r"secret 'creds': 'password' requires 'username'"
+    ):
+        await git_client.ls_remote(
+            git_http_basic_server.url(repo), GitAuth(password="pw", secret_name="creds")
+        )
+    assert git_http_basic_server.requests == 0

@@ -643,6 +643,10 @@ class GitClient:
     @staticmethod
     def _check_auth(gurl: GitURL, auth: GitAuth | None) -> None:
         if not gurl.is_ssh:
+            if auth is not None and auth.password and not auth.username and not auth.bearer_token:
+                raise GitCredentialsError(
+                    f"{auth.secret_label}: 'password' requires 'username' to be set"
+                )
             return
         label = auth.secret_label if auth else "a secret referenced by spec.secretRef"
         if auth is None or not auth.identity:
