@@ -74,8 +74,8 @@ async def test_health_check_times_out_naming_the_broken_deployment(
     }
     async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
         rev = await env.publish(repo)
-        key = await env.apply(kustomization("app", wait=True, timeout="2s"))
-        status = await env.failing(key, "HealthCheckFailed", timeout=10)
+        key = await env.apply(kustomization("app", wait=True, timeout="3s", retryInterval="1s"))
+        status = await env.failing(key, "HealthCheckFailed", timeout=20)
         message = condition(status)["message"]
         assert "Deployment/apps/web" in message
         assert "Deployment/apps/ok" not in message
@@ -95,7 +95,9 @@ async def test_health_checks_list_only_the_named_objects(bus: Bus, kubelite: Any
     checks = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "apps"}]
     async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
         rev = await env.publish(repo)
-        key = await env.apply(kustomization("app", healthChecks=checks, timeout="5s"))
+        key = await env.apply(
+            kustomization("app", healthChecks=checks, timeout="5s", retryInterval="1s")
+        )
         status = await env.ready(key, rev)
         assert condition(status, "Healthy")["status"] == "True"
 
@@ -111,7 +113,11 @@ async def test_health_check_exprs_decide_custom_health(bus: Bus, kubelite: Any, 
     ]
     async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
         rev = await env.publish(repo)
-        key = await env.apply(kustomization("app", wait=True, healthCheckExprs=exprs, timeout="5s"))
+        key = await env.apply(
+            kustomization(
+                "app", wait=True, healthCheckExprs=exprs, timeout="5s", retryInterval="1s"
+            )
+        )
         await env.ready(key, rev)
 
 
