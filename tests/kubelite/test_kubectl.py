@@ -383,10 +383,10 @@ def test_crd_then_custom_resource_by_short_name(kl: KubeliteHandle, ns: str) -> 
 
 
 def test_namespace_termination_deletes_contents_then_the_namespace(kl: KubeliteHandle) -> None:
-    kl.ensure_namespace("doomed")
+    kl.ensure_namespace("kl-doomed")
     kl.kubectl(
         "-n",
-        "doomed",
+        "kl-doomed",
         "apply",
         "--server-side",
         "-f",
@@ -394,17 +394,17 @@ def test_namespace_termination_deletes_contents_then_the_namespace(kl: KubeliteH
         input=manifest(configmap("cfg"), deployment("web")),
         check=True,
     )
-    res = kl.kubectl("delete", "ns", "doomed", "--wait=true", "--timeout=30s")
+    res = kl.kubectl("delete", "ns", "kl-doomed", "--wait=true", "--timeout=30s")
     assert res.returncode == 0, res.stderr
-    assert kl.kubectl("get", "ns", "doomed").returncode == 1
-    assert kl.kubectl("-n", "doomed", "get", "cm", "cfg").returncode == 1
+    assert kl.kubectl("get", "ns", "kl-doomed").returncode == 1
+    assert kl.kubectl("-n", "kl-doomed", "get", "cm", "cfg").returncode == 1
 
 
 def test_namespace_with_finalized_object_stays_terminating(kl: KubeliteHandle) -> None:
-    kl.ensure_namespace("sticky")
+    kl.ensure_namespace("kl-sticky")
     kl.kubectl(
         "-n",
-        "sticky",
+        "kl-sticky",
         "apply",
         "--server-side",
         "-f",
@@ -412,17 +412,17 @@ def test_namespace_with_finalized_object_stays_terminating(kl: KubeliteHandle) -
         input=manifest(configmap("held", finalizers=["example.com/hold"])),
         check=True,
     )
-    assert kl.kubectl("delete", "ns", "sticky", "--wait=false").returncode == 0
-    wait_until(lambda: get_json(kl, "ns", "sticky")["status"]["phase"] == "Terminating")
-    assert get_json(kl, "-n", "sticky", "cm", "held")["metadata"].get("deletionTimestamp")
+    assert kl.kubectl("delete", "ns", "kl-sticky", "--wait=false").returncode == 0
+    wait_until(lambda: get_json(kl, "ns", "kl-sticky")["status"]["phase"] == "Terminating")
+    assert get_json(kl, "-n", "kl-sticky", "cm", "held")["metadata"].get("deletionTimestamp")
     res = kl.kubectl(
-        "-n", "sticky", "apply", "--server-side", "-f", "-", input=manifest(configmap("new"))
+        "-n", "kl-sticky", "apply", "--server-side", "-f", "-", input=manifest(configmap("new"))
     )
     assert res.returncode != 0
     assert "because it is being terminated" in res.stderr
     kl.kubectl(
         "-n",
-        "sticky",
+        "kl-sticky",
         "patch",
         "cm",
         "held",
@@ -432,11 +432,11 @@ def test_namespace_with_finalized_object_stays_terminating(kl: KubeliteHandle) -
         '{"metadata":{"finalizers":null}}',
         check=True,
     )
-    wait_until(lambda: kl.kubectl("get", "ns", "sticky").returncode == 1)
+    wait_until(lambda: kl.kubectl("get", "ns", "kl-sticky").returncode == 1)
 
 
 def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: KubeliteHandle) -> None:
-    assert kl.kubectl("create", "namespace", "generated").returncode == 0
+    assert kl.kubectl("create", "namespace", "kl-generated").returncode == 0
     cmds = [
         ("create", "configmap", "c1", "--from-literal=a=b"),
         ("create", "secret", "generic", "s1", "--from-literal=pw=x"),
@@ -444,27 +444,27 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
         ("create", "serviceaccount", "bot"),
         ("create", "service", "clusterip", "web", "--tcp=80:8080"),
         ("create", "role", "reader", "--verb=get,list", "--resource=pods"),
-        ("create", "rolebinding", "reader", "--role=reader", "--serviceaccount=generated:bot"),
+        ("create", "rolebinding", "reader", "--role=reader", "--serviceaccount=kl-generated:bot"),
     ]
     for cmd in cmds:
-        res = kl.kubectl("-n", "generated", *cmd)
+        res = kl.kubectl("-n", "kl-generated", *cmd)
         assert res.returncode == 0, res.stderr
-    assert get_json(kl, "-n", "generated", "cm", "c1")["data"] == {"a": "b"}
-    assert get_json(kl, "-n", "generated", "secret", "s1")["data"] == {"pw": "eA=="}
-    d = get_json(kl, "-n", "generated", "deploy", "web")
+    assert get_json(kl, "-n", "kl-generated", "cm", "c1")["data"] == {"a": "b"}
+    assert get_json(kl, "-n", "kl-generated", "secret", "s1")["data"] == {"pw": "eA=="}
+    d = get_json(kl, "-n", "kl-generated", "deploy", "web")
     assert d["spec"]["replicas"] == 2
     assert d["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     container = d["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "nginx:1.25"
     assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
-    role = get_json(kl, "-n", "generated", "role", "reader")
+    role = get_json(kl, "-n", "kl-generated", "role", "reader")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
-    binding = get_json(kl, "-n", "generated", "rolebinding", "reader")
+    binding = get_json(kl, "-n", "kl-generated", "rolebinding", "reader")
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "bot", "namespace": "generated"}
+        {"kind": "ServiceAccount", "name": "bot", "namespace": "kl-generated"}
     ]
     assert binding["roleRef"]["name"] == "reader"
-    svc = get_json(kl, "-n", "generated", "svc", "web")
+    svc = get_json(kl, "-n", "kl-generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
 
 

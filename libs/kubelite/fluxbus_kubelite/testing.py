@@ -79,6 +79,7 @@ class KubeliteHandle:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,7 +91,7 @@ class KubeliteHandle:
             try:
                 self.server = KubeliteServer(**self._kwargs)
                 await self.server.start()
-            except BaseException as e:
+            except Exception as e:
                 ready.set_exception(e)
                 return
             self.url = self.server.url
@@ -105,8 +106,12 @@ class KubeliteHandle:
             self._loop = loop
             try:
                 loop.run_until_complete(main())
-            finally:
                 loop.run_until_complete(loop.shutdown_asyncgens())
+            except Exception as e:  # surfaced by stop(), not as a stray thread exception
+                self._error = e
+                if not ready.done():
+                    ready.set_exception(e)
+            finally:
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="kubelite", daemon=True)
@@ -122,6 +127,9 @@ class KubeliteHandle:
             self._thread = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError("kubelite failed while running") from error
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn(*args) on the server's loop and return its result."""
