@@ -15,9 +15,10 @@ Guard clauses are the runtime's (deleted → finalize, suspended → skip); then
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -92,6 +93,23 @@ def _includes_of(
 
 def _observed_include(spec_include: list[GitRepositoryInclude]) -> list[dict[str, Any]]:
     return [i.model_dump(by_alias=True, exclude_none=True) for i in spec_include]
+
+
+@contextlib.contextmanager
+def _fetch_failure_recorded(obj: GitRepository) -> Iterator[None]:
+    """Set FetchFailed=True with the error's reason and message when a Git step fails."""
+    try:
+        yield
+    except ReconcileError as e:
+        set_condition(
+            obj.status.conditions,
+            ConditionType.FETCH_FAILED,
+            True,
+            e.reason,
+            e.message,
+            obj.metadata.generation,
+        )
+        raise
 
 
 class GitRepositoryReconciler(StepReconciler[GitRepository]):
@@ -189,22 +207,12 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         """Resolve the ref; decide whether a fetch is needed; fetch into scratch['dir']."""
         spec = obj.spec
         conds = obj.status.conditions
-        try:
+        with _fetch_failure_recorded(obj):
             auth = await self._auth(obj)
             checkout = checkout_for(spec.effective_ref)
             resolved = await self.git.resolve(
                 spec.url, checkout, auth, timeout=spec.timeout_seconds
             )
-        except ReconcileError as e:
-            set_condition(
-                conds,
-                ConditionType.FETCH_FAILED,
-                True,
-                e.reason,
-                e.message,
-                obj.metadata.generation,
-            )
-            raise
         scratch["resolved"] = resolved
         includes = await self._included_artifacts(obj)
         scratch["includes"] = includes
@@ -215,25 +223,18 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-", dir=self.work_dir))
         scratch["tmp"] = tmp
         try:
-            result = await self.git.fetch(
-                spec.url,
-                checkout,
-                tmp / "tree",
-                auth,
-                timeout=spec.timeout_seconds,
-                sparse_checkout=list(spec.sparse_checkout) or None,
-                recurse_submodules=spec.recurse_submodules,
-            )
-        except ReconcileError as e:
+            with _fetch_failure_recorded(obj):
+                result = await self.git.fetch(
+                    spec.url,
+                    checkout,
+                    tmp / "tree",
+                    auth,
+                    timeout=spec.timeout_seconds,
+                    sparse_checkout=list(spec.sparse_checkout) or None,
+                    recurse_submodules=spec.recurse_submodules,
+                )
+        except ReconcileError:
             shutil.rmtree(tmp, ignore_errors=True)
-            set_condition(
-                conds,
-                ConditionType.FETCH_FAILED,
-                True,
-                e.reason,
-                e.message,
-                obj.metadata.generation,
-            )
             raise
         remove_condition(conds, ConditionType.FETCH_FAILED)
         scratch["fetch"] = result
