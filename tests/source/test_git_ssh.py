@@ -142,3 +142,24 @@ async def test_relative_submodules_are_fetched_over_ssh_with_the_same_key(
         recurse_submodules=True,
     )
     assert (result.path / "vendor/lib/lib.yaml").read_text() == "lib: 1\n"
+
+
+async def test_a_cancelled_fetch_leaves_no_ssh_process_behind(
+    repo: GitRepo, git_ssh_server: GitSSHServer, git_client: GitClient, tmp_path: Path
+) -> None:
+    import asyncio
+
+    task = asyncio.create_task(
+        git_client.fetch(
+            git_ssh_server.url(repo), checkout_for(None), tmp_path / "co", secret(git_ssh_server)
+        )
+    )
+    await asyncio.sleep(0)  # let the fetch start, then give up on it
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pgrep = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", f"ssh .*-p {git_ssh_server.port} ", stdout=asyncio.subprocess.PIPE
+    )
+    ssh_children = (await pgrep.communicate())[0].split()
+    assert ssh_children == []

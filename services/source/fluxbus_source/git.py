@@ -264,6 +264,8 @@ class _OpenSSHVendor(SSHVendor):
         )
         with self.session.lock:
             self.session.procs.append(proc)
+            if self.session.cancelled.is_set():  # cancelled while we were spawning
+                proc.kill()
         return SubprocessWrapper(proc)
 
 
