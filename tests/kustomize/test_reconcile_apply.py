@@ -194,6 +194,11 @@ async def test_crd_and_its_custom_resource_in_one_build(bus: Bus, kubelite: Any,
             "_things__Namespace",
             "things_w1_example.com_Widget",
         }
+        # all of it leaves Git: the custom resource, its CRD and the namespace are pruned
+        rev2 = await env.publish({"other.yaml": manifests(configmap("other", "default"))})
+        await env.ready(key, rev2)
+        assert env.get("crd", "widgets.example.com") is None
+        await wait_for(lambda: env.get("namespace", "things") is None, message="namespace gone")
 
 
 async def test_invalid_object_fails_dry_run_and_applies_nothing(

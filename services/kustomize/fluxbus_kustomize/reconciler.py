@@ -724,8 +724,16 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 failures.append(f"{meta.describe()} prune failed: {e}")
         if failures:
             raise Generic("\n".join(failures), Reason.PRUNE_FAILED)
+        # Objects first, then what holds or defines them (CRDs, Namespaces, ClusterRoles),
+        # so custom resources and namespaced objects are never orphaned mid-way.
+        definitions = {"CustomResourceDefinition", "Namespace", "ClusterRole"}
         try:
-            deleted += await self.cluster.delete_all(cluster_refs)
+            for batch in (
+                [r for r in cluster_refs if r.resource.kind not in definitions],
+                [r for r in cluster_refs if r.resource.kind in definitions],
+            ):
+                if batch:
+                    deleted += await self.cluster.delete_all(batch)
         except ClusterError as e:
             raise Generic(str(e), Reason.PRUNE_FAILED) from None
         return deleted
