@@ -290,3 +290,15 @@ async def test_deletion_policy(
                 )
         else:
             assert web is not None
+
+
+async def test_waits_for_its_source_and_starts_as_soon_as_the_artifact_exists(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
+        key = await env.apply(kustomization("app", source="late", interval="10m"))
+        status = await env.failing(key, "ArtifactFailed")
+        assert "Source 'GitRepository/default/late' not found" in condition(status)["message"]
+        rev = await env.publish({"a.yaml": manifests(configmap("a", "default"))}, name="late")
+        await env.ready(key, rev, timeout=10)  # not the 10 min retry: the status watch
+        assert env.get("configmap", "a") is not None

@@ -450,11 +450,16 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
         artifact = ((status.value if status else None) or {}).get("artifact") or {}
         if not artifact.get("revision") or not artifact.get("digest"):
-            raise Waiting(
-                f"Source artifact not found, {ref.kind}/{ns}/{ref.name} has no artifact yet",
-                Reason.ARTIFACT_FAILED,
-                requeue_after=retry,
+            try:
+                exists = await self.bus.get_object(source_key) is not None
+            except BusError as e:
+                raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
+            message = (
+                f"Source artifact not found, {ref.kind}/{ns}/{ref.name} has no artifact yet"
+                if exists
+                else f"Source '{ref.kind}/{ns}/{ref.name}' not found"
             )
+            raise Waiting(message, Reason.ARTIFACT_FAILED, requeue_after=retry)
         scratch["source_key"] = source_key
         scratch["artifact"] = artifact
         scratch["revision"] = str(artifact["revision"])
