@@ -74,7 +74,7 @@ from fluxbus_source.errors import (
     GitUnreachableError,
     InvalidURLError,
 )
-from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.auth import GitAuth, GitProxy
 from fluxbus_source.logic.ignore import in_sparse_checkout
 from fluxbus_source.logic.paths import safe_relpath
 from fluxbus_source.logic.refs import (
@@ -136,6 +136,7 @@ class _Session:
     protocols: list[Any] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     timeout: float = DEFAULT_TIMEOUT
+    proxy: GitProxy | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -364,6 +365,31 @@ def _ssh_error(lines: Sequence[str], url: str, auth: GitAuth | None) -> GitError
     return GitError(f"git over SSH to '{url}' failed: {_redact(text, auth) or 'connection closed'}")
 
 
+def _proxy_error(exc: BaseException, proxy: GitProxy) -> GitError | None:
+    """The error to report when the proxy, not the Git host, failed (else None)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, urllib3.exceptions.MaxRetryError) and cause.reason is not None:
+            cause = cause.reason
+            continue
+        if isinstance(cause, urllib3.exceptions.ProxyError):
+            label = f"secret '{proxy.secret_name}'" if proxy.secret_name else "the proxy secret"
+            if "407" in str(cause):
+                return GitAuthError(
+                    f"proxy '{proxy.redacted_address}' refused the credentials: check "
+                    f"'username'/'password' in {label}"
+                )
+            return GitUnreachableError(f"unable to reach proxy '{proxy.redacted_address}'")
+        if "unexpected http resp 407" in str(cause):
+            label = f"secret '{proxy.secret_name}'" if proxy.secret_name else "the proxy secret"
+            return GitAuthError(
+                f"proxy '{proxy.redacted_address}' requires credentials: set 'username'/"
+                f"'password' in {label}"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _http_error(exc: BaseException, url: str, auth: GitAuth | None) -> GitError:
     label = auth.secret_label if auth else None
     if isinstance(exc, HTTPUnauthorized):
@@ -421,10 +447,14 @@ def _http_error(exc: BaseException, url: str, auth: GitAuth | None) -> GitError:
     return GitError(f"git operation on '{url}' failed: {_redact(msg, auth)}")
 
 
-def _translate(exc: BaseException, gurl: GitURL, auth: GitAuth | None) -> GitError:
+def _translate(
+    exc: BaseException, gurl: GitURL, auth: GitAuth | None, proxy: GitProxy | None = None
+) -> GitError:
     url = gurl.redacted()
     if isinstance(exc, GitError):
         return exc
+    if proxy is not None and (err := _proxy_error(exc, proxy)) is not None:
+        return err
     if isinstance(exc, _SizeExceeded):
         return GitSizeLimitError(
             f"'{url}' is larger than the size limit: {exc.what} exceeded {exc.size} bytes"
@@ -542,7 +572,12 @@ class GitClient:
 
     # -- public API ---------------------------------------------------------------
     async def ls_remote(
-        self, url: str, auth: GitAuth | None = None, *, timeout: float | None = None
+        self,
+        url: str,
+        auth: GitAuth | None = None,
+        *,
+        timeout: float | None = None,
+        proxy: GitProxy | None = None,
     ) -> dict[str, str]:
         """List the remote's refs: `{"refs/heads/main": sha, "refs/tags/v1^{}": sha, …}`.
 
@@ -550,7 +585,9 @@ class GitClient:
         `GitUnreachableError`, `GitNotFoundError` or `GitError`.
         """
         gurl = parse_git_url(url)
-        return await self._run(gurl, auth, timeout, lambda s: self._ls_remote_sync(gurl, auth, s))
+        return await self._run(
+            gurl, auth, timeout, lambda s: self._ls_remote_sync(gurl, auth, s), proxy
+        )
 
     async def resolve(
         self,
@@ -559,6 +596,7 @@ class GitClient:
         auth: GitAuth | None = None,
         *,
         timeout: float | None = None,
+        proxy: GitProxy | None = None,
     ) -> Resolved:
         """Resolve `checkout` to a commit and Flux revision with one ref listing.
 
@@ -568,7 +606,7 @@ class GitClient:
         gurl = parse_git_url(url)
         if not needs_remote_refs(checkout):
             return resolve(checkout, {}, gurl.redacted())
-        refs = await self.ls_remote(url, auth, timeout=timeout)
+        refs = await self.ls_remote(url, auth, timeout=timeout, proxy=proxy)
         return resolve(checkout, refs, gurl.redacted())
 
     async def fetch(
@@ -582,6 +620,7 @@ class GitClient:
         sparse_checkout: Sequence[str] | None = None,
         recurse_submodules: bool = False,
         size_limit: int | None = None,
+        proxy: GitProxy | None = None,
     ) -> FetchResult:
         """Shallow-fetch the revision `checkout` names and write its tree into `dest`.
 
@@ -601,6 +640,7 @@ class GitClient:
             lambda s: self._fetch_sync(
                 gurl, checkout, target, auth, s, sparse_checkout, recurse_submodules, limit, 0
             ),
+            proxy,
         )
 
     def close(self) -> None:
@@ -617,10 +657,16 @@ class GitClient:
         auth: GitAuth | None,
         timeout: float | None,
         work: Callable[[_Session], Any],
+        proxy: GitProxy | None = None,
     ) -> Any:
         limit = timeout or self.timeout
         self._check_auth(gurl, auth)
-        session = _Session(timeout=limit)
+        if proxy is not None and gurl.is_ssh:
+            raise GitCredentialsError(
+                f"a proxy is set for SSH URL '{gurl.redacted()}': only http(s) URLs can use "
+                "spec.proxySecretRef (SOCKS5 for SSH is not supported)"
+            )
+        session = _Session(timeout=limit, proxy=proxy)
         try:
             async with asyncio.timeout(limit):
                 return await asyncio.to_thread(self._guard, gurl, auth, session, work)
@@ -640,7 +686,7 @@ class GitClient:
         except (GitError, InvalidURLError):
             raise
         except Exception as e:
-            raise _translate(e, gurl, auth) from None
+            raise _translate(e, gurl, auth, session.proxy) from None
 
     @staticmethod
     def _check_auth(gurl: GitURL, auth: GitAuth | None) -> None:
@@ -661,13 +707,22 @@ class GitClient:
                 f"{label} (host keys are never accepted blindly)"
             )
 
-    def _pool(self, gurl: GitURL, auth: GitAuth | None, timeout: float) -> urllib3.PoolManager:
+    def _pool(
+        self, gurl: GitURL, auth: GitAuth | None, timeout: float, proxy: GitProxy | None = None
+    ) -> urllib3.PoolManager:
         a = auth or GitAuth()
         key = (
             gurl.scheme,
             gurl.host,
             gurl.port,
             timeout,
+            (
+                proxy.address,
+                proxy.username,
+                hashlib.sha256((proxy.password or "").encode()).hexdigest(),
+            )
+            if proxy
+            else None,
             hashlib.sha256(
                 b"\0".join(
                     [
@@ -712,7 +767,14 @@ class GitClient:
                                 "certificate and matching key"
                             ) from None
                 kwargs["ssl_context"] = ctx
-            pm = urllib3.PoolManager(
+            if proxy is not None:
+                kwargs["proxy_url"] = proxy.address
+                if proxy.username or proxy.password:
+                    kwargs["proxy_headers"] = urllib3.make_headers(
+                        proxy_basic_auth=f"{proxy.username or ''}:{proxy.password or ''}"
+                    )
+            manager = urllib3.ProxyManager if proxy is not None else urllib3.PoolManager
+            pm = manager(
                 num_pools=4,
                 maxsize=4,
                 headers=headers,
@@ -746,7 +808,7 @@ class GitClient:
         base = f"{gurl.scheme}://{netloc}/"
         client = _HTTPClient(
             base,
-            pool_manager=self._pool(gurl, auth, timeout),
+            pool_manager=self._pool(gurl, auth, timeout, session.proxy),
             username=a.username if (a.username or a.password) and not a.bearer_token else None,
             password=a.password if not a.bearer_token else None,
             timeout=timeout,

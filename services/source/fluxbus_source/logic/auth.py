@@ -11,6 +11,9 @@ Pure: no I/O.
 | `identity`            | SSH private key                                      |
 | `password`            | with `identity`: the key's passphrase                |
 | `known_hosts`         | SSH host keys; required, never accepted blindly      |
+
+`spec.proxySecretRef` secrets (`address`, `username`, `password`) become a
+`GitProxy`; http:// and https:// proxies are supported (SOCKS5 is not yet).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 from fluxbus_source.errors import GitCredentialsError
 
@@ -103,3 +107,47 @@ class GitAuth:
                 f"{auth.secret_label}: 'tls.crt' and 'tls.key' must be set together"
             )
         return auth
+
+
+@dataclass(frozen=True, repr=False)
+class GitProxy:
+    """An HTTP(S) proxy for Git over http(s). `repr()` never shows the password."""
+
+    address: str
+    username: str | None = None
+    password: str | None = None
+    secret_name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"GitProxy(address={self.redacted_address!r}, secret={self.secret_name!r})"
+
+    @property
+    def redacted_address(self) -> str:
+        parts = urlsplit(self.address)
+        host = parts.hostname or ""
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        return f"{parts.scheme}://{netloc}"
+
+    @classmethod
+    def from_secret(cls, data: Mapping[str, str | bytes], name: str | None = None) -> GitProxy:
+        """Build from a proxy secret's (decoded) data. Raises `GitCredentialsError`."""
+
+        def get(key: str) -> str | None:
+            v = data.get(key)
+            return None if v is None else (v.decode() if isinstance(v, bytes) else v).strip()
+
+        label = f"secret '{name}'" if name else "the proxy secret"
+        address = get("address")
+        if not address:
+            raise GitCredentialsError(f"{label}: 'address' is required for a proxy")
+        scheme = urlsplit(address).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise GitCredentialsError(
+                f"{label}: proxy address scheme '{scheme or address}' is not supported; "
+                "use http:// or https://"
+            )
+        if urlsplit(address).password is not None:
+            raise GitCredentialsError(
+                f"{label}: put the proxy credentials in 'username'/'password', not the address"
+            )
+        return cls(address, get("username"), get("password"), name)
