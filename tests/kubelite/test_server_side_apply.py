@@ -298,3 +298,13 @@ async def test_scale_makes_a_later_apply_of_replicas_conflict(raw: Raw, ns: str)
     assert status == 409
     assert body["details"]["causes"][0]["field"] == ".spec.replicas"
     assert "scaler" in body["message"]
+
+
+async def test_apply_accepts_yaml_and_rejects_undecodable_bodies(raw: Raw, ns: str) -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n"
+    status, obj, _ = await raw.apply(cm_path(ns, "y"), text)
+    assert status == 201 and obj["data"] == {"k": "v"}
+    status, body, _ = await raw.apply(cm_path(ns, "y"), "a: [unclosed")
+    assert status == 400 and body["reason"] == "BadRequest"
+    status, body, _ = await raw.apply(cm_path(ns, "y"), "just a string")
+    assert status == 400

@@ -34,6 +34,7 @@ from .controllers import Controllers, SimulationConfig
 from .core import NS_KEY, Kubelite, Options, now
 from .errors import ApiError
 from .openapi import OpenAPI
+from .patches import PatchError, json_patch, merge_patch
 from .resources import VERBS, ResourceType, review_status
 from .store import DEFAULT_HISTORY, Event, Persistence, Store
 from .validation import SelectorError, parse_field_selector, parse_label_selector
@@ -68,6 +69,23 @@ def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None
     return resp
 
 
+def _parse_apply_body(raw: bytes) -> Any:
+    """An apply configuration: JSON (most clients, and fast) or YAML."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise errors.bad_request(f"error decoding YAML: {e}") from e
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # YAML flow mappings also start with "{"
+    try:
+        return yaml.load(text, Loader=_YamlLoader)
+    except yaml.YAMLError as e:
+        raise errors.bad_request(f"error decoding YAML: {e}") from e
+
+
 def error_response(err: ApiError) -> web.Response:
     return json_response(err.status(), status=err.code)
 
@@ -82,6 +100,7 @@ class Api:
         self.bookmark_interval = bookmark_interval
         self.stopping = asyncio.Event()
         self.address = "127.0.0.1:0"
+        self.controllers: Controllers | None = None
         # a registry per server: several servers may run in one process (tests)
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -452,9 +471,9 @@ class Api:
         )
 
     def controllers_gc(self, obj: dict[str, Any]) -> None:
-        ctl: Controllers | None = getattr(self, "controllers", None)
-        if ctl is not None:
-            ctl.collect_dependents(obj)
+        """Let the garbage collector delete the dependents of a deleted owner."""
+        if self.controllers is not None:
+            self.controllers.collect_dependents(obj)
 
     async def patch(
         self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str
@@ -464,16 +483,7 @@ class Api:
         opts = self._opts(request)
         ua = request.headers.get("User-Agent", "")
         if ctype == "application/apply-patch+yaml":
-            try:
-                text = raw.decode("utf-8")
-                # most clients send JSON, which parses much faster than YAML
-                config = json.loads(text) if text.lstrip().startswith("{") else None
-                if config is None:
-                    config = yaml.load(text, Loader=_YamlLoader)
-            except ValueError:
-                config = yaml.load(text, Loader=_YamlLoader)
-            except (yaml.YAMLError, UnicodeDecodeError) as e:
-                raise errors.bad_request(f"error decoding YAML: {e}") from e
+            config = _parse_apply_body(raw)
             if sub == "scale":
                 raise errors.unsupported_media(ctype)
             obj, created = self.kube.apply(rt, ns, name, config, opts, sub)
@@ -491,12 +501,13 @@ class Api:
         if sub == "scale":
             obj = self.kube.get(rt, ns, name)
             current = self.kube.scale_of(rt, obj)
-            from .patches import json_patch, merge_patch
-
-            if ctype == "application/json-patch+json":
-                new_scale = json_patch(current, patch)
-            else:
-                new_scale = merge_patch(current, patch)
+            try:
+                if ctype == "application/json-patch+json":
+                    new_scale = json_patch(current, patch)
+                else:
+                    new_scale = merge_patch(current, patch)
+            except PatchError as e:
+                raise ApiError(422, "Invalid", str(e)) from e
             return json_response(self.kube.update_scale(rt, ns, name, new_scale, opts, ua))
         obj = self.kube.patch(rt, ns, name, ctype, patch, opts, ua, sub)
         return json_response(self.kube.present(rt, obj), 200, opts.warnings)
@@ -818,7 +829,7 @@ class KubeliteServer:
             self.simulation.enabled = False
         self.api = Api(self.kube, bookmark_interval=bookmark_interval)
         self.controllers = Controllers(self.kube, self.simulation)
-        self.api.controllers = self.controllers  # type: ignore[attr-defined]
+        self.api.controllers = self.controllers
         self._runner: web.AppRunner | None = None
         self.url = ""
 
