@@ -24,7 +24,7 @@ from typing import Any
 
 from fluxbus_source.artifact import archive, include_artifact
 from fluxbus_source.git import DEFAULT_TIMEOUT, GitClient
-from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.auth import GitAuth, GitProxy
 from fluxbus_source.logic.refs import Checkout, RefLike, Resolved, checkout_for
 
 
@@ -49,6 +49,7 @@ class SourceRequest:
     ignore: str | None = None
     sparse_checkout: tuple[str, ...] = ()
     recurse_submodules: bool = False
+    proxy: GitProxy | None = None
 
     @property
     def checkout(self) -> Checkout:
@@ -59,7 +60,9 @@ class SourceRequest:
         return f"SourceRequest(url={self.url!r}, ref={self.ref!r}, auth={self.auth!r})"
 
     @classmethod
-    def from_spec(cls, spec: Any, auth: GitAuth | None = None) -> SourceRequest:
+    def from_spec(
+        cls, spec: Any, auth: GitAuth | None = None, proxy: GitProxy | None = None
+    ) -> SourceRequest:
         """Build from a `GitRepositorySpec` (fluxbus_common.api) or anything shaped like it."""
         from fluxbus_common.api.meta import seconds
 
@@ -71,6 +74,7 @@ class SourceRequest:
             ignore=getattr(spec, "ignore", None),
             sparse_checkout=tuple(getattr(spec, "sparse_checkout", None) or ()),
             recurse_submodules=bool(getattr(spec, "recurse_submodules", False)),
+            proxy=proxy,
         )
 
 
@@ -101,7 +105,11 @@ class SourceBuilder:
     async def check(self, request: SourceRequest) -> Resolved:
         """Resolve the wanted revision with one ref listing (none for a bare commit)."""
         return await self.git.resolve(
-            request.url, request.checkout, request.auth, timeout=request.timeout
+            request.url,
+            request.checkout,
+            request.auth,
+            timeout=request.timeout,
+            proxy=request.proxy,
         )
 
     async def build(
@@ -124,6 +132,7 @@ class SourceBuilder:
                 timeout=request.timeout,
                 sparse_checkout=request.sparse_checkout or None,
                 recurse_submodules=request.recurse_submodules,
+                proxy=request.proxy,
             )
             for inc in includes:
                 await include_artifact(inc.tar_path, fetched.path, inc.from_path, inc.to_path)
