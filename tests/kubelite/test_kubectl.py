@@ -648,3 +648,56 @@ def test_every_required_builtin_kind_applies_and_diffs_clean(kl: KubeliteHandle,
     )
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.split()) >= 16
+
+
+def test_replace_force_wait_for_delete_and_status_patch(kl: KubeliteHandle, ns: str) -> None:
+    text = manifest(configmap("cfg", {"a": "1"}))
+    kl.kubectl("-n", ns, "create", "-f", "-", input=text, check=True)
+    before = get_json(kl, "-n", ns, "cm", "cfg")["metadata"]["uid"]
+    res = kl.kubectl("-n", ns, "replace", "--force", "-f", "-", input=text)
+    assert res.returncode == 0, res.stderr
+    assert get_json(kl, "-n", ns, "cm", "cfg")["metadata"]["uid"] != before
+    waiter = subprocess.Popen(
+        [
+            kubectl_binary(),
+            f"--cache-dir={kl.cache_dir}",
+            "-n",
+            ns,
+            "wait",
+            "--for=delete",
+            "cm/cfg",
+            "--timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"KUBECONFIG": kl.kubeconfig, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert kl.kubectl("-n", ns, "delete", "cm", "cfg", "--wait=false").returncode == 0
+        _, err = waiter.communicate(timeout=30)
+        assert waiter.returncode == 0, err
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
+    kl.kubectl(
+        "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
+    )
+    res = kl.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "deploy",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"observedGeneration":99}}',
+        "-o",
+        "json",
+    )
+    assert res.returncode == 0, res.stderr
+    obj = json.loads(res.stdout)
+    assert obj["status"]["observedGeneration"] == 99
+    assert obj["spec"]["replicas"] == 2
