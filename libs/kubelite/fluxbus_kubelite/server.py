@@ -42,6 +42,8 @@ from .validation import SelectorError, parse_field_selector, parse_label_selecto
 log = structlog.get_logger("kubelite")
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+#: seconds between BOOKMARK events on watches that allow them (real servers: about a minute)
+DEFAULT_BOOKMARK_INTERVAL = 5.0
 GIT_VERSION = "v1.37.0-kubelite"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -93,7 +95,9 @@ def error_response(err: ApiError) -> web.Response:
 class Api:
     """aiohttp handlers over a `Kubelite`."""
 
-    def __init__(self, kube: Kubelite, bookmark_interval: float = 5.0) -> None:
+    def __init__(
+        self, kube: Kubelite, bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL
+    ) -> None:
         self.kube = kube
         self.store = kube.store
         self.openapi = OpenAPI(kube)
@@ -120,6 +124,8 @@ class Api:
         ).set_function(lambda: self.store.rv)
 
     def app(self) -> web.Application:
+        # large enough for any manifest a user applies (the API server's own limit is 3 MiB
+        # per object, but lists of objects may be posted to deletecollection and the like)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/version", self.version)
         app.router.add_get("/metrics", self.metrics)
@@ -668,6 +674,8 @@ class Api:
             last_bookmark = time.monotonic()
             last_rv = max(start_rv, replay[-1].rv if replay else 0)
             while not self.stopping.is_set():
+                # wake at least once a second: aiohttp does not cancel a handler whose
+                # client went away, so the watch checks its transport, and sends bookmarks
                 wait = 1.0
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
@@ -816,7 +824,7 @@ class KubeliteServer:
         simulate: bool = True,
         simulation: SimulationConfig | None = None,
         history: int = DEFAULT_HISTORY,
-        bookmark_interval: float = 5.0,
+        bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
     ) -> None:
         self.host = host
         self.port = port
@@ -846,6 +854,7 @@ class KubeliteServer:
                 assert rt is not None
                 self.kube.create(rt, "", {"metadata": {"name": ns}}, Options(manager="kubelite"))
         self.controllers.start()
+        # open watches are told to end on stop; one second is plenty for them to go
         self._runner = web.AppRunner(self.api.app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
