@@ -153,6 +153,12 @@ class _Session:
             f.write(data)
         return path
 
+    @property
+    def needs_cleanup(self) -> bool:
+        """Whether `close()` has anything to do (HTTP polls usually leave nothing)."""
+        with self.lock:
+            return bool(self.procs or self.protocols or self._tmp is not None)
+
     def check(self) -> None:
         if self.cancelled.is_set():
             raise _Cancelled(_CANCELLED)
@@ -267,6 +273,7 @@ class _OpenSSHVendor(SSHVendor):
             self.session.procs.append(proc)
             if self.session.cancelled.is_set():  # cancelled while we were spawning
                 proc.kill()
+                proc.wait()
         return SubprocessWrapper(proc)
 
 
@@ -667,16 +674,21 @@ class GitClient:
                 "spec.proxySecretRef (SOCKS5 for SSH is not supported)"
             )
         session = _Session(timeout=limit, proxy=proxy)
+        completed = False
         try:
             async with asyncio.timeout(limit):
-                return await asyncio.to_thread(self._guard, gurl, auth, session, work)
+                result = await asyncio.to_thread(self._guard, gurl, auth, session, work)
+            completed = True
+            return result
         except TimeoutError:
             raise GitUnreachableError(
                 f"git operation on '{gurl.redacted()}' timed out after {limit:g}s"
             ) from None
         finally:
             session.cancel()
-            await asyncio.to_thread(session.close)
+            # After a timeout or cancellation the worker may still hold resources.
+            if not completed or session.needs_cleanup:
+                await asyncio.to_thread(session.close)
 
     def _guard(
         self, gurl: GitURL, auth: GitAuth | None, session: _Session, work: Callable[[_Session], Any]
