@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
+from typing import Any
 
 import yaml
 from fluxbus_kubelite.testing import KubeliteHandle, kubectl_binary
@@ -701,3 +702,27 @@ def test_replace_force_wait_for_delete_and_status_patch(kl: KubeliteHandle, ns: 
     obj = json.loads(res.stdout)
     assert obj["status"]["observedGeneration"] == 99
     assert obj["spec"]["replicas"] == 2
+
+
+def test_finalize_subresource_frees_a_stuck_namespace(kl: KubeliteHandle, tmp_path: Any) -> None:
+    kl.ensure_namespace("kl-stuck")
+    kl.kubectl(
+        "-n",
+        "kl-stuck",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest(configmap("held", finalizers=["example.com/forever"])),
+        check=True,
+    )
+    assert kl.kubectl("delete", "ns", "kl-stuck", "--wait=false").returncode == 0
+    ns_obj = wait_until(
+        lambda: (o := get_json(kl, "ns", "kl-stuck"))["status"]["phase"] == "Terminating" and o
+    )
+    ns_obj["spec"]["finalizers"] = []
+    path = tmp_path / "ns.json"
+    path.write_text(json.dumps(ns_obj))
+    res = kl.kubectl("replace", "--raw", "/api/v1/namespaces/kl-stuck/finalize", "-f", str(path))
+    assert res.returncode == 0, res.stderr
+    assert kl.kubectl("get", "ns", "kl-stuck").returncode == 1

@@ -749,6 +749,23 @@ class Kubelite:
         self._validate(rt, merged, old)
         return self.commit(rt, old, merged, opts.dry_run), False
 
+    def finalize_namespace(self, name: str, body: Any, opts: Options) -> dict[str, Any]:
+        """PUT .../namespaces/<name>/finalize: set spec.finalizers; a terminating
+        namespace whose finalizers are all gone disappears at once."""
+        rt = self.type_for_key(NS_KEY)
+        assert rt is not None
+        old = self.get(rt, "", name)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        finalizers = list(((body.get("spec") or {}).get("finalizers")) or [])
+        new = jcopy(old)
+        new.setdefault("spec", {})["finalizers"] = finalizers
+        new["metadata"].pop("managedFields", None)
+        stored = self.finish_update(rt, old, new, opts, "", "finalize")
+        if old["metadata"].get("deletionTimestamp") and not finalizers and not opts.dry_run:
+            return self.store.remove(NS_KEY, stored)
+        return stored
+
     # ------------------------------------------------------------------ scale
 
     def scale_of(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:

@@ -406,7 +406,11 @@ class Api:
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "finalize":
-            sub = "status"
+            if request.method != "PUT" or name is None:
+                raise errors.method_not_allowed()
+            body = await self._body(request)
+            obj = self.kube.finalize_namespace(name, body, self._opts(request))
+            return json_response(self.kube.present(rt, obj))
         nsv = ns or ""
         m = request.method
         q = request.query
