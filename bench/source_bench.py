@@ -91,6 +91,30 @@ async def main() -> None:
             f"{server.requests / args.polls:.0f} request, 0 fetches |"
         )
 
+        # a'. the same poll with protocol v2 ls-refs (asks only for the wanted ref)
+        v2 = GitClient(timeout=60, list_protocol=2)
+        try:
+            for _ in range(5):
+                await v2.resolve(url, checkout)
+            server.reset_counters()
+            v2_polls, v2_server = [], []
+            for _ in range(args.polls):
+                busy = server.counters.busy_seconds
+                t = time.perf_counter()
+                resolved = await v2.resolve(url, checkout)
+                v2_polls.append(time.perf_counter() - t)
+                v2_server.append(server.counters.busy_seconds - busy)
+                assert same_revision(resolved.revision, stored)
+            out.append(
+                f"| a'. same poll, protocol v2 ls-refs with ref prefix | "
+                f"{ms(statistics.median(v2_polls))} | {ms(pct(v2_polls, 0.9))} | "
+                f"{ms(statistics.median(v2_server))} | "
+                f"{ms(statistics.median([a - b for a, b in zip(v2_polls, v2_server, strict=True)]))}"
+                f" | | {server.requests / args.polls:.0f} requests, 0 fetches |"
+            )
+        finally:
+            v2.close()
+
         # b. one new commit
         fetch_total, fetch_only, fetch_server, fetch_client = [], [], [], []
         for i in range(args.fetches):

@@ -488,3 +488,31 @@ async def test_a_password_without_a_username_is_a_credentials_error(
             git_http_basic_server.url(repo), GitAuth(password="pw", secret_name="creds")
         )
     assert git_http_basic_server.requests == 0
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        pytest.param(RefSpec(branch="main"), id="branch"),
+        pytest.param(RefSpec(tag="v1.0.0"), id="annotated-tag"),
+        pytest.param(RefSpec(semver="1.x"), id="semver"),
+        pytest.param(RefSpec(name="refs/pull/1/head"), id="name"),
+        pytest.param(RefSpec(branch="gone"), id="missing-branch"),
+    ],
+)
+async def test_protocol_v2_listings_ask_for_less_and_resolve_like_v0(
+    repo: GitRepo, git_http_server: GitHTTPServer, ref: RefSpec
+) -> None:
+    url, checkout = git_http_server.url(repo), checkout_for(ref)
+    v0, v2 = GitClient(timeout=20), GitClient(timeout=20, list_protocol=2)
+    try:
+        outcomes = []
+        for client in (v0, v2):
+            try:
+                outcomes.append((await client.resolve(url, checkout)).revision)
+            except GitNotFoundError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1]
+    finally:
+        v0.close()
+        v2.close()

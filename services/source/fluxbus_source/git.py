@@ -82,6 +82,7 @@ from fluxbus_source.logic.refs import (
     RefKind,
     Resolved,
     needs_remote_refs,
+    ref_prefixes,
     resolve,
 )
 from fluxbus_source.logic.url import GitURL, parse_git_url
@@ -571,9 +572,14 @@ class GitClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         size_limit: int | None = DEFAULT_SIZE_LIMIT,
+        list_protocol: int = 0,
     ) -> None:
         self.timeout = timeout
         self.size_limit = size_limit
+        self.list_protocol = list_protocol
+        """Git protocol of ref listings: 0 is one round trip but lists every ref;
+        2 costs two round trips but asks the server only for the wanted refs
+        (much cheaper on hosts with many refs, e.g. GitHub pull refs)."""
         self._pools: dict[tuple[Any, ...], urllib3.PoolManager] = {}
         self._pools_lock = threading.Lock()
 
@@ -591,9 +597,19 @@ class GitClient:
         Raises `InvalidURLError`, `GitAuthError`, `GitHostKeyError`, `GitTLSError`,
         `GitUnreachableError`, `GitNotFoundError` or `GitError`.
         """
+        return await self._list(url, auth, timeout, proxy, None)
+
+    async def _list(
+        self,
+        url: str,
+        auth: GitAuth | None,
+        timeout: float | None,
+        proxy: GitProxy | None,
+        prefixes: list[str] | None,
+    ) -> dict[str, str]:
         gurl = parse_git_url(url)
         return await self._run(
-            gurl, auth, timeout, lambda s: self._ls_remote_sync(gurl, auth, s), proxy
+            gurl, auth, timeout, lambda s: self._ls_remote_sync(gurl, auth, s, prefixes), proxy
         )
 
     async def resolve(
@@ -613,7 +629,7 @@ class GitClient:
         gurl = parse_git_url(url)
         if not needs_remote_refs(checkout):
             return resolve(checkout, {}, gurl.redacted())
-        refs = await self.ls_remote(url, auth, timeout=timeout, proxy=proxy)
+        refs = await self._list(url, auth, timeout, proxy, ref_prefixes(checkout))
         return resolve(checkout, refs, gurl.redacted())
 
     async def fetch(
@@ -828,11 +844,20 @@ class GitClient:
         return client, gurl.path
 
     def _ls_remote_sync(
-        self, gurl: GitURL, auth: GitAuth | None, session: _Session
+        self,
+        gurl: GitURL,
+        auth: GitAuth | None,
+        session: _Session,
+        prefixes: list[str] | None = None,
     ) -> dict[str, str]:
         client, path = self._client(gurl, auth, session, session.timeout)
-        # Protocol v0: the ref advertisement is a single round trip (v2 needs two).
-        result = client.get_refs(path.encode(), protocol_version=0)
+        if self.list_protocol == 2 and prefixes:
+            result = client.get_refs(
+                path.encode(), protocol_version=2, ref_prefix=[p.encode() for p in prefixes]
+            )
+        else:
+            # Protocol v0: the ref advertisement is a single round trip.
+            result = client.get_refs(path.encode(), protocol_version=0)
         return {
             k.decode("utf-8", "replace"): v.decode()
             for k, v in result.refs.items()

@@ -174,6 +174,22 @@ def needs_remote_refs(checkout: Checkout) -> bool:
     return not (checkout.kind is RefKind.COMMIT and checkout.branch is None)
 
 
+def ref_prefixes(checkout: Checkout) -> list[str]:
+    """The ref names (prefixes) a listing needs to resolve `checkout` (protocol v2 ls-refs)."""
+    match checkout.kind:
+        case RefKind.BRANCH:
+            return [HEADS + checkout.value]
+        case RefKind.TAG:
+            return [TAGS + checkout.value]
+        case RefKind.SEMVER:
+            return [TAGS]
+        case RefKind.NAME:
+            return [checkout.value]
+        case RefKind.COMMIT:
+            return [HEADS + checkout.branch] if checkout.branch else []
+    raise AssertionError(checkout.kind)  # pragma: no cover
+
+
 def _peeled(refs: Mapping[str, str], name: str) -> str | None:
     """The commit a ref points at: the peeled `^{}` entry for annotated tags."""
     return refs.get(name + PEELED) or refs.get(name)
