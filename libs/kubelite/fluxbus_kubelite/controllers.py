@@ -62,7 +62,8 @@ class Controllers:
         self.store = kube.store
         self.sim = sim
         self._broken = re.compile(sim.broken_image)
-        self._pending: dict[tuple[Key, str, str], asyncio.TimerHandle | asyncio.Handle] = {}
+        # keyed by (resource, namespace, name, controller function name)
+        self._pending: dict[tuple[Any, ...], asyncio.TimerHandle | asyncio.Handle] = {}
         self._terminating: set[str] = set()
         self._dependents: dict[str, set[tuple[Key, str, str]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -205,6 +206,7 @@ class Controllers:
         broken = any(self._broken.search(i or "") for i in images)
         gen = obj["metadata"].get("generation", 1)
         old = obj.get("status") or {}
+        status: dict[str, Any]
         if kind == "Service":
             if spec.get("type") != "LoadBalancer":
                 return

@@ -710,6 +710,7 @@ class Kubelite:
             live: dict[str, Any] = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": md}
             entries: list[ssa.Entry] = []
         else:
+            assert old is not None
             live = jcopy(self.present(rt, old))
             entries = ssa.decode_managed(live["metadata"].get("managedFields"))
         live_cmp = jcopy(live)
@@ -731,6 +732,7 @@ class Kubelite:
             raise ApiError(409, "Conflict", e.message, {"causes": e.causes()}) from e
         merged = _strip_nulls(merged)
         if not created:
+            assert old is not None
             merged["apiVersion"] = old["apiVersion"]
             merged = self._reset(rt, old, merged, subresource)
         mmd = merged.setdefault("metadata", {})
@@ -771,6 +773,7 @@ class Kubelite:
     def scale_of(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         spec_path, status_path, sel_path = rt.scale_paths
         md = obj["metadata"]
+        selector: str | None
         if rt.crd is None:
             selector = selector_string((obj.get("spec") or {}).get("selector"))
         else:

@@ -38,6 +38,7 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     i = 0
+    val: Any
     while i < len(buf):
         key, i = _varint(buf, i)
         num, wt = key >> 3, key & 7

@@ -580,7 +580,7 @@ class Api:
                 start, rv = (token["ns"], token["name"]), token["rv"]
             except (ValueError, KeyError) as e:
                 raise errors.bad_request("continue key is not valid") from e
-        items = []
+        items: list[dict[str, Any]] = []
         cont = None
         remaining = 0
         for obj in self.store.list(rt.key, ns):
@@ -668,8 +668,8 @@ class Api:
                 buf.append(
                     dumps({"type": "BOOKMARK", "object": self._bookmark(rt, start_rv, True)})
                 )
-            for ev in replay:
-                line = self._event_line(rt, ev, matches, table)
+            for past in replay:
+                line = self._event_line(rt, past, matches, table)
                 if line:
                     buf.append(line)
             if buf:
@@ -865,7 +865,7 @@ class KubeliteServer:
         await site.start()
         server = site._server
         assert server is not None
-        sock = server.sockets[0]  # type: ignore[union-attr]
+        sock = server.sockets[0]  # type: ignore[attr-defined]
         self.port = sock.getsockname()[1]
         self.url = f"http://{self.host}:{self.port}"
         self.api.address = f"{self.host}:{self.port}"

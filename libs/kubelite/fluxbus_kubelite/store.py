@@ -9,6 +9,7 @@ writer thread so the loop never blocks on disk.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import json
 import queue
@@ -209,7 +210,7 @@ class Store:
         self._record(Event(self.rv, key, ns, "DELETED", gone, obj))
         return gone
 
-    def since(self, rv: int, key: Key, ns: str | None) -> list[Event]:
+    def since(self, rv: int, key: Key, ns: str | None) -> builtins.list[Event]:
         """Recorded events after rv for a resource (caller checks compacted_rv)."""
         return [
             e

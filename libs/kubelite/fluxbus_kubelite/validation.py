@@ -110,7 +110,9 @@ class SelectorError(ValueError):
 
 
 def _split_terms(sel: str) -> list[str]:
-    terms, depth, cur = [], 0, []
+    terms: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in sel:
         if ch == "(":
             depth += 1
@@ -129,34 +131,36 @@ def _split_terms(sel: str) -> list[str]:
 _SET_RX = re.compile(r"^\s*(\S+)\s+(in|notin)\s*\((.*)\)\s*$")
 
 
-def parse_label_selector(sel: str | None) -> Callable[[dict[str, str]], bool]:
+LabelPredicate = Callable[[dict[str, str]], bool]
+ObjectPredicate = Callable[[dict[str, Any]], bool]
+
+
+def _label_term(term: str) -> LabelPredicate:
+    m = _SET_RX.match(term)
+    if m:
+        key, op = m.group(1), m.group(2)
+        values = {v.strip() for v in m.group(3).split(",")} - {""}
+        if op == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    if "!=" in term:
+        key, val = (x.strip() for x in term.split("!=", 1))
+        return lambda labels: labels.get(key) != val
+    if "=" in term:
+        key, val = (x.strip() for x in re.split("==|=", term, maxsplit=1))
+        return lambda labels: labels.get(key) == val
+    if term.startswith("!"):
+        key = term[1:].strip()
+        return lambda labels: key not in labels
+    key = term.strip()
+    if not key or " " in key:
+        raise SelectorError(f"unable to parse requirement: {term!r}")
+    return lambda labels: key in labels
+
+
+def parse_label_selector(sel: str | None) -> LabelPredicate:
     """A predicate over labels for a selector string (=, ==, !=, in, notin, exists, !exists)."""
-    if not sel:
-        return lambda labels: True
-    preds: list[Callable[[dict[str, str]], bool]] = []
-    for term in _split_terms(sel):
-        m = _SET_RX.match(term)
-        if m:
-            key, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            vals.discard("")
-            if op == "in":
-                preds.append(lambda lb, k=key, vs=vals: lb.get(k) in vs)
-            else:
-                preds.append(lambda lb, k=key, vs=vals: lb.get(k) not in vs)
-        elif "!=" in term:
-            key, val = (x.strip() for x in term.split("!=", 1))
-            preds.append(lambda lb, k=key, v=val: lb.get(k) != v)
-        elif "==" in term or "=" in term:
-            key, val = (x.strip() for x in re.split("==|=", term, maxsplit=1))
-            preds.append(lambda lb, k=key, v=val: lb.get(k) == v)
-        elif term.startswith("!"):
-            key = term[1:].strip()
-            preds.append(lambda lb, k=key: k not in lb)
-        else:
-            key = term.strip()
-            if not key or " " in key:
-                raise SelectorError(f"unable to parse requirement: {term!r}")
-            preds.append(lambda lb, k=key: k in lb)
+    preds = [_label_term(t) for t in _split_terms(sel or "")]
     return lambda labels: all(p(labels) for p in preds)
 
 
@@ -173,20 +177,19 @@ def _field_value(obj: dict[str, Any], path: str) -> str:
     return str(cur)
 
 
-def parse_field_selector(sel: str | None) -> Callable[[dict[str, Any]], bool]:
+def _field_term(term: str, sel: str) -> ObjectPredicate:
+    if "!=" in term:
+        f, v = (x.strip() for x in term.split("!=", 1))
+        return lambda obj: _field_value(obj, f) != v
+    if "=" in term:
+        f, v = (x.strip() for x in re.split("==|=", term, maxsplit=1))
+        return lambda obj: _field_value(obj, f) == v
+    raise SelectorError(f"invalid selector: {sel!r}; can't understand {term!r}")
+
+
+def parse_field_selector(sel: str | None) -> ObjectPredicate:
     """A predicate over objects for a field selector (=, ==, !=)."""
-    if not sel:
-        return lambda obj: True
-    preds: list[Callable[[dict[str, Any]], bool]] = []
-    for term in _split_terms(sel):
-        if "!=" in term:
-            f, v = term.split("!=", 1)
-            preds.append(lambda o, f=f.strip(), v=v.strip(): _field_value(o, f) != v)
-        elif "=" in term:
-            f, v = re.split("==|=", term, maxsplit=1)
-            preds.append(lambda o, f=f.strip(), v=v.strip(): _field_value(o, f) == v)
-        else:
-            raise SelectorError(f"invalid selector: {sel!r}; can't understand {term!r}")
+    preds = [_field_term(t, sel or "") for t in _split_terms(sel or "")]
     return lambda obj: all(p(obj) for p in preds)
 
 
