@@ -255,3 +255,24 @@ async def test_builtin_field_of_the_wrong_type_is_a_bad_request(raw: Raw, ns: st
         "failed to create typed patch object (apps/v1, Kind=Deployment): "
         ".spec.replicas: expected numeric (int or float), got string"
     )
+
+
+async def test_printer_columns_of_a_crd_shape_kubectl_get(raw: Raw, ns: str, kl: Any) -> None:
+    definition = crd("cols.example.com")
+    definition["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    await raw.apply(f"{CRDS}/tools.cols.example.com", definition)
+    body = {
+        "apiVersion": "cols.example.com/v1",
+        "kind": "Tool",
+        "metadata": {"name": "t"},
+        "spec": {"size": 7},
+    }
+    await raw.apply(f"/apis/cols.example.com/v1/namespaces/{ns}/tools/t", body)
+    res = kl.kubectl("-n", ns, "get", "tools.cols.example.com")
+    assert res.returncode == 0, res.stderr
+    header, row = res.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "SIZE", "AGE"]
+    assert row.split()[:2] == ["t", "7"]
