@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fluxbus_common.api import DriftIgnoreRule
 from fluxbus_common.bus import Bus
+from fluxbus_kustomize.reconciler import ignore_drift
 from reconcile_helpers import (
     condition,
     configmap,
@@ -175,3 +178,45 @@ async def test_unsupported_decryption_stalls_instead_of_applying_encrypted_data(
         assert "spec.decryption" in condition(status)["message"]
         assert condition(status, "Stalled")["status"] == "True"
         assert env.get("configmap", "a") is None
+
+
+@pytest.mark.parametrize(
+    ("target", "ignored"),
+    [
+        pytest.param(None, True, id="no-target"),
+        pytest.param({"kind": "Deployment"}, True, id="kind"),
+        pytest.param({"kind": "Deploy.*", "name": "we.", "namespace": "apps"}, True, id="regex"),
+        pytest.param({"kind": "StatefulSet"}, False, id="other-kind"),
+        pytest.param({"group": "apps", "version": "v1"}, True, id="group-version"),
+        pytest.param({"labelSelector": "tier in (front, edge),!legacy"}, True, id="labels-in"),
+        pytest.param({"labelSelector": "tier=back"}, False, id="labels-mismatch"),
+        pytest.param({"annotationSelector": "hpa"}, True, id="annotation-exists"),
+    ],
+)
+def test_drift_ignore_rules_select_objects_and_remove_paths(
+    target: dict[str, Any] | None, ignored: bool
+):
+    web = deployment("web", "apps", annotations={"hpa": "on"})
+    web["metadata"]["labels"] = {"tier": "front"}
+    rule = DriftIgnoreRule.model_validate(
+        {"paths": ["/spec/replicas", "/spec/template/spec/containers/0/image", "/no/such"]}
+        | ({"target": target} if target else {})
+    )
+    out = ignore_drift(web, [rule])
+    assert ("replicas" not in out["spec"]) is ignored
+    assert ("image" not in out["spec"]["template"]["spec"]["containers"][0]) is ignored
+    assert web["spec"]["replicas"] == 1  # the input is left alone
+
+
+async def test_drift_ignore_rules_leave_autoscaled_replicas_alone(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    rules = [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}]
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev = await env.publish(selector_repo("web"))
+        key = await env.apply(kustomization("app", driftIgnoreRules=rules))
+        await env.ready(key, rev)
+        scaled = env.kube.kubectl("scale", "deployment/web", "-n", "apps", "--replicas=4")
+        assert scaled.returncode == 0, scaled.stderr
+        await env.reconciled(key)
+        assert env.get("deployment", "web", "-n", "apps")["spec"]["replicas"] == 4

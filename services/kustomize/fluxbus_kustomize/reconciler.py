@@ -12,7 +12,8 @@ Steps, in order, each returning or raising a typed error:
    substitution inputs) is taken from the cache without fetching the artifact.
 4. `reconcile_apply`: toolkit kinds found in the output go into the fluxbus
    store (`bus.apply_object`), everything else to the cluster (`cluster.py`,
-   staged server-side apply with dry-run). The inventory is recorded.
+   staged server-side apply with dry-run), without the fields named by
+   `driftIgnoreRules`. The inventory is recorded.
 5. `reconcile_prune`: with `prune: true`, delete what left the inventory
    (never reached when build or apply failed; `prune: disabled` respected).
 6. `reconcile_health`: `wait: true` (every applied object) or `healthChecks`,
@@ -29,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -54,8 +57,10 @@ from fluxbus_common.api import (
 )
 from fluxbus_common.api.kustomize import (
     MIN_KUSTOMIZATION_TIMEOUT,
+    DriftIgnoreRule,
     ResourceInventory,
     ResourceRef,
+    Selector,
 )
 from fluxbus_common.api.meta import seconds
 from fluxbus_common.api.registry import parse_object
@@ -273,6 +278,105 @@ async def _race(coro: Any, event: asyncio.Event) -> Any:
     if task.done() and not task.cancelled():
         return task.result()
     raise _Superseded
+
+
+# -- drift ignore rules (Flux's spec.driftIgnoreRules) -------------------------------
+
+
+def _label_requirement(term: str) -> Any:
+    """Return a predicate over a label map for one selector term (`k=v`, `k in (a,b)`, …)."""
+    term = term.strip()
+    m = re.fullmatch(r"([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)", term)
+    if m:
+        key, op, raw = m.groups()
+        values = {v.strip() for v in raw.split(",") if v.strip()}
+        if op == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    for op in ("!=", "==", "="):
+        if op in term:
+            key, _, value = (p.strip() for p in term.partition(op))
+            if op == "!=":
+                return lambda labels: labels.get(key) != value
+            return lambda labels: labels.get(key) == value
+    if term.startswith("!"):
+        return lambda labels: term[1:].strip() not in labels
+    return lambda labels: term in labels
+
+
+def _split_selector(selector: str) -> list[str]:
+    """Split a label selector on the commas outside parentheses."""
+    terms, depth, current = [], 0, ""
+    for ch in selector:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += ch
+    return [t for t in [*terms, current] if t.strip()]
+
+
+def _selector_matches(selector: str | None, labels: Mapping[str, str]) -> bool:
+    if not selector:
+        return True
+    return all(_label_requirement(t)(labels) for t in _split_selector(selector))
+
+
+def _target_matches(target: Selector | None, obj: Mapping[str, Any]) -> bool:
+    """kustomize's selector: group/version/kind/name/namespace (anchored regexes) and
+    label/annotation selectors."""
+    if target is None:
+        return True
+    api_version = str(obj.get("apiVersion", ""))
+    meta = obj.get("metadata") or {}
+    fields = (
+        (target.group, group_of(api_version)),
+        (target.version, api_version.rsplit("/", 1)[-1]),
+        (target.kind, str(obj.get("kind", ""))),
+        (target.name, str(meta.get("name") or "")),
+        (target.namespace, str(meta.get("namespace") or "")),
+    )
+    for pattern, value in fields:
+        if pattern and not re.fullmatch(pattern, value):
+            return False
+    return _selector_matches(target.label_selector, meta.get("labels") or {}) and (
+        _selector_matches(target.annotation_selector, meta.get("annotations") or {})
+    )
+
+
+def _remove_pointer(doc: Any, pointer: str) -> None:
+    """Remove the value at a JSON pointer (RFC 6901), if present."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    if not parts:
+        return
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return
+    last = parts[-1]
+    if isinstance(node, dict):
+        node.pop(last, None)
+    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        del node[int(last)]
+
+
+def ignore_drift(obj: Mapping[str, Any], rules: Sequence[DriftIgnoreRule]) -> dict[str, Any]:
+    """Return the object without the fields its drift ignore rules name, so they are
+    neither applied nor corrected (e.g. `/spec/replicas` under an autoscaler)."""
+    matching = [r for r in rules if _target_matches(r.target, obj)]
+    if not matching:
+        return dict(obj)
+    out = copy.deepcopy(dict(obj))
+    for rule in matching:
+        for path in rule.paths:
+            _remove_pointer(out, path)
+    return out
 
 
 _CEL = celpy.Environment()
@@ -603,7 +707,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
 
     async def reconcile_apply(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
         retry = obj.spec.retry_interval_seconds
-        owned = [self._owned(obj, o) for o in scratch["objects"]]
+        rules = obj.spec.drift_ignore_rules
+        owned = [self._owned(obj, ignore_drift(o, rules)) for o in scratch["objects"]]
         in_store: list[dict[str, Any]] = []
         in_cluster: list[dict[str, Any]] = []
         for o in owned:
