@@ -189,7 +189,7 @@ async def main() -> None:
     print(f"git: {(await proc.communicate())[0].decode().strip()}")
     print(f"runs: polls={args.polls} fetches={args.fetches} clones={args.clones}\n")
     print(
-        "| scenario | median ms | p90 ms | server ms | client ms (median - server) | goal | notes |"
+        "| scenario | median ms | p90 ms | server ms | client ms | goal | notes |"
     )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(out))
