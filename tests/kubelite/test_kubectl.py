@@ -446,6 +446,10 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
         ("create", "service", "clusterip", "web", "--tcp=80:8080"),
         ("create", "role", "reader", "--verb=get,list", "--resource=pods"),
         ("create", "rolebinding", "reader", "--role=reader", "--serviceaccount=kl-generated:bot"),
+        ("create", "cronjob", "nightly", "--image=busybox:1", "--schedule=0 3 * * *", "--", "date"),
+        ("create", "job", "now", "--from=cronjob/nightly"),
+        ("create", "ingress", "web", "--class=nginx", "--rule=example.com/=web:80"),
+        ("create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=1"),
     ]
     for cmd in cmds:
         res = kl.kubectl("-n", "kl-generated", *cmd)
@@ -465,6 +469,14 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
         {"kind": "ServiceAccount", "name": "bot", "namespace": "kl-generated"}
     ]
     assert binding["roleRef"]["name"] == "reader"
+    job = get_json(kl, "-n", "kl-generated", "job", "now")
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["date"]
+    rule = get_json(kl, "-n", "kl-generated", "ingress", "web")["spec"]["rules"][0]
+    assert rule["host"] == "example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "web", "port": {"number": 80}}
+    pdb = get_json(kl, "-n", "kl-generated", "pdb", "web")
+    assert pdb["spec"]["minAvailable"] == 1
     svc = get_json(kl, "-n", "kl-generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
 

@@ -1,7 +1,8 @@
 """Decode the protobuf bodies `kubectl create <generator>` sends.
 
 kubectl's generators (`create namespace|configmap|secret|serviceaccount|
-deployment|service|role|clusterrole|rolebinding|clusterrolebinding`) post `application/vnd.kubernetes.protobuf`: the magic
+deployment|service|job|cronjob|ingress|poddisruptionbudget|priorityclass|role|
+clusterrole|rolebinding|clusterrolebinding`) post `application/vnd.kubernetes.protobuf`: the magic
 `k8s\\0`, then a runtime.Unknown {typeMeta, raw}. This module knows the field
 numbers of those few kinds (from k8s.io/api generated.proto) and turns them
 into the JSON form; any other kind raises `Unsupported` (answered with 415).
@@ -180,6 +181,46 @@ ROLE_REF: Schema = {
     3: ("name", "str", None),
 }
 RBAC = "rbac.authorization.k8s.io/v1"
+JOB_SPEC: Schema = {
+    1: ("parallelism", "intp", None),
+    2: ("completions", "intp", None),
+    3: ("activeDeadlineSeconds", "intp", None),
+    4: ("selector", "msg", LABEL_SELECTOR),
+    6: ("template", "msg", POD_TEMPLATE),
+    7: ("backoffLimit", "intp", None),
+    8: ("ttlSecondsAfterFinished", "intp", None),
+}
+JOB_TEMPLATE: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", JOB_SPEC)}
+CRONJOB_SPEC: Schema = {
+    1: ("schedule", "str", None),
+    3: ("concurrencyPolicy", "str", None),
+    5: ("jobTemplate", "msg", JOB_TEMPLATE),
+}
+PDB_SPEC: Schema = {
+    1: ("minAvailable", "intstr", None),
+    2: ("selector", "msg", LABEL_SELECTOR),
+    3: ("maxUnavailable", "intstr", None),
+}
+SERVICE_BACKEND_PORT: Schema = {1: ("name", "str", None), 2: ("number", "int", None)}
+INGRESS_BACKEND: Schema = {
+    4: ("service", "msg", {1: ("name", "str", None), 2: ("port", "msg", SERVICE_BACKEND_PORT)})
+}
+HTTP_PATH: Schema = {
+    1: ("path", "str", None),
+    2: ("backend", "msg", INGRESS_BACKEND),
+    3: ("pathType", "str", None),
+}
+INGRESS_RULE: Schema = {
+    1: ("host", "str", None),
+    # IngressRuleValue is inlined in JSON: its `http` sits beside `host`
+    2: ("", "inline", {1: ("http", "msg", {1: ("paths", "rmsg", HTTP_PATH)})}),
+}
+INGRESS_SPEC: Schema = {
+    1: ("defaultBackend", "msg", INGRESS_BACKEND),
+    2: ("tls", "rmsg", {1: ("hosts", "rstr", None), 2: ("secretName", "str", None)}),
+    3: ("rules", "rmsg", INGRESS_RULE),
+    4: ("ingressClassName", "str", None),
+}
 
 KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
@@ -209,6 +250,26 @@ KINDS: dict[tuple[str, str], Schema] = {
         2: ("spec", "msg", DEPLOYMENT_SPEC),
     },
     ("v1", "Service"): {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", SERVICE_SPEC)},
+    ("batch/v1", "Job"): {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", JOB_SPEC)},
+    ("batch/v1", "CronJob"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", CRONJOB_SPEC),
+    },
+    ("policy/v1", "PodDisruptionBudget"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", PDB_SPEC),
+    },
+    ("scheduling.k8s.io/v1", "PriorityClass"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("value", "int", None),
+        3: ("globalDefault", "bool", None),
+        4: ("description", "str", None),
+        5: ("preemptionPolicy", "str", None),
+    },
+    ("networking.k8s.io/v1", "Ingress"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", INGRESS_SPEC),
+    },
     (RBAC, "Role"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
     (RBAC, "ClusterRole"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
     (RBAC, "RoleBinding"): {
@@ -254,6 +315,8 @@ def _decode(buf: bytes, schema: Schema) -> dict[str, Any]:
             out[name] = bool(val)
         elif kind == "msg":
             out[name] = _decode(val, sub)
+        elif kind == "inline":
+            out.update(_decode(val, sub))
         elif kind == "rmsg":
             out.setdefault(name, []).append(_decode(val, sub))
         elif kind == "rstr":
