@@ -450,6 +450,8 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
         ("create", "job", "now", "--from=cronjob/nightly"),
         ("create", "ingress", "web", "--class=nginx", "--rule=example.com/=web:80"),
         ("create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=1"),
+        ("autoscale", "deployment", "web", "--min=2", "--max=5", "--cpu=70%"),
+        ("create", "quota", "small", "--hard=pods=10,cpu=2"),
     ]
     for cmd in cmds:
         res = kl.kubectl("-n", "kl-generated", *cmd)
@@ -477,6 +479,16 @@ def test_kubectl_create_generators_send_protobuf_that_kubelite_decodes(kl: Kubel
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "web", "port": {"number": 80}}
     pdb = get_json(kl, "-n", "kl-generated", "pdb", "web")
     assert pdb["spec"]["minAvailable"] == 1
+    hpa = get_json(kl, "-n", "kl-generated", "hpa", "web")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert hpa["metrics"][0]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 70,
+    }
+    assert get_json(kl, "-n", "kl-generated", "quota", "small")["spec"]["hard"] == {
+        "pods": "10",
+        "cpu": "2",
+    }
     svc = get_json(kl, "-n", "kl-generated", "svc", "web")
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
 

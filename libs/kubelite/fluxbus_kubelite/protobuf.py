@@ -1,8 +1,8 @@
 """Decode the protobuf bodies `kubectl create <generator>` sends.
 
 kubectl's generators (`create namespace|configmap|secret|serviceaccount|
-deployment|service|job|cronjob|ingress|poddisruptionbudget|priorityclass|role|
-clusterrole|rolebinding|clusterrolebinding`) post `application/vnd.kubernetes.protobuf`: the magic
+deployment|service|job|cronjob|ingress|poddisruptionbudget|priorityclass|quota|
+role|clusterrole|rolebinding|clusterrolebinding` and `kubectl autoscale`) post `application/vnd.kubernetes.protobuf`: the magic
 `k8s\\0`, then a runtime.Unknown {typeMeta, raw}. This module knows the field
 numbers of those few kinds (from k8s.io/api generated.proto) and turns them
 into the JSON form; any other kind raises `Unsupported` (answered with 415).
@@ -181,6 +181,26 @@ ROLE_REF: Schema = {
     3: ("name", "str", None),
 }
 RBAC = "rbac.authorization.k8s.io/v1"
+METRIC_TARGET: Schema = {
+    1: ("type", "str", None),
+    2: ("value", "qty", None),
+    3: ("averageValue", "qty", None),
+    4: ("averageUtilization", "intp", None),
+}
+METRIC_SPEC: Schema = {
+    1: ("type", "str", None),
+    4: ("resource", "msg", {1: ("name", "str", None), 2: ("target", "msg", METRIC_TARGET)}),
+}
+HPA_SPEC: Schema = {
+    1: (
+        "scaleTargetRef",
+        "msg",
+        {1: ("kind", "str", None), 2: ("name", "str", None), 3: ("apiVersion", "str", None)},
+    ),
+    2: ("minReplicas", "intp", None),
+    3: ("maxReplicas", "int", None),
+    4: ("metrics", "rmsg", METRIC_SPEC),
+}
 JOB_SPEC: Schema = {
     1: ("parallelism", "intp", None),
     2: ("completions", "intp", None),
@@ -270,6 +290,14 @@ KINDS: dict[tuple[str, str], Schema] = {
         1: ("metadata", "msg", OBJECT_META),
         2: ("spec", "msg", INGRESS_SPEC),
     },
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", HPA_SPEC),
+    },
+    ("v1", "ResourceQuota"): {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("hard", "mapq", None), 2: ("scopes", "rstr", None)}),
+    },
     (RBAC, "Role"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
     (RBAC, "ClusterRole"): {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rmsg", POLICY_RULE)},
     (RBAC, "RoleBinding"): {
@@ -315,6 +343,8 @@ def _decode(buf: bytes, schema: Schema) -> dict[str, Any]:
             out[name] = bool(val)
         elif kind == "msg":
             out[name] = _decode(val, sub)
+        elif kind == "qty":
+            out[name] = next((x.decode() for n, _, x in _fields(val) if n == 1), "")
         elif kind == "inline":
             out.update(_decode(val, sub))
         elif kind == "rmsg":
