@@ -238,7 +238,7 @@ def ready(status: dict[str, Any] | None) -> bool:
     return False
 
 
-async def run(n: int, workers: int, profile: str = "") -> dict[str, Any]:
+async def run(n: int, workers: int, profile: str = "", tmpdir: str = "") -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="kustomize-bench-"))
     nats = NatsServer(workdir / "nats")
     nats.start()
@@ -257,6 +257,8 @@ async def run(n: int, workers: int, profile: str = "") -> dict[str, Any]:
             "FLUXBUS_WORKERS": str(workers),
             "FLUXBUS_LOG_LEVEL": "warning",
         }
+        if tmpdir:
+            env["TMPDIR"] = tmpdir  # where artifacts are unpacked and kustomize runs
         command = [str(Path(sys.executable).parent / "fluxbus-kustomize")]
         if profile:
             command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "fluxbus_kustomize"]
@@ -316,6 +318,7 @@ async def run(n: int, workers: int, profile: str = "") -> dict[str, Any]:
         return {
             "n": n,
             "workers": workers,
+            "tmpdir": tmpdir or "default",
             "ready": len(done),
             "create_s": round(created, 2),
             "all_ready_s": round(elapsed, 2),
@@ -339,10 +342,15 @@ def main() -> None:
     p.add_argument("--n", type=int, nargs="+", default=[100])
     p.add_argument("--workers", type=int, default=32)
     p.add_argument("--profile", default="", help="write a cProfile of the service here")
+    p.add_argument(
+        "--tmpdir",
+        default="",
+        help="TMPDIR of the service, e.g. /dev/shm (a memory-backed emptyDir in Kubernetes)",
+    )
     args = p.parse_args()
     print(f"# {platform.python_version()} on {os.cpu_count()} cores ({platform.machine()})")
     for n in args.n:
-        result = asyncio.run(run(n, args.workers, args.profile))
+        result = asyncio.run(run(n, args.workers, args.profile, args.tmpdir))
         print(result, flush=True)
 
 
