@@ -750,3 +750,36 @@ def test_finalize_subresource_frees_a_stuck_namespace(kl: KubeliteHandle, tmp_pa
     res = kl.kubectl("replace", "--raw", "/api/v1/namespaces/kl-stuck/finalize", "-f", str(path))
     assert res.returncode == 0, res.stderr
     assert kl.kubectl("get", "ns", "kl-stuck").returncode == 1
+
+
+def test_delete_cascade_foreground_background_and_orphan(kl: KubeliteHandle, ns: str) -> None:
+    def family(owner: str) -> None:
+        kl.kubectl(
+            "-n",
+            ns,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            input=manifest(configmap(owner)),
+            check=True,
+        )
+        uid = get_json(kl, "-n", ns, "cm", owner)["metadata"]["uid"]
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid}
+        child = configmap(f"{owner}-child", ownerReferences=[ref])
+        kl.kubectl("-n", ns, "apply", "--server-side", "-f", "-", input=manifest(child), check=True)
+
+    family("fg")
+    res = kl.kubectl("-n", ns, "delete", "cm", "fg", "--cascade=foreground", "--timeout=30s")
+    assert res.returncode == 0, res.stderr
+    assert kl.kubectl("-n", ns, "get", "cm", "fg-child").returncode == 1
+    assert kl.kubectl("-n", ns, "get", "cm", "fg").returncode == 1
+
+    family("bg")
+    assert kl.kubectl("-n", ns, "delete", "cm", "bg", "--cascade=background").returncode == 0
+    wait_until(lambda: kl.kubectl("-n", ns, "get", "cm", "bg-child").returncode == 1)
+
+    family("orph")
+    assert kl.kubectl("-n", ns, "delete", "cm", "orph", "--cascade=orphan").returncode == 0
+    child = get_json(kl, "-n", ns, "cm", "orph-child")
+    assert "ownerReferences" not in child["metadata"]

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from .core import CRD_KEY, NS_KEY, Kubelite, Options, now
+from .core import CRD_KEY, FOREGROUND, NS_KEY, Kubelite, Options, now
 from .errors import ApiError
 from .resources import ResourceType
 from .ssa import jcopy
@@ -66,6 +66,7 @@ class Controllers:
         self._pending: dict[tuple[Any, ...], asyncio.TimerHandle | asyncio.Handle] = {}
         self._terminating: set[str] = set()
         self._dependents: dict[str, set[tuple[Key, str, str]]] = {}
+        self._foreground_owners: dict[str, tuple[Key, str, str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -132,6 +133,18 @@ class Controllers:
             self._schedule(ev.key, ev.namespace, name, self.sim.delay, self._workload)
         if ev.namespace in self._terminating:
             self._schedule(NS_KEY, "", ev.namespace, 0, self._terminate)
+        if (
+            ev.type != "DELETED"
+            and md.get("deletionTimestamp")
+            and FOREGROUND in (md.get("finalizers") or [])
+        ):
+            self._schedule(ev.key, ev.namespace, name, 0, self._foreground)
+        if ev.type == "DELETED":
+            self.collect_dependents(ev.obj)
+            for ref in ev.obj["metadata"].get("ownerReferences") or []:
+                owner = self._foreground_owners.get(ref.get("uid", ""))
+                if owner is not None:
+                    self._schedule(*owner, 0, self._foreground)
 
     def _rt(self, key: Key) -> ResourceType | None:
         return self.kube.type_for_key(key)
@@ -282,6 +295,47 @@ class Controllers:
         for r in refs:
             self._dependents.setdefault(r.get("uid", ""), set()).add(ident)
 
+    def _foreground(self, key: Key, ns: str, name: str) -> None:
+        """Foreground deletion: delete the dependents first, then let the owner go."""
+        owner = self.store.get(key, ns, name)
+        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
+            return
+        uid = owner["metadata"].get("uid", "")
+        self._foreground_owners[uid] = (key, ns, name)
+        remaining = [d for d in self._dependents.get(uid, set()) if self.store.get(*d) is not None]
+        for dkey, dns, dname in remaining:
+            rt = self._rt(dkey)
+            dep = self.store.get(dkey, dns, dname)
+            if rt is None or dep is None or dep["metadata"].get("deletionTimestamp"):
+                continue
+            self.kube.delete(rt, dns, dname, {"propagationPolicy": "Foreground"}, False)
+        if any(self.store.get(*d) is not None for d in remaining):
+            return
+        self._foreground_owners.pop(uid, None)
+        self._dependents.pop(uid, None)
+        rt = self._rt(key)
+        if rt is None:
+            return
+        new = jcopy(owner)
+        md = new["metadata"]
+        md["finalizers"] = [f for f in md.get("finalizers") or [] if f != FOREGROUND]
+        md.pop("managedFields", None)
+        self.kube.finish_update(rt, owner, new, Options(manager=CONTROLLER_MANAGER), "")
+
+    def orphan_dependents(self, owner: dict[str, Any]) -> None:
+        """Orphan propagation: dependents lose their ownerReference to owner and stay."""
+        uid = owner["metadata"].get("uid", "")
+        for key, ns, name in list(self._dependents.pop(uid, set())):
+            rt = self._rt(key)
+            obj = self.store.get(key, ns, name)
+            if rt is None or obj is None:
+                continue
+            new = jcopy(obj)
+            refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            new["metadata"]["ownerReferences"] = refs
+            new["metadata"].pop("managedFields", None)
+            self.kube.finish_update(rt, obj, new, Options(manager=CONTROLLER_MANAGER), "")
+
     def collect_dependents(self, owner: dict[str, Any]) -> None:
         """Delete the dependents of a deleted owner (background propagation)."""
         uid = owner["metadata"].get("uid", "")
@@ -307,9 +361,7 @@ class Controllers:
                             rt, obj, new, Options(manager=CONTROLLER_MANAGER), ""
                         )
                     else:
-                        gone_obj, gone = self.kube.delete(rt, ns, name, {}, False)
-                        if gone:
-                            self.collect_dependents(gone_obj)
+                        self.kube.delete(rt, ns, name, {}, False)
                 except ApiError:
                     continue
 

@@ -32,6 +32,7 @@ from .validation import (
 )
 
 CRD_KEY: Key = ("apiextensions.k8s.io", "customresourcedefinitions")
+FOREGROUND = "foregroundDeletion"
 NS_KEY: Key = ("", "namespaces")
 
 APPS_WORKLOADS = {
@@ -861,10 +862,14 @@ class Kubelite:
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                 {"name": name, "kind": "namespaces"},
             )
-        pending = bool(omd.get("finalizers")) or rt.key == NS_KEY
+        foreground = options.get("propagationPolicy") == "Foreground" and rt.key != NS_KEY
+        pending = bool(omd.get("finalizers")) or rt.key == NS_KEY or foreground
         if pending:
             new = jcopy(old)
             md = new["metadata"]
+            if foreground and FOREGROUND not in (md.get("finalizers") or []):
+                # the garbage collector deletes the dependents, then drops this finalizer
+                md["finalizers"] = [*(md.get("finalizers") or []), FOREGROUND]
             md["deletionTimestamp"] = now()
             md["deletionGracePeriodSeconds"] = 0
             if rt.key == NS_KEY:

@@ -454,16 +454,18 @@ class Api:
             return await self.patch(request, rt, nsv, name, sub)
         if m == "DELETE":
             body = await self._body(request, allow_empty=True) or {}
+            if not isinstance(body, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+            if q.get("propagationPolicy") and "propagationPolicy" not in body:
+                body["propagationPolicy"] = q["propagationPolicy"]
             dry = self._dry_run(request) or "All" in (body.get("dryRun") or [])
             if rt.namespaced:
                 self.kube.check_namespace(rt, nsv, creating=False)
-            obj, gone = self.kube.delete(rt, nsv, name, body, dry)
-            if (
-                gone
-                and body.get("propagationPolicy", q.get("propagationPolicy")) != "Orphan"
-                and not dry
-            ):
-                self.controllers_gc(obj)
+            if body.get("propagationPolicy") == "Orphan" and not dry:
+                owner = self.kube.get(rt, nsv, name)  # 404 before touching dependents
+                if self.controllers is not None:
+                    self.controllers.orphan_dependents(owner)
+            obj, _ = self.kube.delete(rt, nsv, name, body, dry)
             return json_response(self.kube.present(rt, obj))
         raise errors.method_not_allowed()
 
@@ -479,11 +481,6 @@ class Api:
         return tables.to_table(
             rt.kind, [self.kube.present(rt, o) for o in objs], rv, include, rt.printer_columns
         )
-
-    def controllers_gc(self, obj: dict[str, Any]) -> None:
-        """Let the garbage collector delete the dependents of a deleted owner."""
-        if self.controllers is not None:
-            self.controllers.collect_dependents(obj)
 
     async def patch(
         self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str
@@ -774,9 +771,7 @@ class Api:
             md = obj["metadata"]
             if not label_ok(md.get("labels") or {}) or not field_ok(obj):
                 continue
-            gone_obj, gone = self.kube.delete(rt, md.get("namespace", ""), md["name"], body, dry)
-            if gone and not dry:
-                self.controllers_gc(gone_obj)
+            gone_obj, _ = self.kube.delete(rt, md.get("namespace", ""), md["name"], body, dry)
             out.append(self.kube.present(rt, gone_obj))
         return json_response(
             {
