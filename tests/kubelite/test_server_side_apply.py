@@ -308,3 +308,23 @@ async def test_apply_accepts_yaml_and_rejects_undecodable_bodies(raw: Raw, ns: s
     assert status == 400 and body["reason"] == "BadRequest"
     status, body, _ = await raw.apply(cm_path(ns, "y"), "just a string")
     assert status == 400
+
+
+async def test_fields_no_manager_ever_applied_stay_after_apply(raw: Raw, ns: str) -> None:
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "labels": {"a": "1"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    path = f"/api/v1/namespaces/{ns}/services/web"
+    _, first, _ = await raw.apply(path, svc, "alice")
+    # defaults the server filled in: owned by nobody
+    assert first["spec"]["type"] == "ClusterIP" and first["spec"]["clusterIP"]
+    assert first["spec"]["ports"][0]["protocol"] == "TCP"
+    svc["metadata"]["labels"] = {"b": "2"}
+    _, second, _ = await raw.apply(path, svc, "alice")
+    assert second["metadata"]["labels"] == {"b": "2"}
+    assert second["spec"]["type"] == "ClusterIP"
+    assert second["spec"]["clusterIP"] == first["spec"]["clusterIP"]
+    assert second["spec"]["ports"][0]["protocol"] == "TCP"
