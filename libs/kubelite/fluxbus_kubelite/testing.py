@@ -50,6 +50,8 @@ from typing import Any
 
 import pytest
 
+from .core import NS_KEY, Options
+from .errors import ApiError
 from .server import KubeliteServer
 
 
@@ -209,8 +211,22 @@ class KubeliteHandle:
 
     def ensure_namespace(self, name: str) -> None:
         """Create the namespace if it does not exist yet."""
-        body = f'{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}'
-        self.kubectl("apply", "--server-side", "-f", "-", input=body, check=True)
+        server = self.server
+        assert server is not None
+
+        def create() -> None:
+            if server.store.get(NS_KEY, "", name) is not None:
+                return
+            rt = server.kube.type_for_key(NS_KEY)
+            assert rt is not None
+            try:
+                server.kube.create(rt, "", {"metadata": {"name": name}}, Options(manager="test"))
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+
+        # in-process (no kubectl round trip): the server runs in this process
+        self.call(create)
 
 
 def start_kubelite(workdir: str | os.PathLike[str] | None = None, **kwargs: Any) -> KubeliteHandle:
