@@ -361,3 +361,20 @@ async def test_ssh_with_identity_and_known_hosts_becomes_ready_and_unknown_host_
         await bus.apply_object(key_of("spoofed"), doc)
         st = await wait_not_ready(bus, "spoofed", "host key")
         assert "artifact" not in st
+
+
+async def test_spec_proxy_secret_ref_sends_git_traffic_through_the_proxy(
+    bus: Bus, git_repo: GitRepo, git_http_server: GitHTTPServer, http_proxy: Any, tmp_path: Path
+):
+    sha = git_repo.commit({"a.yaml": "proxied: true\n"}, branch="main")
+    proxy = {
+        "address": http_proxy.address.encode(),
+        "username": http_proxy.auth.username.encode(),
+        "password": http_proxy.auth.password.encode(),
+    }
+    await bus.put_secret("flux-system", "proxy", secret_doc("proxy", proxy))
+    doc = gitrepository("app", git_http_server.url(git_repo), proxySecretRef={"name": "proxy"})
+    async with source_service(bus, tmp_path):
+        await bus.apply_object(key_of("app"), doc)
+        await wait_revision(bus, "app", f"main@sha1:{sha}")
+        assert http_proxy.requests >= 2  # ref listing and fetch both went through it

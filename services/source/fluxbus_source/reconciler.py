@@ -42,7 +42,7 @@ from fluxbus_common.runtime import EventRecorder
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.errors import GitAuthError, GitCredentialsError
 from fluxbus_source.git import FetchResult, GitClient
-from fluxbus_source.logic.auth import GitAuth
+from fluxbus_source.logic.auth import GitAuth, GitProxy
 from fluxbus_source.logic.refs import Checkout, Resolved, checkout_for
 
 log = structlog.get_logger("fluxbus.source")
@@ -62,6 +62,7 @@ class GitPort(Protocol):
         auth: GitAuth | None = None,
         *,
         timeout: float | None = None,
+        proxy: GitProxy | None = None,
     ) -> Resolved: ...
 
     async def fetch(
@@ -74,6 +75,7 @@ class GitPort(Protocol):
         timeout: float | None = None,
         sparse_checkout: list[str] | None = None,
         recurse_submodules: bool = False,
+        proxy: GitProxy | None = None,
     ) -> FetchResult: ...
 
 
@@ -186,22 +188,28 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
                 obj.metadata.generation,
             )
 
+    async def _secret_data(self, obj: GitRepository, name: str, field: str) -> dict[str, bytes]:
+        doc = await self.bus.get_secret(obj.metadata.namespace, name)
+        if doc is None:
+            raise GitAuthError(f"secret '{obj.metadata.namespace}/{name}' ({field}) not found")
+        try:
+            return Secret.model_validate(doc).decoded()
+        except ValueError as e:
+            raise GitCredentialsError(f"secret '{name}' ({field}) is invalid: {e}") from None
+
     async def _auth(self, obj: GitRepository) -> GitAuth | None:
         ref = obj.spec.secret_ref
         if ref is None:
             return None
-        doc = await self.bus.get_secret(obj.metadata.namespace, ref.name)
-        if doc is None:
-            raise GitAuthError(
-                f"secret '{obj.metadata.namespace}/{ref.name}' (spec.secretRef) not found",
-            )
-        try:
-            secret = Secret.model_validate(doc)
-            return GitAuth.from_secret(secret.decoded(), name=ref.name)
-        except GitCredentialsError:
-            raise
-        except ValueError as e:
-            raise GitCredentialsError(f"secret '{ref.name}' is invalid: {e}") from None
+        data = await self._secret_data(obj, ref.name, "spec.secretRef")
+        return GitAuth.from_secret(data, name=ref.name)
+
+    async def _proxy(self, obj: GitRepository) -> GitProxy | None:
+        ref = obj.spec.proxy_secret_ref
+        if ref is None:
+            return None
+        data = await self._secret_data(obj, ref.name, "spec.proxySecretRef")
+        return GitProxy.from_secret(data, name=ref.name)
 
     async def reconcile_source(self, obj: GitRepository, scratch: dict[str, Any]) -> None:
         """Resolve the ref; decide whether a fetch is needed; fetch into scratch['dir']."""
@@ -209,9 +217,10 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         conds = obj.status.conditions
         with _fetch_failure_recorded(obj):
             auth = await self._auth(obj)
+            proxy = await self._proxy(obj)
             checkout = checkout_for(spec.effective_ref)
             resolved = await self.git.resolve(
-                spec.url, checkout, auth, timeout=spec.timeout_seconds
+                spec.url, checkout, auth, timeout=spec.timeout_seconds, proxy=proxy
             )
         scratch["resolved"] = resolved
         includes = await self._included_artifacts(obj)
@@ -232,6 +241,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
                     timeout=spec.timeout_seconds,
                     sparse_checkout=list(spec.sparse_checkout) or None,
                     recurse_submodules=spec.recurse_submodules,
+                    proxy=proxy,
                 )
         except ReconcileError:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -299,7 +309,8 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         tmp: Path = scratch["tmp"]
         fetched: FetchResult = scratch["fetch"]
         try:
-            return await self._store(obj, resolved, fetched, tmp, scratch["includes"])
+            # what was fetched, not what was listed: the branch may have moved in between
+            return await self._store(obj, fetched.resolved, fetched, tmp, scratch["includes"])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
