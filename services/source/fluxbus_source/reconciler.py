@@ -43,6 +43,7 @@ from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.errors import GitAuthError, GitCredentialsError
 from fluxbus_source.git import FetchResult, GitClient
 from fluxbus_source.logic.auth import GitAuth, GitProxy
+from fluxbus_source.logic.plan import rebuild_reason
 from fluxbus_source.logic.refs import Checkout, Resolved, checkout_for
 
 log = structlog.get_logger("fluxbus.source")
@@ -225,10 +226,12 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         scratch["resolved"] = resolved
         includes = await self._included_artifacts(obj)
         scratch["includes"] = includes
-        if not self._needs_new_artifact(obj, resolved, includes):
+        reason = self._rebuild_reason(obj, resolved, includes)
+        if reason is None:
             remove_condition(conds, ConditionType.FETCH_FAILED)
             scratch["up_to_date"] = True
             return
+        log.info("artifact.rebuild", reason=reason)
         tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-", dir=self.work_dir))
         scratch["tmp"] = tmp
         try:
@@ -273,23 +276,28 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         remove_condition(obj.status.conditions, ConditionType.INCLUDE_UNAVAILABLE)
         return out
 
-    def _needs_new_artifact(
+    def _rebuild_reason(
         self,
         obj: GitRepository,
         resolved: Resolved,
         includes: list[tuple[GitRepositoryInclude, Artifact]],
-    ) -> bool:
-        status = obj.status
-        current = status.artifact
-        if current is None or current.revision != resolved.revision:
-            return True
-        spec = obj.spec
-        return (
-            status.observed_ignore != spec.ignore
-            or bool(status.observed_recurse_submodules) != spec.recurse_submodules
-            or list(status.observed_sparse_checkout) != list(spec.sparse_checkout)
-            or _observed_include(status.observed_include) != _observed_include(spec.include)
-            or [a.digest for a in status.included_artifacts] != [a.digest for _, a in includes]
+    ) -> str | None:
+        """Why the stored artifact is out of date, or None when it is current."""
+        status, spec = obj.status, obj.spec
+        if _observed_include(status.observed_include) != _observed_include(spec.include):
+            return "spec.include changed"
+        return rebuild_reason(
+            remote_revision=resolved.revision,
+            artifact_revision=status.artifact.revision if status.artifact else None,
+            ignore=spec.ignore,
+            observed_ignore=status.observed_ignore,
+            sparse_checkout=spec.sparse_checkout,
+            observed_sparse_checkout=status.observed_sparse_checkout,
+            recurse_submodules=spec.recurse_submodules,
+            observed_recurse_submodules=status.observed_recurse_submodules,
+            # digests, not revisions: an include's ignore rules may change its content
+            include_revisions=[a.digest or "" for _, a in includes],
+            observed_include_revisions=[a.digest or "" for a in status.included_artifacts],
         )
 
     async def reconcile_artifact(self, obj: GitRepository, scratch: dict[str, Any]) -> Result:
