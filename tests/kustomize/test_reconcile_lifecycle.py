@@ -302,3 +302,22 @@ async def test_waits_for_its_source_and_starts_as_soon_as_the_artifact_exists(
         rev = await env.publish({"a.yaml": manifests(configmap("a", "default"))}, name="late")
         await env.ready(key, rev, timeout=10)  # not the 10 min retry: the status watch
         assert env.get("configmap", "a") is not None
+
+
+async def test_depends_on_ready_expr_decides_readiness(bus: Bus, kubelite: Any, tmp_path: Path):
+    files = {f"{n}/cm.yaml": manifests(configmap(n, "default")) for n in ("base", "app")}
+    never = "dep.metadata.name == 'someone-else'"
+    ready = "dep.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')"
+    async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
+        rev = await env.publish(files)
+        base = await env.apply(kustomization("base", path="./base"))
+        await env.ready(base, rev)
+        app = await env.apply(
+            kustomization("app", path="./app", dependsOn=[{"name": "base", "readyExpr": never}])
+        )
+        status = await env.failing(app, "DependencyNotReady")
+        assert "readyExpr" in condition(status)["message"]
+        await env.apply(
+            kustomization("app", path="./app", dependsOn=[{"name": "base", "readyExpr": ready}])
+        )
+        await env.ready(app, rev)

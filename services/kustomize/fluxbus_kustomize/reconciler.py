@@ -382,11 +382,18 @@ def ignore_drift(obj: Mapping[str, Any], rules: Sequence[DriftIgnoreRule]) -> di
 _CEL = celpy.Environment()
 
 
-def _cel_true(expr: str, activation: Mapping[str, Any]) -> bool:
+def _cel_true(expr: str, activation: Mapping[str, Any], what: str) -> bool:
+    """Evaluate a CEL expression; an evaluation error (a missing field) means false.
+
+    Raises Stalling when the expression does not compile (only a new spec helps).
+    """
     try:
         program = _CEL.program(_CEL.compile(expr))
+    except Exception as e:  # celpy has no common error base
+        raise Stalling(f"{what}: invalid CEL expression: {e}", Reason.INVALID_SPEC) from None
+    try:
         result = program.evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
-    except Exception:  # celpy has no common error base; a failing expression means "not ready"
+    except Exception:  # CELEvalError and friends
         return False
     return bool(result) if isinstance(result, bool | celtypes.BoolType) else False
 
@@ -591,7 +598,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             dep_doc = {**doc.value, "status": status.value if status else {}}
             if dep.ready_expr:
                 self_doc = {"metadata": obj.metadata.model_dump(by_alias=True)}
-                if not _cel_true(dep.ready_expr, {"dep": dep_doc, "self": self_doc}):
+                activation = {"dep": dep_doc, "self": self_doc}
+                if not _cel_true(dep.ready_expr, activation, f"{what} readyExpr"):
                     self._not_ready(f"{what} is not ready according to readyExpr")
                 continue
             gen = int((doc.value.get("metadata") or {}).get("generation") or 0)
