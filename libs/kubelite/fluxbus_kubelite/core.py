@@ -380,6 +380,9 @@ class Kubelite:
                     md[k] = omd[k]
                 else:
                     md.pop(k, None)
+            # only DELETE sets these; writes carry them over and cannot forge them
+            md.pop("deletionTimestamp", None)
+            md.pop("deletionGracePeriodSeconds", None)
             if "deletionTimestamp" in omd:
                 md["deletionTimestamp"] = omd["deletionTimestamp"]
                 md["deletionGracePeriodSeconds"] = omd.get("deletionGracePeriodSeconds", 0)
@@ -400,6 +403,8 @@ class Kubelite:
         else:
             md["uid"] = str(uuid.uuid4())
             md["creationTimestamp"] = now()
+            md.pop("deletionTimestamp", None)
+            md.pop("deletionGracePeriodSeconds", None)
             if rt.key == ("", "services"):
                 self._allocate_cluster_ip(new)
             if rt.generation:
