@@ -220,3 +220,37 @@ async def test_drift_ignore_rules_leave_autoscaled_replicas_alone(
         assert scaled.returncode == 0, scaled.stderr
         await env.reconciled(key)
         assert env.get("deployment", "web", "-n", "apps")["spec"]["replicas"] == 4
+
+
+async def test_override_undoes_kubectl_changes_and_merge_keeps_them(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    merged = configmap("merged", "default", v="git")
+    merged["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "Merge"}
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        rev = await env.publish(
+            {"a.yaml": manifests(configmap("owned", "default", v="git"), merged)}
+        )
+        key = await env.apply(kustomization("app"))
+        await env.ready(key, rev)
+        for name in ("owned", "merged"):
+            labelled = kubelite.kubectl("label", "configmap", name, "extra=manual")
+            assert labelled.returncode == 0, labelled.stderr
+            patched = kubelite.kubectl(
+                "patch", "configmap", name, "--type=merge", "-p", '{"data":{"added":"manual"}}'
+            )
+            assert patched.returncode == 0, patched.stderr
+        await env.reconciled(key)
+        owned = env.get("configmap", "owned")
+        assert "extra" not in owned["metadata"]["labels"]
+        assert owned["data"] == {"v": "git"}
+        shown = env.get("configmap", "owned", "--show-managed-fields")
+        managers = {m["manager"] for m in shown["metadata"]["managedFields"]}
+        assert managers == {"fluxbus"}
+        kept = env.get("configmap", "merged")
+        assert kept["metadata"]["labels"]["extra"] == "manual"
+        assert kept["data"] == {"v": "git", "added": "manual"}
+        # taken over once: the next reconcile writes nothing
+        rv = owned["metadata"]["resourceVersion"]
+        await env.reconciled(key)
+        assert env.get("configmap", "owned")["metadata"]["resourceVersion"] == rv

@@ -13,6 +13,8 @@ What it does, as kustomize-controller (fluxcd/pkg/ssa) does it:
   dry-run* applied; only when every dry-run passed are the objects whose
   dry-run result differs from the live object applied (field manager
   `fluxbus`, `force=true`). Unchanged objects are not written at all;
+- under ssa Override (the default) takes over the fields `kubectl` changed by
+  hand, so the apply removes them (Merge leaves them);
 - honours the per-object policies of `logic.policy` (ssa Override / Merge /
   IfNotPresent / Ignore, `reconcile: disabled`, `force: enabled`): an
   immutable-field error is answered by delete-and-recreate only when forced,
@@ -180,6 +182,68 @@ def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(entry, dict):
             entry.pop("time", None)
     return out
+
+
+CLEANUP_MANAGERS: tuple[tuple[str, str], ...] = (
+    ("kubectl", "Apply"),
+    ("kubectl", "Update"),
+    ("before-first-apply", "Update"),
+)
+"""(manager prefix, operation) whose fields fluxbus takes over under ssa Override, as
+kustomize-controller does: `kubectl apply/edit/patch/label/scale` and the
+`before-first-apply` entry the API server writes for client-side-applied objects."""
+
+
+def _merge_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge_fields(out[key], value)
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+def _takeover(managed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """Return managedFields with the cleanup managers' fields moved into fluxbus's
+    Apply entry, or None when there is nothing to take over."""
+
+    def foreign(e: Mapping[str, Any]) -> bool:
+        manager = str(e.get("manager") or "")
+        return any(
+            manager.startswith(name) and e.get("operation") == op for name, op in CLEANUP_MANAGERS
+        )
+
+    taken = [e for e in managed if foreign(e)]
+    if not taken:
+        return None
+    ours = next(
+        (
+            e
+            for e in managed
+            if e.get("manager") == FIELD_MANAGER
+            and e.get("operation") == "Apply"
+            and not e.get("subresource")
+        ),
+        None,
+    )
+    fields: dict[str, Any] = dict((ours or {}).get("fieldsV1") or {})
+    for e in taken:
+        fields = _merge_fields(fields, e.get("fieldsV1") or {})
+    entry = {
+        "manager": FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": (ours or taken[0]).get("apiVersion"),
+        "time": (ours or taken[0]).get("time"),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    kept = [dict(e) for e in managed if not foreign(e) and e is not ours]
+    return [*kept, entry]
+
+
+def _rv_str(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _bool(value: bool) -> str:
@@ -503,6 +567,31 @@ class Cluster:
             what=ref.describe(),
         )
 
+    async def take_over_fields(self, ref: Ref, live: dict[str, Any]) -> dict[str, Any]:
+        """Make fluxbus the owner of what kubectl changed by hand (ssa Override).
+
+        The fields of the `kubectl*` and `before-first-apply` managers move into
+        fluxbus's Apply entry, so the next apply removes those not in Git (a
+        label added with `kubectl label`, a key added with client-side
+        `kubectl apply`). Returns the live object (patched when needed).
+        """
+        managed = (live.get("metadata") or {}).get("managedFields") or []
+        takeover = _takeover(managed)
+        if takeover is None:
+            return live
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": _rv_str(live)},
+            {"op": "replace", "path": "/metadata/managedFields", "value": takeover},
+        ]
+        return await self.call(
+            "PATCH",
+            ref.resource.path(ref.namespace, ref.name),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=patch,
+            content_type="application/json-patch+json",
+            what=f"{ref.describe()} managed fields",
+        )
+
     async def delete(self, ref: Ref, propagation: str = "Background") -> bool:
         """Delete an object; return False when it was already gone."""
         try:
@@ -561,6 +650,8 @@ class Cluster:
                     policy = apply_policy(obj, live, force=force)
                     if policy.action is Action.SKIP:
                         return Change(ref, "skipped", live), obj, False
+                    if live is not None and not policy.merge:
+                        live = await self.take_over_fields(ref, live)
                     try:
                         dry = await self.server_side_apply(ref, obj, dry_run=True)
                     except ApiError as e:
