@@ -276,3 +276,51 @@ async def test_printer_columns_of_a_crd_shape_kubectl_get(raw: Raw, ns: str, kl:
     header, row = res.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "SIZE", "AGE"]
     assert row.split()[:2] == ["t", "7"]
+
+
+async def test_crd_schema_defaults_fill_absent_fields(raw: Raw, ns: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "default": {},
+                "properties": {
+                    "interval": {"type": "string", "default": "5m"},
+                    "prune": {"type": "boolean", "default": False},
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"weight": {"type": "integer", "default": 1}},
+                        },
+                    },
+                    "nested": {
+                        "type": "object",
+                        "properties": {"x": {"type": "integer", "default": 3}},
+                    },
+                },
+            }
+        },
+    }
+    await raw.apply(
+        f"{CRDS}/tools.defaults.example.com", crd("defaults.example.com", schema=schema)
+    )
+    path = f"/apis/defaults.example.com/v1/namespaces/{ns}/tools"
+    body = {
+        "apiVersion": "defaults.example.com/v1",
+        "kind": "Tool",
+        "metadata": {"name": "t"},
+        "spec": {"interval": "1m", "items": [{}, {"weight": 5}]},
+    }
+    _, obj, _ = await raw.apply(f"{path}/t", body)
+    assert obj["spec"] == {
+        "interval": "1m",
+        "prune": False,
+        "items": [{"weight": 1}, {"weight": 5}],
+    }
+    bare = {"apiVersion": "defaults.example.com/v1", "kind": "Tool", "metadata": {"name": "bare"}}
+    _, obj, _ = await raw.apply(f"{path}/bare", bare)
+    assert obj["spec"] == {"interval": "5m", "prune": False}
+    _, again, _ = await raw.apply(f"{path}/bare", bare)
+    assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]

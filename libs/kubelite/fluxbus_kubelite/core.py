@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors, ssa
+from .crdvalidation import default_object
 from .crdvalidation import validate_object as validate_custom_resource
 from .errors import ApiError
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -287,6 +288,8 @@ class Kubelite:
         return causes
 
     def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.crd is not None and rt.crd_schema:
+            obj.update(default_object(obj, rt.crd_schema))
         spec = obj.get("spec")
         if (rt.group, rt.kind) in APPS_WORKLOADS and rt.kind != "DaemonSet":
             if isinstance(spec, dict) and "replicas" not in spec:

@@ -1,4 +1,4 @@
-"""Validation of custom resources against their CRD's `openAPIV3Schema`.
+"""Defaulting and validation of custom resources against their CRD's `openAPIV3Schema`.
 
 Covers what GitOps users hit: types, required fields, enums, numeric bounds,
 string patterns and lengths, item counts. Messages follow the API server's
@@ -139,6 +139,40 @@ def validate(value: Any, schema: dict[str, Any] | None, path: str = "") -> Cause
             if sub is not None:
                 out.extend(validate(v, sub, f"{path}.{k}" if path else k))
     return out
+
+
+def apply_defaults(value: Any, schema: dict[str, Any] | None) -> Any:
+    """value with the schema's `default`s filled in where a field is absent.
+
+    As the API server does: defaults apply inside objects that exist (a missing
+    parent is not created, unless the parent itself has a default).
+    """
+    if not schema or value is None:
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        out = dict(value)
+        for k, sub in props.items():
+            if k not in out and isinstance(sub, dict) and "default" in sub:
+                out[k] = json.loads(json.dumps(sub["default"]))
+        for k, v in list(out.items()):
+            sub = props.get(k)
+            if sub is None and isinstance(schema.get("additionalProperties"), dict):
+                sub = schema["additionalProperties"]
+            if isinstance(sub, dict):
+                out[k] = apply_defaults(v, sub)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(v, schema["items"]) for v in value]
+    return value
+
+
+def default_object(obj: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A custom resource with its schema defaults (metadata untouched)."""
+    if not schema:
+        return obj
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if k != "metadata"}
+    return apply_defaults(obj, {**schema, "properties": props})
 
 
 def validate_object(obj: dict[str, Any], schema: dict[str, Any] | None) -> Causes:
