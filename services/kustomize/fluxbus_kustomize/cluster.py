@@ -204,9 +204,56 @@ def _merge_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _takeover(managed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+def _pointer_fields(pointer: str) -> list[str] | None:
+    """Return the fieldsV1 path (`f:spec`, `f:replicas`) of a JSON pointer through
+    maps only, or None when it goes through a list (no simple fieldsV1 path)."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    if not parts or any(p.isdigit() or p == "-" for p in parts):
+        return None
+    return [f"f:{p}" for p in parts]
+
+
+def _split_fields(
+    fields: Mapping[str, Any], paths: Sequence[list[str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a fieldsV1 set into (the parts under `paths`, the rest)."""
+    rest = copy.deepcopy(dict(fields))
+    held: dict[str, Any] = {}
+    for path in paths:
+        node: Any = rest
+        parents = []
+        for part in path[:-1]:
+            if not isinstance(node, dict) or part not in node:
+                node = None
+                break
+            parents.append((node, part))
+            node = node[part]
+        if not isinstance(node, dict) or path[-1] not in node:
+            continue
+        value = node.pop(path[-1])
+        target = held
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+        for parent, part in reversed(parents):  # drop maps left holding only "."
+            if set(parent[part]) <= {"."}:
+                del parent[part]
+    return held, rest
+
+
+def _takeover(
+    managed: Sequence[Mapping[str, Any]], keep: Sequence[str] = ()
+) -> list[dict[str, Any]] | None:
     """Return managedFields with the cleanup managers' fields moved into fluxbus's
-    Apply entry, or None when there is nothing to take over."""
+    Apply entry, or None when there is nothing to take over.
+
+    Fields under the JSON pointers in `keep` (drift ignore rules) stay with
+    their manager; a pointer through a list disables the takeover for the object.
+    """
+    keep_paths = [_pointer_fields(p) for p in keep]
+    if any(p is None for p in keep_paths):
+        return None
+    paths = [p for p in keep_paths if p]
 
     def foreign(e: Mapping[str, Any]) -> bool:
         manager = str(e.get("manager") or "")
@@ -228,8 +275,12 @@ def _takeover(managed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | No
         None,
     )
     fields: dict[str, Any] = dict((ours or {}).get("fieldsV1") or {})
+    left: list[dict[str, Any]] = []
     for e in taken:
-        fields = _merge_fields(fields, e.get("fieldsV1") or {})
+        held, rest = _split_fields(e.get("fieldsV1") or {}, paths)
+        fields = _merge_fields(fields, rest)
+        if held:
+            left.append({**e, "fieldsV1": held})
     entry = {
         "manager": FIELD_MANAGER,
         "operation": "Apply",
@@ -239,7 +290,9 @@ def _takeover(managed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | No
         "fieldsV1": fields,
     }
     kept = [dict(e) for e in managed if not foreign(e) and e is not ours]
-    return [*kept, entry]
+    if left == [dict(e) for e in taken]:
+        return None  # everything they own is ignored: nothing to take over
+    return [*kept, *left, entry]
 
 
 def _rv_str(obj: Mapping[str, Any]) -> str:
@@ -567,16 +620,20 @@ class Cluster:
             what=ref.describe(),
         )
 
-    async def take_over_fields(self, ref: Ref, live: dict[str, Any]) -> dict[str, Any]:
+    async def take_over_fields(
+        self, ref: Ref, live: dict[str, Any], keep: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Make fluxbus the owner of what kubectl changed by hand (ssa Override).
 
         The fields of the `kubectl*` and `before-first-apply` managers move into
         fluxbus's Apply entry, so the next apply removes those not in Git (a
         label added with `kubectl label`, a key added with client-side
-        `kubectl apply`). Returns the live object (patched when needed).
+        `kubectl apply`). Fields under the JSON pointers in `keep` (drift
+        ignore rules) are left to their manager. Returns the live object
+        (patched when needed).
         """
         managed = (live.get("metadata") or {}).get("managedFields") or []
-        takeover = _takeover(managed)
+        takeover = _takeover(managed, keep)
         if takeover is None:
             return live
         patch = [
@@ -619,23 +676,30 @@ class Cluster:
         *,
         force: bool = False,
         timeout: float = 300.0,
+        ignored: Mapping[tuple[str, str, str, str], Sequence[str]] | None = None,
     ) -> list[Change]:
         """Apply objects in Flux's stages; return one Change per object.
 
-        `force` is the Kustomization's `spec.force`. Raises ApplyError (reason
+        `force` is the Kustomization's `spec.force`. `ignored` maps
+        (apiVersion, kind, namespace, name) to the JSON pointers of drift
+        ignore rules, whose fields are never taken over. Raises ApplyError (reason
         `DryRunFailed` or `ApplyFailed`) listing every failed object, with the
         changes made by the stages before.
         """
         changes: list[Change] = []
         for stage, members in apply_stages(objects):
-            changes += await self._apply_stage(members, force, changes)
+            changes += await self._apply_stage(members, force, changes, ignored or {})
             if stage is Stage.CLUSTER_DEFINITIONS:
                 crds = [c for c in changes if c.ref.resource.kind == "CustomResourceDefinition"]
                 await self._wait_established(crds, timeout, changes)
         return changes
 
     async def _apply_stage(
-        self, members: Sequence[Mapping[str, Any]], force: bool, before: list[Change]
+        self,
+        members: Sequence[Mapping[str, Any]],
+        force: bool,
+        before: list[Change],
+        ignored: Mapping[tuple[str, str, str, str], Sequence[str]],
     ) -> list[Change]:
         sem = asyncio.Semaphore(self.concurrency)
         failures: list[str] = []
@@ -651,7 +715,14 @@ class Cluster:
                     if policy.action is Action.SKIP:
                         return Change(ref, "skipped", live), obj, False
                     if live is not None and not policy.merge:
-                        live = await self.take_over_fields(ref, live)
+                        meta = obj.get("metadata") or {}
+                        ident = (
+                            str(obj.get("apiVersion")),
+                            str(obj.get("kind")),
+                            str(meta.get("namespace") or ""),
+                            str(meta.get("name") or ""),
+                        )
+                        live = await self.take_over_fields(ref, live, ignored.get(ident, ()))
                     try:
                         dry = await self.server_side_apply(ref, obj, dry_run=True)
                     except ApiError as e:

@@ -118,7 +118,12 @@ class ClusterPort(Protocol):
     async def get(self, ref: Ref) -> dict[str, Any] | None: ...
 
     async def apply_all(
-        self, objects: Sequence[Mapping[str, Any]], *, force: bool = False, timeout: float = 300.0
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        force: bool = False,
+        timeout: float = 300.0,
+        ignored: Mapping[tuple[str, str, str, str], Sequence[str]] | None = None,
     ) -> list[Change]: ...
 
     async def delete_all(
@@ -364,6 +369,16 @@ def _remove_pointer(doc: Any, pointer: str) -> None:
         node.pop(last, None)
     elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
         del node[int(last)]
+
+
+def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (
+        str(obj.get("apiVersion")),
+        str(obj.get("kind")),
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+    )
 
 
 def ignore_drift(obj: Mapping[str, Any], rules: Sequence[DriftIgnoreRule]) -> dict[str, Any]:
@@ -717,6 +732,11 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         retry = obj.spec.retry_interval_seconds
         rules = obj.spec.drift_ignore_rules
         owned = [self._owned(obj, ignore_drift(o, rules)) for o in scratch["objects"]]
+        ignored = {
+            _ident(o): [p for r in rules if _target_matches(r.target, o) for p in r.paths]
+            for o in owned
+            if rules
+        }
         in_store: list[dict[str, Any]] = []
         in_cluster: list[dict[str, Any]] = []
         for o in owned:
@@ -729,6 +749,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 in_cluster,
                 force=obj.spec.force,
                 timeout=max(1.0, scratch["deadline"] - time.monotonic()),
+                ignored={k: v for k, v in ignored.items() if v},
             )
         except ApplyError as e:
             self._set_inventory(obj, [*old, *(_entry(c.ref) for c in e.changes)])
