@@ -321,3 +321,39 @@ async def test_depends_on_ready_expr_decides_readiness(bus: Bus, kubelite: Any, 
             kustomization("app", path="./app", dependsOn=[{"name": "base", "readyExpr": ready}])
         )
         await env.ready(app, rev)
+
+
+async def test_wait_covers_toolkit_objects_in_the_store(bus: Bus, kubelite: Any, tmp_path: Path):
+    child = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "child", "namespace": "default"},
+        "spec": {
+            "interval": "10m",
+            "path": "./",
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "child-src"},
+        },
+    }
+    async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
+        parent_rev = await env.publish({"flux.yaml": manifests(child)}, name="parent-src")
+        parent = await env.apply(
+            kustomization(
+                "parent", source="parent-src", wait=True, timeout="30s", retryInterval="1s"
+            )
+        )
+        # the child has no artifact yet: the parent cannot be healthy
+        child_key = subjects.object_key("Kustomization", "default", "child")
+        await wait_for(lambda: _stored(bus, child_key), message="child stored")
+        assert condition(await env.status(parent)).get("status") != "True"
+        child_rev = await env.publish(
+            {"cm.yaml": manifests(configmap("from-child", "default"))}, name="child-src"
+        )
+        await env.ready(child_key, child_rev)
+        status = await env.ready(parent, parent_rev, timeout=20)
+        assert condition(status, "Healthy")["status"] == "True"
+        assert env.get("configmap", "from-child") is not None
+
+
+async def _stored(bus: Bus, key: str) -> bool:
+    return await bus.get_object(key) is not None
