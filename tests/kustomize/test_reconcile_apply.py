@@ -57,7 +57,8 @@ async def test_synced_objects_drift_and_self_heal(bus: Bus, kubelite: Any, tmp_p
 async def test_second_reconcile_writes_nothing(bus: Bus, kubelite: Any, tmp_path: Path):
     async with running(bus, kubelite, tmp_path / "env") as env:
         rev = await env.publish(app_repo())
-        key = await env.apply(kustomization("app"))
+        # wait: the Deployment's simulated rollout (a status write) is over once Ready
+        key = await env.apply(kustomization("app", wait=True))
         await env.ready(key, rev)
         before = {
             kind: env.get(kind, name, "-n", "apps")["metadata"]["resourceVersion"]

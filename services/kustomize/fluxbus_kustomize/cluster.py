@@ -865,6 +865,9 @@ class Cluster:
         for resource, members in by_resource.items():
             waiter = _Waiter((r.namespace, r.name) for r in members)
             waiter.wake = wake
+            for r in members:  # a late event older than a known state must not win
+                if r in latest:
+                    waiter.latest[(r.namespace, r.name)] = latest[r]
             waiters[resource] = waiter
             self._watch(resource).subscribe(waiter)
 
