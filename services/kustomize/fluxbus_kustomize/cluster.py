@@ -430,6 +430,21 @@ class Cluster:
         self._discovery: dict[str, dict[str, Resource]] = {}
         self._discovery_locks: dict[str, asyncio.Lock] = {}
         self._watches: dict[Resource, _KindWatch] = {}
+        self._root = self
+        self.user: str | None = None
+        """The user requests impersonate (None: the service's own identity)."""
+
+    def as_user(self, user: str | None) -> Cluster:
+        """Return a view of this cluster whose requests impersonate `user`
+        (`Impersonate-User`), sharing the connection pool and discovery.
+
+        Health watches keep running as the service itself (they only read).
+        """
+        if not user:
+            return self._root
+        view = copy.copy(self._root)
+        view.user = user
+        return view
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, **kwargs: Any) -> Cluster:
@@ -452,7 +467,9 @@ class Cluster:
         return cls(client.ApiClient(configuration=cfg), **kwargs)
 
     async def close(self) -> None:
-        """Stop the shared watches and close the connection pool."""
+        """Stop the shared watches and close the connection pool (of the root cluster)."""
+        if self._root is not self:
+            return
         tasks = [w.task for w in self._watches.values() if w.task is not None]
         for t in tasks:
             t.cancel()
@@ -474,6 +491,8 @@ class Cluster:
         timeout: Any,
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if self.user:
+            headers["Impersonate-User"] = self.user
         try:
             return await self._api.call_api(
                 path,
@@ -831,7 +850,7 @@ class Cluster:
     def _watch(self, resource: Resource) -> _KindWatch:
         w = self._watches.get(resource)
         if w is None:
-            w = _KindWatch(self, resource)
+            w = _KindWatch(self._root, resource)
             w.task = asyncio.get_running_loop().create_task(
                 w.run(), name=f"watch-{resource.api_version}-{resource.plural}"
             )

@@ -111,6 +111,8 @@ REVISION_KEY = "kustomize.toolkit.fluxcd.io/revision"
 class ClusterPort(Protocol):
     """What the reconciler needs from the target cluster (`cluster.Cluster`)."""
 
+    def as_user(self, user: str | None) -> ClusterPort: ...
+
     async def ref_of(self, obj: Mapping[str, Any]) -> Ref: ...
 
     async def resource_for(self, api_version: str, kind: str) -> Resource: ...
@@ -169,12 +171,15 @@ class KustomizeSettings:
       enough to never render the same inputs twice).
     MIN_TIMEOUT: the floor of a Kustomization's timeout (Flux's GetTimeout()
       never goes below 30 s; tests lower it to keep timeouts short).
+    DEFAULT_SERVICE_ACCOUNT: impersonated when a Kustomization names none
+      (Flux's `--default-service-account`, for multi-tenant lockdown).
     """
 
     dependency_requeue: float = 30.0
     strict_substitution: bool = True
     render_cache: int = 4096
     min_timeout: float = MIN_KUSTOMIZATION_TIMEOUT
+    default_service_account: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KustomizeSettings:
@@ -188,6 +193,7 @@ class KustomizeSettings:
             not in ("0", "false", "False"),
             render_cache=int(e.get("FLUXBUS_KUSTOMIZE_RENDER_CACHE") or d.render_cache),
             min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
+            default_service_account=e.get("FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT") or None,
         )
 
 
@@ -499,17 +505,24 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         finally:
             self._inflight.pop(key, None)
 
+    def _cluster(self, obj: Kustomization) -> ClusterPort:
+        """The cluster as the Kustomization's service account (`spec.serviceAccountName`,
+        else the configured default), impersonated as Flux does; else as the service."""
+        account = obj.spec.service_account_name or self.settings.default_service_account
+        if not account:
+            return self.cluster
+        return self.cluster.as_user(f"system:serviceaccount:{obj.metadata.namespace}:{account}")
+
     @staticmethod
     def _check_supported(obj: Kustomization) -> None:
         """Refuse spec fields whose silent omission would do harm (Stalling until changed):
-        applying SOPS-encrypted Secrets undecrypted, applying to this cluster what
-        was meant for another, or with more rights than the named service account has."""
+        applying SOPS-encrypted Secrets undecrypted, or applying to this cluster
+        what was meant for another."""
         unsupported = [
             name
             for name, value in (
                 ("spec.decryption", obj.spec.decryption),
                 ("spec.kubeConfig", obj.spec.kube_config),
-                ("spec.serviceAccountName", obj.spec.service_account_name),
             )
             if value
         ]
@@ -745,7 +758,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         store_plan = self._plan_store(in_store, retry)
         old: list[InventoryEntry] = scratch["old_inventory"]
         try:
-            changes = await self.cluster.apply_all(
+            changes = await self._cluster(obj).apply_all(
                 in_cluster,
                 force=obj.spec.force,
                 timeout=max(1.0, scratch["deadline"] - time.monotonic()),
@@ -830,6 +843,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         deleted: list[Change] = []
         cluster_refs: list[Ref] = []
         failures: list[str] = []
+        cluster = self._cluster(obj)
         owner = {
             keys.KUSTOMIZE_NAME_LABEL: obj.metadata.name,
             keys.KUSTOMIZE_NAMESPACE_LABEL: obj.metadata.namespace,
@@ -852,11 +866,11 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                         deleted.append(Change(Ref(resource, meta.namespace, meta.name), "deleted"))
                     continue
                 try:
-                    resource = await self.cluster.resource_for(entry.api_version, meta.kind)
+                    resource = await cluster.resource_for(entry.api_version, meta.kind)
                 except ClusterError:
                     continue  # the kind is gone (its CRD was deleted): so are its objects
                 ref = Ref(resource, meta.namespace if resource.namespaced else "", meta.name)
-                live_obj = await self.cluster.get(ref)
+                live_obj = await cluster.get(ref)
                 if live_obj is not None and ours(live_obj):
                     cluster_refs.append(ref)
             except (ClusterError, BusError) as e:
@@ -872,7 +886,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 [r for r in cluster_refs if r.resource.kind in definitions],
             ):
                 if batch:
-                    deleted += await self.cluster.delete_all(batch)
+                    deleted += await cluster.delete_all(batch)
         except ClusterError as e:
             raise Generic(str(e), Reason.PRUNE_FAILED) from None
         return deleted
@@ -899,7 +913,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         start = time.monotonic()
         remaining = max(0.0, scratch["deadline"] - start - 0.05)
         flight = self._inflight.get(self.key_of(obj))
-        wait = self._wait_healthy(targets, exprs, remaining)
+        wait = self._wait_healthy(self._cluster(obj), targets, exprs, remaining)
         try:
             ok, unhealthy = await (_race(wait, flight.superseded) if flight else wait)
         except _Superseded:
@@ -943,7 +957,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 targets.append(Change(Ref(resource, ns, hc.name), "unchanged"))
                 continue
             try:
-                resource = await self.cluster.resource_for(api_version, hc.kind)
+                resource = await self._cluster(obj).resource_for(api_version, hc.kind)
             except ClusterError as e:
                 raise Generic(
                     f"healthChecks: {e}",
@@ -955,7 +969,11 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         return targets
 
     async def _wait_healthy(
-        self, targets: Sequence[Change], exprs: Sequence[HealthCheckExpr], timeout: float
+        self,
+        cluster_view: ClusterPort,
+        targets: Sequence[Change],
+        exprs: Sequence[HealthCheckExpr],
+        timeout: float,
     ) -> tuple[bool, list[str]]:
         """Wait until every target is Current (a Failed one ends the wait early).
 
@@ -979,7 +997,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         waits: list[Any] = []
         if cluster:
             refs = [c.ref for c in cluster]
-            waits.append(self.cluster.watch_until(refs, judge, timeout, initial))
+            waits.append(cluster_view.watch_until(refs, judge, timeout, initial))
         if store:
             waits.append(self._wait_store([c.ref for c in store], judge, timeout))
 
@@ -1099,7 +1117,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 if not _store_info(c.ref.resource.api_version, c.ref.resource.kind)
             ]
             try:
-                await self.cluster.wait_gone(refs, self.timeout(obj))
+                await self._cluster(obj).wait_gone(refs, self.timeout(obj))
             except TimeoutError as e:
                 # Flux logs the timeout and lets the Kustomization go anyway.
                 log.error("finalize.wait_for_termination_timeout", error=str(e))
