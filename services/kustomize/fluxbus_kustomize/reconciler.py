@@ -5,8 +5,9 @@ Steps, in order, each returning or raising a typed error:
 1. `reconcile_source`: the referenced GitRepository's `status.artifact`
    (revision, digest, path) from the status bucket; none yet → Waiting.
 2. `reconcile_dependencies`: every `dependsOn` Kustomization Ready at its
-   current generation (and, sharing our source, at the source's revision);
-   else Waiting(DependencyNotReady). A dependency turning Ready requeues at once.
+   current generation (and, sharing our source, at the source's revision), or
+   as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
+   turning Ready requeues at once.
 3. `reconcile_build`: `substituteFrom` values from the bus, then the render
    (`build.Builder`); a render for the same (artifact digest, spec,
    substitution inputs) is taken from the cache without fetching the artifact.
@@ -23,7 +24,9 @@ Steps, in order, each returning or raising a typed error:
    what changed (none when nothing did).
 
 `spec.timeout` bounds the whole reconcile. `finalize()` applies the
-deletionPolicy (MirrorPrune, Delete, WaitForTermination, Orphan).
+deletionPolicy (MirrorPrune, Delete, WaitForTermination, Orphan). Cluster
+requests impersonate `spec.serviceAccountName` when set; `spec.decryption`
+and `spec.kubeConfig` are refused (Stalled) rather than ignored.
 """
 
 from __future__ import annotations
