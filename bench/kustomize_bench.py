@@ -231,6 +231,27 @@ def kustomization(i: int) -> dict[str, Any]:
     }
 
 
+async def resync(bus: Bus, n: int) -> float:
+    """Request a reconcile of every Kustomization (nothing changed) and return the
+    seconds until all were handled: the steady-state cost of one interval."""
+    token = f"resync-{time.time()}"
+    start = time.monotonic()
+    for i in range(n):
+        key = subjects.object_key("Kustomization", "flux-system", f"app-{i}")
+        entry = await bus.get_object(key)
+        assert entry is not None
+        doc = entry.value
+        doc["metadata"].setdefault("annotations", {})["reconcile.fluxcd.io/requestedAt"] = token
+        await bus.update_object(key, doc, entry.revision)
+    handled: set[str] = set()
+    async for change in bus.watch_status("Kustomization"):
+        if change.value is not None and change.value.get("lastHandledReconcileAt") == token:
+            handled.add(change.key)
+            if len(handled) >= n:
+                break
+    return round(time.monotonic() - start, 2)
+
+
 def ready(status: dict[str, Any] | None) -> bool:
     for c in (status or {}).get("conditions", []):
         if c.get("type") == "Ready":
@@ -305,6 +326,17 @@ async def run(n: int, workers: int, profile: str = "", tmpdir: str = "") -> dict
             pass
         elapsed = time.monotonic() - start
         watcher.cancel()
+        cpu_before = {
+            name: sum(cpu_seconds(proc.pid))
+            for name, proc in (("kustomize", service), ("kubelite", kube))
+            if proc is not None
+        }
+        resync_s = await resync(bus, n) if len(done) >= n else None
+        resync_cpu = {
+            name: round(sum(cpu_seconds(proc.pid)) - cpu_before[name], 1)
+            for name, proc in (("kustomize", service), ("kubelite", kube))
+            if proc is not None
+        }
         sampler.cancel()
         cpu: dict[str, float] = {}
         for name, proc in (("kustomize", service), ("kubelite", kube), ("nats", nats.proc)):
@@ -324,6 +356,8 @@ async def run(n: int, workers: int, profile: str = "", tmpdir: str = "") -> dict
             "all_ready_s": round(elapsed, 2),
             "peak_rss_mib": {k: round(v / 1024, 1) for k, v in peaks.items()},
             "cpu_s": cpu,
+            "resync_all_s": resync_s,
+            "resync_cpu_s": resync_cpu,
         }
     finally:
         if service is not None:
