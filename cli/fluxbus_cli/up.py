@@ -216,12 +216,27 @@ async def stack_up(
             await _stop(child)
 
 
+DEFAULT_NATS_PORT = 4222
+"""`fluxbus up` serves NATS on its usual port when it is free, so the CLI's
+default FLUXBUS_NATS_URL reaches it without any export."""
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 async def _run(state_dir: Path, cluster: str) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with stack_up(state_dir, cluster=cluster) as stack:
+    port = DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None
+    async with stack_up(state_dir, cluster=cluster, nats_port=port) as stack:
         print(
             f"fluxbus is up: NATS {stack.nats_url}, cluster kubeconfig {stack.kubeconfig}\n"
             f"  export FLUXBUS_NATS_URL={stack.nats_url} KUBECONFIG={stack.kubeconfig}\n"
