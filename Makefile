@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # git (http-backend), docker-registry (Docker Distribution).
 DEB_PACKAGES := openssh-server openssh-client git docker-registry apache2-utils
 
-.PHONY: setup deps up demo test lint bench clean
+.PHONY: setup deps up demo play test lint bench clean
 
 setup: $(STAMP) deps
 
@@ -38,6 +38,10 @@ up: setup
 
 demo: setup
 	$(BIN)/python -m fluxbus_cli.demo
+
+# The demo, kept running to experiment with (Ctrl-C stops it).
+play: setup
+	$(BIN)/python -m fluxbus_cli.demo --keep-running
 
 test: setup
 	$(BIN)/pytest -q

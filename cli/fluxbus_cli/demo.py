@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,7 +124,7 @@ async def _wait_ready(bus: Bus, keys: list[str], timeout: float) -> dict[str, st
     return pending
 
 
-async def run_demo(state_dir: Path, timeout: float) -> int:
+async def run_demo(state_dir: Path, timeout: float, keep_running: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="fluxbus-demo-") as tmp:
         repo_path = Path(tmp) / "gitops-repo.git"
         sha = commit_tree(repo_path, EXAMPLE)
@@ -184,13 +185,41 @@ async def run_demo(state_dir: Path, timeout: float) -> int:
                     ],
                     env=env,
                 )
+                print(
+                    "\nThe three environments were rendered from one base with kustomize\n"
+                    "overlays and server-side applied.",
+                    flush=True,
+                )
+                if keep_running:
+                    await _play(stack.nats_url, stack.kubeconfig, url)
+    if not keep_running:
+        print("Next: `make play` keeps this running to experiment with (README).", flush=True)
+    return 0
+
+
+async def _play(nats_url: str, kubeconfig: str, git_url: str) -> None:
+    """Keep the stack up until Ctrl-C, with what to type to experiment."""
     print(
-        "\nThe three environments were rendered from one base with kustomize overlays and\n"
-        "server-side applied. Next: `make up`, then edit the repository, drift the cluster\n"
-        "with kubectl, and watch fluxbus put it back (README: What to try next).",
+        f"""
+Everything stays up until Ctrl-C. In another terminal:
+
+  export FLUXBUS_NATS_URL={nats_url} KUBECONFIG={kubeconfig}
+  PATH=$PWD/.venv/bin:$PATH
+  kubectl scale -n staging deployment/web --replicas 5     # drift the cluster…
+  fluxbus reconcile kustomization apps-staging             # …and watch it corrected
+  git clone {git_url} fleet && cd fleet                     # change Git…
+  sed -i 's/count: 2/count: 3/' apps/overlays/staging/kustomization.yaml
+  git commit -am 'staging: 3 replicas' && git push origin main
+  fluxbus reconcile kustomization apps-staging --with-source   # …and watch it roll out
+  fluxbus events""",
         flush=True,
     )
-    return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping…", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,11 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir", default=".state/demo", help="state and logs (wiped at start)"
     )
     parser.add_argument("--timeout", type=float, default=READY_TIMEOUT)
+    parser.add_argument(
+        "--keep-running", action="store_true", help="keep everything up to experiment (Ctrl-C)"
+    )
     args = parser.parse_args(argv)
     state = Path(args.state_dir).resolve()
     shutil.rmtree(state, ignore_errors=True)
     try:
-        return asyncio.run(run_demo(state, args.timeout))
+        return asyncio.run(run_demo(state, args.timeout, args.keep_running))
     except RuntimeError as e:  # a component did not start
         print(f"✘ {e} (logs: {state / 'logs'})", file=sys.stderr)
         return 1
