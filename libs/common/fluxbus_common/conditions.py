@@ -37,6 +37,8 @@ class Reason(StrEnum):
     RECONCILIATION_SUCCEEDED = "ReconciliationSucceeded"
     RECONCILIATION_FAILED = "ReconciliationFailed"
     HEALTH_CHECK_FAILED = "HealthCheckFailed"
+    HEALTH_CHECK_CANCELED = "HealthCheckCanceled"
+    GARBAGE_COLLECTION_SUCCEEDED = "GarbageCollectionSucceeded"
     INVALID_PATH = "InvalidPath"
     INVALID_URL = "URLInvalid"
     INVALID_SPEC = "InvalidSpec"

@@ -100,8 +100,6 @@ from fluxbus_kustomize.logic.substitute import merge_variables
 
 log = structlog.get_logger("fluxbus.kustomize")
 
-HEALTH_CHECK_CANCELED = "HealthCheckCanceled"
-"""Flux's reason when a newer revision cancels a health check (not yet in conditions.Reason)."""
 HISTORY_SIZE = 5
 """Entries kept in status.history (Flux keeps five)."""
 REVISION_KEY = "kustomize.toolkit.fluxcd.io/revision"
@@ -502,7 +500,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             self._record_history(obj, scratch, error.reason)
             raise error from None
         except ReconcileError as e:
-            if "checksum" in scratch and e.reason != HEALTH_CHECK_CANCELED:
+            if "checksum" in scratch and e.reason != Reason.HEALTH_CHECK_CANCELED:
                 self._record_history(obj, scratch, e.reason)
             raise
         finally:
@@ -921,8 +919,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             ok, unhealthy = await (_race(wait, flight.superseded) if flight else wait)
         except _Superseded:
             message = "Health check canceled, a new revision or generation was detected"
-            self._healthy(obj, False, HEALTH_CHECK_CANCELED, message)
-            raise Generic(message, HEALTH_CHECK_CANCELED, retry_after=0.0) from None
+            self._healthy(obj, False, Reason.HEALTH_CHECK_CANCELED, message)
+            raise Generic(message, Reason.HEALTH_CHECK_CANCELED, retry_after=0.0) from None
         elapsed = _go_duration(time.monotonic() - start)
         if not ok:
             detail = "; ".join(unhealthy)
@@ -1128,6 +1126,6 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             await self.recorder.event(
                 obj,
                 Severity.INFO,
-                "GarbageCollectionSucceeded",
+                Reason.GARBAGE_COLLECTION_SUCCEEDED,
                 "\n".join(f"{c.subject} deleted" for c in deleted),
             )
