@@ -311,16 +311,30 @@ class Kubelite:
             md["labels"] = {**(md.get("labels") or {}), "kubernetes.io/metadata.name": md["name"]}
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")
+        if rt.key == ("", "services") and isinstance(spec, dict):
+            for p in spec.get("ports") or []:
+                if isinstance(p, dict) and "port" in p:
+                    p.setdefault("targetPort", p["port"])
+        if rt.key == ("apps", "deployments") and isinstance(spec, dict):
+            strategy = spec.setdefault("strategy", {})
+            if isinstance(strategy, dict):
+                strategy.setdefault("type", "RollingUpdate")
+                if strategy["type"] == "RollingUpdate":
+                    ru = strategy.setdefault("rollingUpdate", {})
+                    if isinstance(ru, dict):
+                        ru.setdefault("maxUnavailable", "25%")
+                        ru.setdefault("maxSurge", "25%")
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
         if isinstance(spec, dict):
             pod = (spec.get("template") or {}).get("spec") if "template" in spec else None
             if rt.key == ("", "pods"):
                 pod = spec
-            for c in ((pod or {}).get("containers") or []) + (
-                (pod or {}).get("initContainers") or []
-            ):
-                for p in (c.get("ports") or []) if isinstance(c, dict) else []:
-                    if isinstance(p, dict):
-                        p.setdefault("protocol", "TCP")
+            if rt.key == ("batch", "cronjobs"):
+                job = (spec.get("jobTemplate") or {}).get("spec") or {}
+                pod = (job.get("template") or {}).get("spec")
+            if isinstance(pod, dict):
+                _pod_defaults(pod, batch=rt.group == "batch")
 
     def _allocate_cluster_ip(self, svc: dict[str, Any]) -> None:
         """Give a new Service a cluster IP from 10.96.0.0/12, as the API server does."""
@@ -950,6 +964,29 @@ def _immutable_fields(
                 )
             ]
     return []
+
+
+def _pod_defaults(pod: dict[str, Any], batch: bool) -> None:
+    """The defaults the API server gives a pod spec and its containers."""
+    if not batch:
+        pod.setdefault("restartPolicy", "Always")
+    pod.setdefault("dnsPolicy", "ClusterFirst")
+    pod.setdefault("schedulerName", "default-scheduler")
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    pod.setdefault("securityContext", {})
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        if not isinstance(c, dict):
+            continue
+        image = str(c.get("image", ""))
+        tag = image.rsplit("/", 1)[-1]
+        latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+        c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        c.setdefault("resources", {})
+        for p in c.get("ports") or []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
 
 
 def _strip_nulls(v: Any) -> Any:
