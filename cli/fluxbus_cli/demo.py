@@ -28,9 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
-from dulwich.server import DictBackend
+from dulwich.server import BackendRepo, DictBackend
 from dulwich.web import make_wsgi_chain
 from fluxbus_common.api import GitRepository, Kustomization, dump_object, load_documents
 from fluxbus_common.bus import Bus
@@ -53,7 +54,7 @@ def commit_tree(repo_path: Path, source: Path, branch: str = "main") -> str:
         tree = Tree()
         for entry in sorted(directory.iterdir()):
             if entry.is_dir():
-                tree.add(entry.name.encode(), 0o040000, tree_of(entry))
+                tree.add(entry.name.encode(), 0o040000, ObjectID(tree_of(entry)))
             elif entry.is_file():
                 blob = Blob.from_string(entry.read_bytes())
                 store.add_object(blob)
@@ -68,8 +69,9 @@ def commit_tree(repo_path: Path, source: Path, branch: str = "main") -> str:
     commit.author_timezone = commit.commit_timezone = 0
     commit.message = b"Add the example GitOps repository\n"
     store.add_object(commit)
-    repo.refs[f"refs/heads/{branch}".encode()] = commit.id
-    repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{branch}".encode())
+    head = Ref(f"refs/heads/{branch}".encode())
+    repo.refs[head] = commit.id
+    repo.refs.set_symbolic_ref(Ref(b"HEAD"), head)
     repo.close()
     return commit.id.decode()
 
@@ -82,7 +84,8 @@ class _QuietHandler(WSGIRequestHandler):
 @contextmanager
 def serve_git(repo_path: Path, name: str) -> Iterator[str]:
     """Serve one bare repository over Git smart HTTP; yield its clone URL."""
-    backend = DictBackend({f"/{name}": Repo(str(repo_path))})
+    repos: dict[str, BackendRepo] = {f"/{name}": Repo(str(repo_path))}
+    backend = DictBackend(repos)
     server: WSGIServer = make_server(
         "127.0.0.1", 0, make_wsgi_chain(backend), handler_class=_QuietHandler
     )

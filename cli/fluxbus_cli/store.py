@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fluxbus_common import keys, subjects
-from fluxbus_common.api import KINDS, AnyObject, KindInfo, Secret, dump_object
+from fluxbus_common.api import KINDS, AnyObject, ConfigMap, KindInfo, Secret, dump_object
 from fluxbus_common.bus import ApplyResult, Bus, RevisionConflict
 from fluxbus_common.conditions import now_rfc3339
 
@@ -90,9 +90,9 @@ async def put(bus: Bus, obj: AnyObject) -> ApplyResult:
     """Store one validated object: toolkit kinds into the objects bucket, Secrets and
     ConfigMaps into the secrets bucket. Returns created/configured/unchanged."""
     ns, name = obj.metadata.namespace, obj.metadata.name
-    if obj.kind in ("Secret", "ConfigMap"):
+    if isinstance(obj, Secret | ConfigMap):
         is_secret = isinstance(obj, Secret)
-        doc = _normalized_secret(obj) if is_secret else dump_object(obj)
+        doc = _normalized_secret(obj) if isinstance(obj, Secret) else dump_object(obj)
         current = await (bus.get_secret(ns, name) if is_secret else bus.get_configmap(ns, name))
         meta = doc.setdefault("metadata", {})
         old_meta = (current or {}).get("metadata") or {}
@@ -102,9 +102,9 @@ async def put(bus: Bus, obj: AnyObject) -> ApplyResult:
             return await bus.put_secret(ns, name, doc)
         return await bus.put_configmap(ns, name, doc)
     doc = dump_object(obj, include_status=False)
-    current = await bus.get_object(obj.key)
-    if current is not None:
-        old_annotations = (current.value.get("metadata") or {}).get("annotations") or {}
+    stored = await bus.get_object(obj.key)
+    if stored is not None:
+        old_annotations = (stored.value.get("metadata") or {}).get("annotations") or {}
         annotations = doc["metadata"].get("annotations") or {}
         for key in PRESERVED_ANNOTATIONS:
             if key in old_annotations and key not in annotations:
