@@ -14,7 +14,7 @@ from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime
 from fluxbus_common.settings import BusSettings, RuntimeSettings
-from fluxbus_common.testing.plugin import wait_for
+from fluxbus_common.testing.plugin import running_runtime, wait_for
 from fluxbus_common.testing.widgets import WidgetReconciler, widget_doc
 
 SETTINGS = RuntimeSettings(
@@ -33,18 +33,10 @@ async def running(
     bus: Bus, settings: RuntimeSettings = SETTINGS, *, standby: bool = False
 ) -> AsyncIterator[tuple[Runtime, WidgetReconciler]]:
     reconciler = WidgetReconciler(settings.instance)
-    runtime = Runtime(bus, reconciler, settings, service="widgets")
-    task = asyncio.create_task(runtime.run())
-    try:
-        await wait_for(
-            lambda: runtime.synced.is_set() and (standby or runtime.active.is_set()),
-            message="start",
-        )
+    async with running_runtime(
+        bus, reconciler, settings, service="widgets", standby=standby
+    ) as runtime:
         yield runtime, reconciler
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def status_of(bus: Bus, key: str) -> dict:

@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 from fluxbus_common import keys, subjects
 from fluxbus_common.bus import Bus
-from fluxbus_common.runtime import Runtime
+from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import RuntimeSettings
-from fluxbus_common.testing.plugin import wait_for
+from fluxbus_common.testing.plugin import running_runtime, wait_for
 from fluxbus_kustomize.build import Builder, RenderCache
 from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconciler import KustomizationReconciler, KustomizeSettings
@@ -288,17 +288,10 @@ async def running(
         builder=builder,
         settings=settings or KustomizeSettings(dependency_requeue=0.5),
     )
-    runtime = Runtime(bus, reconciler, SETTINGS, service="kustomize")
-    reconciler.recorder = runtime.recorder
-    task = asyncio.create_task(runtime.run(), name="kustomize-runtime")
+    reconciler.recorder = EventRecorder(bus, "kustomize-controller", SETTINGS.instance)
     try:
-        await wait_for(
-            lambda: runtime.synced.is_set() and runtime.active.is_set(), message="runtime"
-        )
-        await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
-        yield Env(bus, kube, cluster, runtime, reconciler, tmp)
+        async with running_runtime(bus, reconciler, SETTINGS, service="kustomize") as runtime:
+            await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
+            yield Env(bus, kube, cluster, runtime, reconciler, tmp)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await cluster.close()

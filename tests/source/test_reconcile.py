@@ -3,7 +3,6 @@ real nats-server, the controller runtime, and the artifact in the object store."
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -18,7 +17,7 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.testing.git import GitHTTPServer, GitRepo
-from fluxbus_common.testing.plugin import wait_for
+from fluxbus_common.testing.plugin import running_runtime, wait_for
 from fluxbus_source.reconciler import GitRepositoryReconciler
 
 SETTINGS = RuntimeSettings(
@@ -36,15 +35,8 @@ SETTINGS = RuntimeSettings(
 async def source_service(bus: Bus, tmp_path: Path, keep: int = 2) -> AsyncIterator[Runtime]:
     recorder = EventRecorder(bus, "source-controller", "test")
     reconciler = GitRepositoryReconciler(bus, recorder, keep_artifacts=keep, work_dir=tmp_path)
-    runtime = Runtime(bus, reconciler, SETTINGS, service="source")
-    task = asyncio.create_task(runtime.run())
-    try:
-        await wait_for(lambda: runtime.synced.is_set() and runtime.active.is_set())
+    async with running_runtime(bus, reconciler, SETTINGS, service="source") as runtime:
         yield runtime
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def gitrepository(name: str, url: str, **spec: Any) -> dict[str, Any]:

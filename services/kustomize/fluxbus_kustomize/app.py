@@ -18,6 +18,8 @@ from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconciler import KustomizationReconciler, KustomizeSettings
 
 SERVICE = "kustomize"
+CONTROLLER = "kustomize-controller"
+"""`reportingController` of events, as Flux names it."""
 
 
 async def run(
@@ -41,7 +43,7 @@ async def run(
         stack.push_async_callback(cluster.close)
 
         async def make_reconcilers(bus: Bus) -> list[Any]:
-            recorder = EventRecorder(bus, SERVICE, runtime_settings.instance)
+            recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
             return [KustomizationReconciler(bus, cluster, recorder=recorder, settings=settings)]
 
         await run_service(

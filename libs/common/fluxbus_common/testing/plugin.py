@@ -7,11 +7,15 @@
 - `bus_settings`: the `BusSettings` pointing at it.
 - `wait_for(predicate, timeout=...)`: poll an (async or sync) predicate until
   true or fail with the deadline — tests never sleep a fixed time.
+- `running_runtime(bus, reconciler, settings, service=...)`: run one controller
+  runtime for the duration of an `async with` block (started, synced and,
+  unless `standby`, holding its lease when the block begins).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shutil
@@ -26,7 +30,9 @@ from typing import Any
 import pytest
 
 from fluxbus_common.bus import Bus
-from fluxbus_common.settings import BusSettings
+from fluxbus_common.reconcile import Reconciler
+from fluxbus_common.runtime import Runtime
+from fluxbus_common.settings import BusSettings, RuntimeSettings
 
 
 def free_port() -> int:
@@ -147,3 +153,27 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("FLUXBUS_"):
             monkeypatch.delenv(name)
+
+
+@contextlib.asynccontextmanager
+async def running_runtime(
+    bus: Bus,
+    reconciler: Reconciler[Any],
+    settings: RuntimeSettings,
+    *,
+    service: str,
+    standby: bool = False,
+) -> AsyncIterator[Runtime]:
+    """Run a Runtime for `reconciler` until the block ends (then cancel it cleanly)."""
+    runtime = Runtime(bus, reconciler, settings, service=service)
+    task = asyncio.create_task(runtime.run(), name=f"{service}-runtime")
+    try:
+        await wait_for(
+            lambda: runtime.synced.is_set() and (standby or runtime.active.is_set()),
+            message=f"{service} runtime started",
+        )
+        yield runtime
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
