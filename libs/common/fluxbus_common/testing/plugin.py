@@ -56,14 +56,19 @@ def nats_server_binary() -> str:
 class NatsServer:
     """A real nats-server child process with JetStream."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.extra_args = list(extra_args or [])
+        """More nats-server flags, e.g. `--user`/`--pass` or `--tlscert`/`--tlskey`."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        scheme = "tls" if any(a.startswith("--tls") for a in self.extra_args) else "nats"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start (or restart) the server on its port and wait until it accepts."""
@@ -78,6 +83,7 @@ class NatsServer:
                 "-js",
                 "-sd",
                 str(self.data_dir),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
