@@ -16,10 +16,19 @@ Steps, each failing with a typed `BuildError` whose message names the file:
 5. parse the multi-document output, apply post-build substitution, then
    `commonMetadata`.
 
-The temp dir is removed afterwards. Blocking work runs in threads; kustomize
-runs through `asyncio.create_subprocess_exec`. `RenderCache` remembers results
-by (artifact digest, path, spec overrides, substitution inputs hash), so the
-same inputs are rendered once.
+The temp dir is removed afterwards. Blocking work (temp dir, copy, extraction,
+preparation, hashing) runs in a thread; kustomize runs through
+`asyncio.create_subprocess_exec`.
+
+`RenderCache` is content-addressed. kustomize's output (before substitution) is
+keyed by the hash of what kustomize reads for the path: every kustomization
+file of the overlay chain (the root one as written, overrides included), every
+file they reference and every file under a referenced directory, with their
+paths (the whole extracted tree when that closure is uncertain, e.g. with
+plugin configs). Artifacts that differ only elsewhere (a README, another app of
+a monorepo) share one render. Substitution and `commonMetadata` are applied per
+build. A second map from (artifact digest, path, spec fields, substitution
+inputs hash) to the result lets a repeated build skip even the artifact fetch.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import sys
 import tarfile
 import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,8 +85,10 @@ __all__ = [
     "BuildSpec",
     "Builder",
     "PostBuildError",
+    "Render",
     "RenderCache",
     "build",
+    "content_key",
     "find_kubectl",
 ]
 
@@ -195,20 +206,48 @@ class BuildSpec:
         )
 
 
-class RenderCache:
-    """In-memory LRU of rendered object lists, keyed by every input of a build."""
+@dataclass(frozen=True)
+class Render:
+    """One kustomize output, before substitution: `(yaml_text, object)` per document."""
 
-    def __init__(self, max_entries: int = 64) -> None:
+    documents: tuple[tuple[str, dict[str, Any]], ...]
+
+
+@dataclass(frozen=True)
+class _Result:
+    content_key: str
+    objects: list[dict[str, Any]] | None
+    """The final objects when post-build processing changed them; None when they are
+    exactly the render's (then they are taken from the render, not stored twice)."""
+
+
+class RenderCache:
+    """Two in-memory LRUs: kustomize renders keyed by content, and build results keyed by
+    every input of a build.
+
+    - `renders`: content key (a hash of every file kustomize reads for the path, the
+      final root kustomization text included) → kustomize's output before substitution.
+      Artifacts that differ only in files kustomize does not read share one render.
+    - results: `key(digest, spec, variables, strict)` → the content key (and the final
+      objects when substitution or `commonMetadata` changed them), so a repeated build
+      is answered without fetching or extracting the artifact.
+    """
+
+    def __init__(self, max_entries: int = 64, max_renders: int | None = None) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, ...], list[dict[str, Any]]] = OrderedDict()
+        self.max_renders = max_renders if max_renders is not None else max_entries
+        self._entries: OrderedDict[tuple[str, ...], _Result] = OrderedDict()
+        self._renders: OrderedDict[str, Render] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.render_hits = 0
+        self.render_misses = 0
 
     @staticmethod
     def key(
         digest: str, spec: BuildSpec, variables: Mapping[str, str], strict: bool
     ) -> tuple[str, ...]:
-        """Return the cache key; variable values are hashed, never stored."""
+        """Return the result key; variable values are hashed, never stored."""
         subst = hashlib.sha256(
             json.dumps(
                 {"vars": dict(variables), "strict": strict}, sort_keys=True, default=str
@@ -217,26 +256,68 @@ class RenderCache:
         return (normalise_digest(digest), normalise_path(spec.path), spec.cache_fields(), subst)
 
     def get(self, key: tuple[str, ...]) -> list[dict[str, Any]] | None:
-        """Return a copy of the cached objects, or None."""
-        objects = self._entries.get(key)
-        if objects is None:
+        """Return a copy of the final objects of a build with this key, or None."""
+        result = self._entries.get(key)
+        render = None
+        if result is not None and result.objects is None:
+            render = self.get_render(result.content_key, count=False)
+            if render is None:  # its render was evicted: the result is gone too
+                del self._entries[key]
+                result = None
+        if result is None:
             self.misses += 1
             return None
         self.hits += 1
         self._entries.move_to_end(key)
-        return copy.deepcopy(objects)
+        if result.objects is not None:
+            return copy.deepcopy(result.objects)
+        assert render is not None
+        return [copy.deepcopy(obj) for _, obj in render.documents]
 
-    def put(self, key: tuple[str, ...], objects: Sequence[dict[str, Any]]) -> None:
-        self._entries[key] = copy.deepcopy(list(objects))
+    def put(
+        self,
+        key: tuple[str, ...],
+        content_key: str,
+        objects: Sequence[dict[str, Any]] | None,
+    ) -> None:
+        """Remember a build result: its render's content key and, when they differ from
+        the render's objects, the final objects (copied)."""
+        stored = copy.deepcopy(list(objects)) if objects is not None else None
+        self._entries[key] = _Result(content_key, stored)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def get_render(self, content_key: str, *, count: bool = True) -> Render | None:
+        """Return the cached render for a content key (shared: callers must not mutate
+        it), or None."""
+        render = self._renders.get(content_key)
+        if count:
+            if render is None:
+                self.render_misses += 1
+            else:
+                self.render_hits += 1
+        if render is not None:
+            self._renders.move_to_end(content_key)
+        return render
+
+    def put_render(self, content_key: str, render: Render) -> None:
+        self._renders[content_key] = render
+        self._renders.move_to_end(content_key)
+        while len(self._renders) > self.max_renders:
+            self._renders.popitem(last=False)
+
+    @property
+    def render_count(self) -> int:
+        """How many distinct renders are held."""
+        return len(self._renders)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._renders.clear()
 
 
 def normalise_digest(digest: str) -> str:
@@ -485,6 +566,128 @@ def _sandbox_tree(root: Path, start: str) -> None:
         raise BuildError("; ".join(errors))
 
 
+# --------------------------------------------------------------------------- content key
+
+_CONTENT_KEY_VERSION = "fluxbus-render-v1"
+"""Bumped whenever what the content key covers changes, so old keys never match."""
+_PLUGIN_FIELDS = ("transformers", "generators", "validators")
+"""Plugin configs can name further files in fields the sandbox checks but does not
+list as references; a kustomization using them is keyed by the whole tree."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Uncertain(Exception):
+    """The closure of a path cannot be determined with certainty."""
+
+
+def _add_path(root: Path, rel: str, entries: dict[str, str]) -> bool:
+    """Record a referenced path in `entries` (file → its sha256, directory → every file
+    under it, missing → a marker). Returns whether it is a directory."""
+    if rel in entries:
+        return entries[rel] == "dir"
+    target = root / rel
+    if target.is_symlink():
+        raise _Uncertain(rel)
+    if target.is_dir():
+        entries[rel] = "dir"
+        for dirpath, dirnames, filenames in os.walk(target, followlinks=False):
+            d = Path(dirpath)
+            for name in dirnames:
+                if (d / name).is_symlink():
+                    raise _Uncertain(_rel(root, d / name))
+            for name in filenames:
+                f = d / name
+                frel = _rel(root, f)
+                if frel not in entries:
+                    if not f.is_file() or f.is_symlink():
+                        raise _Uncertain(frel)
+                    entries[frel] = _file_digest(f)
+        return True
+    if target.is_file():
+        entries[rel] = _file_digest(target)
+    elif target.exists():
+        raise _Uncertain(rel)  # neither a regular file nor a directory
+    else:
+        entries[rel] = "missing"
+    return False
+
+
+def _closure(root: Path, start: str) -> dict[str, str]:
+    """Return `{path: sha256 | "dir" | "missing"}` for every path kustomize can read when
+    building `start`: each kustomization file of the overlay chain (whatever its name,
+    since kustomize refuses a directory with two) and every path they reference, every
+    file under a referenced directory. Raises _Uncertain when that cannot be told."""
+    entries: dict[str, str] = {}
+    queue = [start]
+    seen: set[str] = set()
+    while queue:
+        rel_dir = queue.pop()
+        if rel_dir in seen:
+            continue
+        seen.add(rel_dir)
+        d = root / rel_dir
+        if d.is_symlink() or not d.is_dir():
+            raise _Uncertain(rel_dir)
+        present = []
+        for candidate in KUSTOMIZATION_FILES:
+            rel = posixpath.join(rel_dir, candidate) if rel_dir != "." else candidate
+            if (d / candidate).exists() or (d / candidate).is_symlink():
+                _add_path(root, rel, entries)
+                present.append(candidate)
+        name = kustomization_file(present)
+        if name is None:
+            continue  # a referenced directory: every file in it is already recorded
+        kfile = posixpath.join(rel_dir, name) if rel_dir != "." else name
+        kus = _load_kustomization(root, root / kfile)
+        if any(kus.get(f) for f in _PLUGIN_FIELDS):
+            raise _Uncertain(kfile)
+        report = check_kustomization(kus, kfile)
+        if report.errors:
+            raise _Uncertain(kfile)
+        for ref in report.references:
+            if ref.resolved is None:
+                raise _Uncertain(f"{kfile}: {ref.field}")
+            if _add_path(root, ref.resolved, entries) and ref.role in ("resource", "component"):
+                queue.append(ref.resolved)
+    return entries
+
+
+def _whole_tree(root: Path) -> dict[str, str]:
+    """Return `{path: sha256}` for every file of the extracted artifact."""
+    entries: dict[str, str] = {}
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        for name in filenames:
+            entries[_rel(root, d / name)] = _file_digest(d / name)
+    return entries
+
+
+def content_key(root: Path, rel_path: str, kubectl: str) -> str:
+    """Return the key of what kustomize reads to build `rel_path` (after `_prepare`, so
+    the root kustomization holds the spec overrides): the hash of every file in the
+    closure, with its path relative to the artifact root; the hash of the whole tree
+    when the closure is uncertain (plugin configs, anything unexpected)."""
+    try:
+        scope, entries = "closure", _closure(root, rel_path)
+    except _Uncertain:
+        scope, entries = "tree", _whole_tree(root)
+    doc = {
+        "v": _CONTENT_KEY_VERSION,
+        "kubectl": kubectl,
+        "path": rel_path,
+        "scope": scope,
+        "files": sorted(entries.items()),
+    }
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+
+
 def _parse_output(stdout: bytes) -> list[tuple[str, dict[str, Any]]]:
     """Return `(yaml_text, object)` for each document kustomize printed."""
     try:
@@ -525,7 +728,8 @@ class Builder:
         self.temp_dir = temp_dir
         self.renders = 0
         """How many times kustomize was started (cache misses that got that far)."""
-        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, ...], tuple[asyncio.Lock, list[int]]] = {}
+        """Per-key locks with their count of holders and waiters."""
 
     @property
     def kubectl(self) -> str:
@@ -551,17 +755,25 @@ class Builder:
         """
         merged = merge_variables([variables or {}], spec.substitute) if spec.post_build else {}
         key = RenderCache.key(digest, spec, merged, strict)
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with self._lock(("result", *key)):
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            return await self._build(Path(artifact_tar), digest, spec, merged, strict, key)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, key: tuple[str, ...]) -> AsyncIterator[None]:
+        """Serialise work on one key (concurrent callers then find it cached); the lock is
+        forgotten when nobody holds or waits for it."""
+        entry = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        lock, users = entry
+        users[0] += 1
         try:
             async with lock:
-                cached = self.cache.get(key)
-                if cached is not None:
-                    return cached
-                objects = await self._build(Path(artifact_tar), digest, spec, merged, strict)
-                self.cache.put(key, objects)
-                return objects
+                yield
         finally:
-            if not lock.locked() and self._locks.get(key) is lock:
+            users[0] -= 1
+            if users[0] == 0 and self._locks.get(key) is entry:
                 del self._locks[key]
 
     async def _build(
@@ -571,29 +783,50 @@ class Builder:
         spec: BuildSpec,
         variables: Mapping[str, str],
         strict: bool,
+        key: tuple[str, ...],
     ) -> list[dict[str, Any]]:
-        workdir = Path(
-            await asyncio.to_thread(tempfile.mkdtemp, prefix="fluxbus-build-", dir=self.temp_dir)
-        )
+        workdir, kdir, ckey = await asyncio.to_thread(self._stage, artifact, digest, spec)
         try:
-            copy_path = workdir / "artifact.tar.gz"
-            await asyncio.to_thread(_copy_verified, artifact, copy_path, digest)
-            root = workdir / "root"
-            for d in (root, workdir / "home", workdir / "plugins"):
-                d.mkdir(mode=0o700)
-            await asyncio.to_thread(_extract, copy_path, root, self.limits)
-            kdir = await asyncio.to_thread(_prepare, root, spec)
-            stdout = await self._kustomize(kdir, workdir)
+            async with self._lock(("render", ckey)):
+                render = self.cache.get_render(ckey)
+                if render is None:
+                    stdout = await self._kustomize(kdir, workdir)
+                    render = Render(tuple(_parse_output(stdout)))
+                    self.cache.put_render(ckey, render)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-        documents = _parse_output(stdout)
+        # the render is shared between builds: work on a copy
+        documents = [(text, copy.deepcopy(obj)) for text, obj in render.documents]
         objects = [obj for _, obj in documents]
+        post_processed = bool(
+            (spec.post_build and variables) or spec.common_labels or spec.common_annotations
+        )
         if spec.post_build and variables:
             try:
                 objects = substitute_documents(documents, variables, strict=strict)
             except SubstitutionError as e:
                 raise PostBuildError(str(e)) from None
-        return apply_common_metadata(objects, spec.common_labels, spec.common_annotations)
+        objects = apply_common_metadata(objects, spec.common_labels, spec.common_annotations)
+        self.cache.put(key, ckey, objects if post_processed else None)
+        return objects
+
+    def _stage(self, artifact: Path, digest: str, spec: BuildSpec) -> tuple[Path, Path, str]:
+        """Verify, extract and prepare the artifact in a new work dir (blocking: runs in a
+        thread). Returns the work dir (the caller removes it), the directory to hand to
+        kustomize and its content key. Removes the work dir itself when it fails."""
+        workdir = Path(tempfile.mkdtemp(prefix="fluxbus-build-", dir=self.temp_dir))
+        try:
+            copy_path = workdir / "artifact.tar.gz"
+            _copy_verified(artifact, copy_path, digest)
+            root = workdir / "root"
+            for d in (root, workdir / "home", workdir / "plugins"):
+                d.mkdir(mode=0o700)
+            _extract(copy_path, root, self.limits)
+            kdir = _prepare(root, spec)
+            return workdir, kdir, content_key(root, normalise_path(spec.path), self.kubectl)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
 
     async def _kustomize(self, kdir: Path, workdir: Path) -> bytes:
         env = {
