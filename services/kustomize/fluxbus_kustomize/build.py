@@ -639,13 +639,17 @@ def _closure(root: Path, start: str) -> dict[str, str]:
         for candidate in KUSTOMIZATION_FILES:
             rel = posixpath.join(rel_dir, candidate) if rel_dir != "." else candidate
             if (d / candidate).exists() or (d / candidate).is_symlink():
-                _add_path(root, rel, entries)
+                if _add_path(root, rel, entries):
+                    raise _Uncertain(rel)  # a directory with a kustomization file's name
                 present.append(candidate)
         name = kustomization_file(present)
         if name is None:
             continue  # a referenced directory: every file in it is already recorded
         kfile = posixpath.join(rel_dir, name) if rel_dir != "." else name
-        kus = _load_kustomization(root, root / kfile)
+        try:
+            kus = _load_kustomization(root, root / kfile)
+        except BuildError:
+            raise _Uncertain(kfile) from None  # kustomize reports it; the key must not guess
         if any(kus.get(f) for f in _PLUGIN_FIELDS):
             raise _Uncertain(kfile)
         report = check_kustomization(kus, kfile)
