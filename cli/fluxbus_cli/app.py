@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from fluxbus_common.bus import Bus, BusError
-from fluxbus_common.duration import parse_duration
-from fluxbus_common.settings import BusSettings
 
 from fluxbus_cli import manifests
 from fluxbus_cli.commands import apply as apply_cmd
@@ -36,6 +33,9 @@ from fluxbus_cli.secrets import (
     split_file_spec,
     split_literal,
 )
+from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.duration import parse_duration
+from fluxbus_common.settings import BusSettings
 
 DEFAULT_NAMESPACE = "flux-system"
 CLIENT_NAME = "fluxbus-cli"

@@ -33,11 +33,11 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.server import BackendRepo, DictBackend
 from dulwich.web import make_wsgi_chain
+
+from fluxbus_cli.up import stack_up
 from fluxbus_common.api import GitRepository, Kustomization, dump_object, load_documents
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
-
-from fluxbus_cli.up import stack_up
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gitops-repo"

@@ -12,9 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from fluxbus_common.api import AnyObject, InvalidObject, ObjectMeta, load_documents
-
 from fluxbus_cli.errors import CliError
+from fluxbus_common.api import AnyObject, InvalidObject, ObjectMeta, load_documents
 
 STDIN = "-"
 MANIFEST_SUFFIXES = (".yaml", ".yml")

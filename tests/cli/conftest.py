@@ -9,10 +9,11 @@ import asyncio
 
 import pytest
 from cli_helpers import Cli, Ran, run_fluxbus
+from typer.testing import CliRunner
+
 from fluxbus_cli.__main__ import normalize_argv
 from fluxbus_cli.app import app
 from fluxbus_common.settings import BusSettings
-from typer.testing import CliRunner
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_helpers import MANIFESTS, Cli
+
 from fluxbus_cli.render import REDACTED
 from fluxbus_common.api import Secret, dump_object, load_documents
 from fluxbus_common.bus import Bus

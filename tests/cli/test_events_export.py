@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 from cli_helpers import MANIFESTS, Cli
+
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.render import Output
 from fluxbus_common.bus import Bus

@@ -11,6 +11,7 @@ import signal
 
 import yaml
 from cli_helpers import FLUXBUS, MANIFESTS, Cli, ready_status
+
 from fluxbus_cli.commands import get as get_cmd
 from fluxbus_cli.commands.kinds import kind
 from fluxbus_cli.render import Output

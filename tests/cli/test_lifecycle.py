@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from cli_helpers import MANIFESTS, Cli, controller
+
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 

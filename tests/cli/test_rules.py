@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cli_helpers import MANIFESTS, Cli
+
 from fluxbus_cli.__main__ import normalize_argv
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.manifests import redact_values

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import Cli, run_fluxbus
+
 from fluxbus_common.api import Secret
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import free_port

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from fluxbus_common.bus import Bus, RevisionConflict
 from fluxbus_common.events import Event, ObjectReference, Severity
 from fluxbus_common.settings import BusSettings

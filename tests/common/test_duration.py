@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fluxbus_common.duration import (
     format_duration,
     format_duration_ns,

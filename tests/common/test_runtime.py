@@ -10,6 +10,7 @@ from dataclasses import replace
 from itertools import pairwise
 
 import pytest
+
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime

@@ -8,6 +8,7 @@ import sys
 import time
 
 import aiohttp
+
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import wait_for

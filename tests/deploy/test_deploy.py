@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from fluxbus_kubelite.testing import KubeliteHandle, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from fluxbus_kubelite.testing import KubeliteHandle
 from kubelite_helpers import Raw
+
+from fluxbus_kubelite.testing import KubeliteHandle
 
 _counter = itertools.count()
 

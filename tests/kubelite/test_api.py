@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 import aiohttp
-from fluxbus_kubelite.testing import KubeliteHandle
 from kubelite_helpers import Raw, configmap, deployment
+
+from fluxbus_kubelite.testing import KubeliteHandle
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 

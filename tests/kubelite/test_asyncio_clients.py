@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fluxbus_kubelite.testing import KubeliteHandle
 from kubelite_helpers import await_until, configmap, deployment
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
+
+from fluxbus_kubelite.testing import KubeliteHandle
 
 
 async def test_typed_client_creates_lists_and_reads_objects(kl: KubeliteHandle, ns: str) -> None:
@@ -202,8 +203,9 @@ async def test_many_concurrent_applies_and_watches_keep_order(kl: KubeliteHandle
 
 
 async def test_embedded_server_and_kubeconfig_loading_work_in_one_loop(tmp_path: Any) -> None:
-    from fluxbus_kubelite import KubeliteServer
     from kubernetes_asyncio import config
+
+    from fluxbus_kubelite import KubeliteServer
 
     kc = tmp_path / "kc"
     async with KubeliteServer(port=0, kubeconfig=kc, simulate=False) as srv:

@@ -8,8 +8,9 @@ import textwrap
 from typing import Any
 
 import yaml
-from fluxbus_kubelite.testing import KubeliteHandle, kubectl_binary
 from kubelite_helpers import configmap, deployment, wait_until
+
+from fluxbus_kubelite.testing import KubeliteHandle, kubectl_binary
 
 
 def manifest(*objs: dict) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fluxbus_kubelite.testing import kubectl_binary
 from kubelite_helpers import configmap, deployment, wait_until
+
+from fluxbus_kubelite.testing import kubectl_binary
 
 
 def test_state_file_keeps_objects_and_resource_version_across_restart(

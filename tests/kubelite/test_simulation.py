@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import yaml
-from fluxbus_kubelite.testing import KubeliteHandle
 from kubelite_helpers import deployment, wait_until
+
+from fluxbus_kubelite.testing import KubeliteHandle
 
 
 def apply(kl: KubeliteHandle, ns: str, *objs: dict[str, Any]) -> None:

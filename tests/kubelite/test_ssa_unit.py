@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fluxbus_kubelite import ssa
 from fluxbus_kubelite.resources import builtin_types
 from fluxbus_kubelite.schema import builtin_shape

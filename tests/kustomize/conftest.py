@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+
 from fluxbus_kustomize.build import Builder, RenderCache
 
 MemberHook = Callable[[tarfile.TarFile], None]

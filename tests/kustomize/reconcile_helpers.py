@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from fluxbus_common import keys, subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec
 
 Artifact = Callable[..., tuple[Path, str]]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fluxbus_common.api.kustomize import KustomizationSpec
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, PostBuildError
 

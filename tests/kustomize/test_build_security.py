@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from fluxbus_kustomize.build import (
     ArtifactError,
     Builder,

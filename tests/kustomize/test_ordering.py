@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from fluxbus_kustomize.logic.ordering import (
     Stage,
     apply_stages,

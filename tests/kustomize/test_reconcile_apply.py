@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fluxbus_common.bus import Bus
-from fluxbus_common.testing.plugin import wait_for
 from reconcile_helpers import (
     condition,
     configmap,
@@ -17,6 +15,9 @@ from reconcile_helpers import (
     namespace,
     running,
 )
+
+from fluxbus_common.bus import Bus
+from fluxbus_common.testing.plugin import wait_for
 
 
 def app_repo(image: str = "nginx:1.25", *, with_config: bool = True) -> dict[str, str]:

@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from fluxbus_common.bus import Bus
 from reconcile_helpers import configmap, kustomization, manifests, running
+
+from fluxbus_common.bus import Bus
 
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 

@@ -9,10 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fluxbus_common import subjects
-from fluxbus_common.bus import Bus
-from fluxbus_common.testing.plugin import wait_for
-from fluxbus_kustomize.reconciler import KustomizeSettings
 from reconcile_helpers import (
     condition,
     configmap,
@@ -22,6 +18,11 @@ from reconcile_helpers import (
     namespace,
     running,
 )
+
+from fluxbus_common import subjects
+from fluxbus_common.bus import Bus
+from fluxbus_common.testing.plugin import wait_for
+from fluxbus_kustomize.reconciler import KustomizeSettings
 
 FAST = KustomizeSettings(dependency_requeue=0.5, min_timeout=1.0)
 

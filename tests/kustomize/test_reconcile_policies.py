@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fluxbus_common.api import DriftIgnoreRule
-from fluxbus_common.bus import Bus
-from fluxbus_kustomize.reconciler import ignore_drift
 from reconcile_helpers import (
     condition,
     configmap,
@@ -19,6 +16,10 @@ from reconcile_helpers import (
     namespace,
     running,
 )
+
+from fluxbus_common.api import DriftIgnoreRule
+from fluxbus_common.bus import Bus
+from fluxbus_kustomize.reconciler import ignore_drift
 
 
 def selector_repo(app_label: str, *, force_annotation: bool = False) -> dict[str, str]:

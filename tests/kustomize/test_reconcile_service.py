@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from reconcile_helpers import SETTINGS, Env, configmap, kustomization, manifests
+
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_kustomize import app
 from fluxbus_kustomize.reconciler import KustomizeSettings
-from reconcile_helpers import SETTINGS, Env, configmap, kustomization, manifests
 
 
 async def test_service_applies_and_corrects_drift_every_interval(

@@ -4,6 +4,7 @@ artifact root, nothing is fetched remotely and only builtin plugins load."""
 from __future__ import annotations
 
 import pytest
+
 from fluxbus_kustomize.logic.sandbox import (
     check_kustomization,
     check_plugin_config,

@@ -4,6 +4,7 @@ variable precedence and the opt-out annotation."""
 from __future__ import annotations
 
 import pytest
+
 from fluxbus_kustomize.logic.manifests import load, split_documents
 from fluxbus_kustomize.logic.substitute import (
     SubstitutionError,

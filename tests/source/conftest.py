@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from fluxbus_source.git import GitClient
 
 

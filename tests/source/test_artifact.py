@@ -6,6 +6,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from fluxbus_source.artifact import (
     archive,
     build_tarball,

@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+
 from fluxbus_source.errors import GitCredentialsError
 from fluxbus_source.logic.auth import GitAuth
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from fluxbus_common.testing.git import (
     File,
     GitHTTPServer,

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from fluxbus_common.testing.git import GitHTTPServer, GitRepo, HTTPProxy
 from fluxbus_source.errors import GitAuthError, GitCredentialsError, GitUnreachableError
 from fluxbus_source.git import GitClient

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from fluxbus_common.testing.git import GitRepo, GitSSHServer
 from fluxbus_source.errors import (
     GitAuthError,

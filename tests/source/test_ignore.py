@@ -1,6 +1,7 @@
 """Flux's exclusion rules: defaults, .sourceignore at any depth, spec.ignore."""
 
 import pytest
+
 from fluxbus_source.logic.ignore import build_rules, in_sparse_checkout, scope_pattern
 
 

@@ -1,6 +1,7 @@
 """spec.ref precedence, resolution against a ref listing, and Flux revision strings."""
 
 import pytest
+
 from fluxbus_source.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
 from fluxbus_source.logic.refs import (
     Checkout,

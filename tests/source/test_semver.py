@@ -1,6 +1,7 @@
 """Semver ranges pick the highest matching tag, as Masterminds/semver v3 does for Flux."""
 
 import pytest
+
 from fluxbus_source.logic.semver import (
     SemverError,
     highest_match,

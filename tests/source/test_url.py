@@ -1,6 +1,7 @@
 """spec.url accepts http(s) and ssh addresses only, with a fix-it message otherwise."""
 
 import pytest
+
 from fluxbus_source.errors import InvalidURLError
 from fluxbus_source.logic.url import parse_git_url
 

@@ -3,12 +3,11 @@ then write (or delete) them; nothing is written when any document is invalid."""
 
 from __future__ import annotations
 
-from fluxbus_common.api import resolve_kind
-from fluxbus_common.bus import Bus
-
 from fluxbus_cli import manifests, store
 from fluxbus_cli.commands.delete import delete_one
 from fluxbus_cli.render import Output
+from fluxbus_common.api import resolve_kind
+from fluxbus_common.bus import Bus
 
 
 async def apply(

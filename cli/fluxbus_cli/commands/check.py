@@ -10,11 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+from fluxbus_cli.render import Output
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus, BusError
 from fluxbus_common.settings import BusSettings
-
-from fluxbus_cli.render import Output
 
 KUBECTL_TIMEOUT = 30.0
 """Seconds `kubectl version --client` may take (a cold start on a slow disk is ~1s)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fluxbus_common import subjects
-from fluxbus_common.api import KindInfo
-from fluxbus_common.bus import Bus
-
 from fluxbus_cli import store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
+from fluxbus_common import subjects
+from fluxbus_common.api import KindInfo
+from fluxbus_common.bus import Bus
 
 
 async def delete_one(

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from fluxbus_cli import render
+from fluxbus_cli.render import Output
 from fluxbus_common import subjects
 from fluxbus_common.api import KindInfo
 from fluxbus_common.bus import Bus
 from fluxbus_common.events import Event
-
-from fluxbus_cli import render
-from fluxbus_cli.render import Output
 
 FOLLOW_WIDTHS = (len("2006-01-02T15:04:05Z"), len("Warning"), 24, 32, 0)
 """Column widths of `events --watch` (rows print as they come, so they cannot be measured):

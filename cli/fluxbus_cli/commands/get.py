@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
-from fluxbus_common import subjects
-from fluxbus_common.api import KindInfo
-from fluxbus_common.bus import Bus
-
 from fluxbus_cli import render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
+from fluxbus_common import subjects
+from fluxbus_common.api import KindInfo
+from fluxbus_common.bus import Bus
 
 Format = Literal["table", "json", "yaml"]
 

@@ -6,10 +6,9 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from fluxbus_common.api import KindInfo, UnknownKind, resolve_kind
-
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.store import TOOLKIT_KINDS
+from fluxbus_common.api import KindInfo, UnknownKind, resolve_kind
 
 ALL = "all"
 

@@ -12,13 +12,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fluxbus_common import keys, subjects
-from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
-from fluxbus_common.bus import Bus
-
 from fluxbus_cli import render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
+from fluxbus_common import keys, subjects
+from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
+from fluxbus_common.bus import Bus
 
 
 def request_token() -> str:

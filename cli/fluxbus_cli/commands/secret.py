@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fluxbus_common.api import InvalidObject, Secret, parse_object
-from fluxbus_common.bus import Bus
-
 from fluxbus_cli import render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.manifests import check_namespace
 from fluxbus_cli.render import Output
+from fluxbus_common.api import InvalidObject, Secret, parse_object
+from fluxbus_common.bus import Bus
 
 
 def read_file(path: str, flag: str) -> bytes:

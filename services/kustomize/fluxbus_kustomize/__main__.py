@@ -8,8 +8,8 @@ import os
 import sys
 
 import structlog
-from fluxbus_common import logconfig
 
+from fluxbus_common import logconfig
 from fluxbus_kustomize import app
 from fluxbus_kustomize.cluster import ClusterError
 

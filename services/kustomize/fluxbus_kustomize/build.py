@@ -53,9 +53,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
-
 from fluxbus_kustomize.logic.generate import (
     KUSTOMIZATION_FILES,
     GenerateError,

@@ -44,11 +44,11 @@ from typing import Any
 
 import aiohttp
 import structlog
+from kubernetes_asyncio import client, config
+
 from fluxbus_common.backoff import exponential
 from fluxbus_common.conditions import Reason
 from fluxbus_common.keys import FIELD_MANAGER
-from kubernetes_asyncio import client, config
-
 from fluxbus_kustomize.logic.ordering import Stage, apply_stages, group_of
 from fluxbus_kustomize.logic.policy import Action, apply_policy
 

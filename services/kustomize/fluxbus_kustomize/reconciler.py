@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Protocol
 import celpy
 import structlog
 from celpy import celtypes
+
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import (
     KindInfo,
@@ -78,7 +79,6 @@ from fluxbus_common.conditions import (
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import Severity
 from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
-
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
 from fluxbus_kustomize.cluster import ApplyError, Change, ClusterError, Ref, Resource
 from fluxbus_kustomize.logic.health import (

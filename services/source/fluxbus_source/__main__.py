@@ -6,7 +6,6 @@ import asyncio
 import os
 
 from fluxbus_common import logconfig
-
 from fluxbus_source import app
 
 

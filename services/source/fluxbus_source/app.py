@@ -13,7 +13,6 @@ from fluxbus_common.reconcile import Reconciler
 from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
-
 from fluxbus_source.git import GitClient
 from fluxbus_source.reconciler import GitRepositoryReconciler
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import structlog
+
 from fluxbus_common import subjects
 from fluxbus_common.api import GitRepository, GitRepositoryInclude, Secret
 from fluxbus_common.api.meta import Artifact
@@ -38,7 +39,6 @@ from fluxbus_common.errors import Generic, ReconcileError, Waiting
 from fluxbus_common.events import Severity
 from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
 from fluxbus_common.runtime import EventRecorder
-
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.errors import GitAuthError, GitCredentialsError
 from fluxbus_source.git import FetchResult, GitClient

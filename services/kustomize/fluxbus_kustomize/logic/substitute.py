@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from fluxbus_common.keys import DISABLED, KUSTOMIZE_SUBSTITUTE
 
+from fluxbus_common.keys import DISABLED, KUSTOMIZE_SUBSTITUTE
 from fluxbus_kustomize.logic.manifests import load
 
 VAR_NAME_PATTERN = "^[_[:alpha:]][_[:alpha:][:digit:]]*$"
