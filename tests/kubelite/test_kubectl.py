@@ -92,6 +92,9 @@ def test_diff_server_side_exits_0_without_changes_and_1_with_changes(
     kl.kubectl(
         "-n", ns, "apply", "--server-side", "-f", "-", input=manifest(deployment("web")), check=True
     )
+    # let the simulated controller finish writing status, or the diff may catch it mid-way
+    # (as on a real cluster)
+    kl.kubectl("-n", ns, "rollout", "status", "deploy/web", "--timeout=30s", check=True)
     same = kl.kubectl(
         "-n", ns, "diff", "--server-side", "-f", "-", input=manifest(deployment("web"))
     )

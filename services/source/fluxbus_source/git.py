@@ -128,6 +128,13 @@ class _SizeExceeded(Exception):
         self.size = size
 
 
+def _close_streams(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
 @dataclass
 class _Session:
     """Per-operation scratch: temp files for keys, ssh children, a cancel flag."""
@@ -181,10 +188,7 @@ class _Session:
             for p in self.procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=5)
-                for stream in (p.stdin, p.stdout, p.stderr):
-                    if stream is not None:
-                        with contextlib.suppress(OSError):
-                            stream.close()
+                _close_streams(p)
             self.procs.clear()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -271,10 +275,13 @@ class _OpenSSHVendor(SSHVendor):
             start_new_session=True,
         )
         with self.session.lock:
-            self.session.procs.append(proc)
-            if self.session.cancelled.is_set():  # cancelled while we were spawning
+            if self.session.cancelled.is_set():
+                # Cancelled while spawning, maybe after close() already ran: clean up here.
                 proc.kill()
                 proc.wait()
+                _close_streams(proc)
+                raise _Cancelled(_CANCELLED)
+            self.session.procs.append(proc)
         return SubprocessWrapper(proc)
 
 
@@ -321,6 +328,11 @@ class _SSHClient(SSHGitClient):
     def _connect(self, cmd: bytes, path: str | bytes, protocol_version: int | None = None) -> Any:
         proto, can_read, stderr = super()._connect(cmd, path, protocol_version)
         with self._session.lock:
+            if self._session.cancelled.is_set():
+                # The session may already be closed: nobody else would close this one.
+                with contextlib.suppress(Exception):
+                    proto.close()
+                raise _Cancelled(_CANCELLED)
             self._session.protocols.append(proto)
         return proto, can_read, stderr
 
