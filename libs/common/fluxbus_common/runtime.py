@@ -30,6 +30,7 @@ import structlog
 from fluxbus_common import keys
 from fluxbus_common.backoff import exponential, jittered
 from fluxbus_common.bus import Bus, BusError, Change, RevisionConflict
+from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import Event, ObjectReference, Severity
 from fluxbus_common.metrics import Metrics
@@ -445,8 +446,6 @@ class Runtime:
         self, key: str, doc: dict[str, Any], status: dict[str, Any], rev: int, message: str
     ) -> None:
         """A stored object the model rejects: Ready=False, Stalled, until the spec changes."""
-        from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
-
         conds = [Condition.model_validate(c) for c in status.get("conditions", [])]
         gen = int((doc.get("metadata") or {}).get("generation") or 0)
         set_condition(conds, ConditionType.READY, False, Reason.INVALID_SPEC, message, gen)
