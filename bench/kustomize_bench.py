@@ -21,6 +21,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import json
 import os
 import platform
 import subprocess
@@ -30,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+import yaml
 
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
@@ -98,9 +102,15 @@ spec:
 """
 
 
+DISTINCT = False
+"""--distinct: give every app's manifest its own content (a comment), so no two
+Kustomizations can share a kustomize render (the realistic worst case)."""
+
+
 def tarball(i: int) -> bytes:
     """A deterministic source artifact for app `i` (a distinct file per app)."""
-    files = {"app.yaml": APP, "README.md": f"app {i}\n"}
+    app = f"# app {i}\n{APP}" if DISTINCT else APP
+    files = {"app.yaml": app, "README.md": f"app {i}\n"}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tf:
         for name, text in sorted(files.items()):
@@ -252,6 +262,50 @@ async def resync(bus: Bus, n: int) -> float:
     return round(time.monotonic() - start, 2)
 
 
+async def raw_apply_baseline(kubeconfig: Path, n: int, concurrency: int = 16) -> float:
+    """Seconds to server-side apply the same 4*N objects straight to kubelite.
+
+    The "physical limit" the service is measured against, in the same run: the
+    objects the N Kustomizations produce (substituted by hand, into namespace
+    `baseline`), one PATCH each with raw aiohttp, `concurrency` in flight, no
+    dry-run, no reads, no NATS.
+    """
+    server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    plurals = {
+        "ServiceAccount": "/api/v1/namespaces/baseline/serviceaccounts",
+        "Service": "/api/v1/namespaces/baseline/services",
+        "Deployment": "/apis/apps/v1/namespaces/baseline/deployments",
+        "Ingress": "/apis/networking.k8s.io/v1/namespaces/baseline/ingresses",
+    }
+    bodies: list[tuple[str, str]] = []
+    for i in range(n):
+        text = (
+            APP.replace("${app}", f"app-{i}")
+            .replace("${namespace}", "baseline")
+            .replace("${replicas}", "0")
+        )
+        for doc in yaml.safe_load_all(text):
+            path = f"{plurals[doc['kind']]}/{doc['metadata']['name']}"
+            bodies.append((path, json.dumps(doc)))
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(server) as http:
+
+        async def apply(path: str, body: str) -> None:
+            async with sem:
+                async with http.patch(
+                    path,
+                    params={"fieldManager": "bench", "force": "true"},
+                    data=body,
+                    headers={"Content-Type": "application/apply-patch+yaml"},
+                ) as r:
+                    if r.status >= 300:
+                        raise RuntimeError(f"{path}: {r.status} {await r.text()}")
+
+        start = time.monotonic()
+        await asyncio.gather(*(apply(p, b) for p, b in bodies))
+        return time.monotonic() - start
+
+
 def ready(status: dict[str, Any] | None) -> bool:
     for c in (status or {}).get("conditions", []):
         if c.get("type") == "Ready":
@@ -338,6 +392,8 @@ async def run(n: int, workers: int, profile: str = "", tmpdir: str = "") -> dict
             if proc is not None
         }
         sampler.cancel()
+        kubectl(kubeconfig, "create", "namespace", "baseline")
+        baseline_s = await raw_apply_baseline(kubeconfig, n)
         cpu: dict[str, float] = {}
         for name, proc in (("kustomize", service), ("kubelite", kube), ("nats", nats.proc)):
             if proc is not None:
@@ -358,6 +414,9 @@ async def run(n: int, workers: int, profile: str = "", tmpdir: str = "") -> dict
             "cpu_s": cpu,
             "resync_all_s": resync_s,
             "resync_cpu_s": resync_cpu,
+            "distinct_manifests": DISTINCT,
+            "raw_apply_same_objects_s": round(baseline_s, 2),
+            "raw_apply_objects_per_s": round(4 * n / baseline_s),
         }
     finally:
         if service is not None:
@@ -381,7 +440,10 @@ def main() -> None:
         default="",
         help="TMPDIR of the service, e.g. /dev/shm (a memory-backed emptyDir in Kubernetes)",
     )
+    p.add_argument("--distinct", action="store_true", help="no two apps share manifest content")
     args = p.parse_args()
+    global DISTINCT
+    DISTINCT = args.distinct
     print(f"# {platform.python_version()} on {os.cpu_count()} cores ({platform.machine()})")
     for n in args.n:
         result = asyncio.run(run(n, args.workers, args.profile, args.tmpdir))
