@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,9 +20,15 @@ def cms(ns: str) -> str:
 
 
 async def watch_lines(
-    url: str, path: str, params: dict[str, str], count: int, timeout: float = 10
+    url: str,
+    path: str,
+    params: dict[str, str],
+    count: int,
+    timeout: float = 10,
+    on_event: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read count watch events (one JSON object a line) from a watch request."""
+    """Read count watch events (one JSON object a line) from a watch request;
+    `on_event(events so far)` runs after each one."""
     out: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as s, asyncio.timeout(timeout):
         async with s.get(url + path, params={"watch": "true", **params}) as resp:
@@ -31,6 +38,8 @@ async def watch_lines(
                 if not line:
                     break
                 out.append(json.loads(line))
+                if on_event is not None:
+                    await on_event(out)
     return out
 
 
@@ -389,14 +398,12 @@ async def test_watch_list_sends_initial_events_then_a_bookmark(
         "resourceVersionMatch": "NotOlderThan",
         "allowWatchBookmarks": "true",
     }
-    task = asyncio.create_task(watch_lines(kl.url, cms(ns), params, 4))
-    events = []
-    while not task.done():
-        await asyncio.sleep(0.05)
-        if len(events) == 0:
+
+    async def post_after_bookmark(events: list[dict[str, Any]]) -> None:
+        if events[-1]["type"] == "BOOKMARK":  # initial events done: now a live one
             await raw("POST", cms(ns), configmap("c"))
-            events.append("posted")
-    got = await task
+
+    got = await watch_lines(kl.url, cms(ns), params, 4, on_event=post_after_bookmark)
     assert [(e["type"], e["object"]["metadata"].get("name")) for e in got[:2]] == [
         ("ADDED", "a"),
         ("ADDED", "b"),
