@@ -7,6 +7,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -50,3 +51,16 @@ class Event(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     reporting_controller: str
     reporting_instance: str = ""
+
+
+class EventSink(Protocol):
+    """Where reconcilers send events (`fluxbus_common.runtime.EventRecorder`, or a test double)."""
+
+    async def event(
+        self,
+        obj: Any,
+        severity: Severity,
+        reason: str,
+        message: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None: ...

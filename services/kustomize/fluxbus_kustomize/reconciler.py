@@ -77,7 +77,7 @@ from fluxbus_common.conditions import (
     set_condition,
 )
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
-from fluxbus_common.events import Severity
+from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
 from fluxbus_kustomize.cluster import ApplyError, Change, ClusterError, Ref, Resource
@@ -142,19 +142,6 @@ class ClusterPort(Protocol):
         timeout: float,
         initial: Mapping[Ref, Mapping[str, Any] | None] | None = None,
     ) -> tuple[bool, dict[Ref, dict[str, Any] | None]]: ...
-
-
-class Recorder(Protocol):
-    """Publishes events (`fluxbus_common.runtime.EventRecorder`)."""
-
-    async def event(
-        self,
-        obj: Any,
-        severity: Severity,
-        reason: str,
-        message: str,
-        metadata: dict[str, str] | None = None,
-    ) -> None: ...
 
 
 # --------------------------------------------------------------------------- settings
@@ -442,7 +429,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         bus: Bus,
         cluster: ClusterPort,
         *,
-        recorder: Recorder | None = None,
+        recorder: EventSink | None = None,
         builder: Builder | None = None,
         settings: KustomizeSettings | None = None,
     ) -> None:

@@ -36,9 +36,8 @@ from fluxbus_common.conditions import (
     set_condition,
 )
 from fluxbus_common.errors import Generic, ReconcileError, Waiting
-from fluxbus_common.events import Severity
+from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
-from fluxbus_common.runtime import EventRecorder
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.errors import GitAuthError, GitCredentialsError
 from fluxbus_source.git import FetchResult, GitClient
@@ -131,7 +130,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
     def __init__(
         self,
         bus: Bus,
-        recorder: EventRecorder,
+        recorder: EventSink,
         git: GitPort | None = None,
         *,
         keep_artifacts: int = KEEP_ARTIFACTS,

@@ -431,13 +431,7 @@ def substitute_object(
     if substitution_disabled(obj):
         return obj
     text = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=float("inf"), allow_unicode=True)
-    try:
-        out = envsubst(text, variables, strict=strict)
-    except SubstitutionError as e:
-        raise SubstitutionError(f"{object_ref(obj)}: variable substitution failed: {e}") from None
-    if out == text:
-        return obj
-    return _reparse(obj, out)
+    return substitute_document(text, obj, variables, strict=strict)
 
 
 def _reparse(obj: Mapping[str, Any], text: str) -> dict[str, Any]:
