@@ -44,7 +44,7 @@ class EventingReconciler(WidgetReconciler):
         self.all_done = asyncio.Event()
         self.target = 0
 
-    async def reconcile_widget(self, obj: Widget, scratch: dict[str, Any]) -> Result:
+    async def reconcile_widget(self, obj: Widget, state: None) -> Result:
         await self.recorder.event(obj, Severity.INFO, "Succeeded", "no-op")
         return Result(ready_message="ok")
 

@@ -33,8 +33,9 @@ from fluxbus_cli.secrets import (
     split_file_spec,
     split_literal,
 )
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
 from fluxbus_common.duration import parse_duration
+from fluxbus_common.ports import BusError
 from fluxbus_common.settings import BusSettings
 
 DEFAULT_NAMESPACE = "flux-system"

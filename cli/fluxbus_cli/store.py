@@ -14,8 +14,9 @@ from typing import Any
 from fluxbus_cli.errors import CliError
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import KINDS, AnyObject, ConfigMap, KindInfo, Secret, dump_object
-from fluxbus_common.bus import ApplyResult, Bus, RevisionConflict
+from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import now_rfc3339
+from fluxbus_common.ports import ApplyResult, RevisionConflict
 
 TOOLKIT_KINDS: tuple[KindInfo, ...] = tuple(k for k in KINDS if k.store == "objects")
 PRESERVED_ANNOTATIONS = (keys.RECONCILE_REQUESTED_AT, keys.FORCE_REQUESTED_AT)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from fluxbus_common import keys
-from fluxbus_common.bus import Bus, RevisionConflict
+from fluxbus_common.bus import Bus
+from fluxbus_common.ports import RevisionConflict
 
 MANIFESTS = Path(__file__).parent / "manifests"
 FLUXBUS = Path(sys.executable).parent / "fluxbus"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxbus_common.bus import Bus, RevisionConflict
+from fluxbus_common.bus import Bus
 from fluxbus_common.events import Event, ObjectReference, Severity
+from fluxbus_common.ports import RevisionConflict
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import NatsServer, wait_for
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
+from fluxbus_common.ports import BusError
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import NatsServer
 

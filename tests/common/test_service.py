@@ -86,3 +86,42 @@ async def test_a_service_serves_health_ready_and_metrics_then_stops_on_sigterm(
 async def _reconciled(bus: Bus, key: str) -> bool:
     entry = await bus.get_status(key)
     return entry is not None and entry.value.get("observedGeneration") == 1
+
+
+async def test_a_service_runs_its_background_tasks_beside_the_runtimes_and_stops_them(
+    bus_settings: BusSettings,
+):
+    from fluxbus_common.service import run_service
+    from fluxbus_common.settings import RuntimeSettings
+    from fluxbus_common.testing.widgets import WidgetReconciler
+
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def dispatcher() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def make(bus: Bus) -> list[WidgetReconciler]:
+        return [WidgetReconciler("bg")]
+
+    service = asyncio.create_task(
+        run_service(
+            "bg",
+            make,
+            bus_settings=bus_settings,
+            runtime_settings=RuntimeSettings(http_addr="", instance="bg", lease_ttl=2),
+            stop=stop,
+            background=lambda bus, runtimes: {"dispatcher": dispatcher()},
+        )
+    )
+    async with asyncio.timeout(10):
+        await started.wait()
+        stop.set()
+        await service
+    assert cancelled.is_set()

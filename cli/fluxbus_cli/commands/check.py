@@ -12,7 +12,8 @@ from pathlib import Path
 
 from fluxbus_cli.render import Output
 from fluxbus_common import subjects
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
+from fluxbus_common.ports import BusError
 from fluxbus_common.settings import BusSettings
 
 KUBECTL_TIMEOUT = 30.0

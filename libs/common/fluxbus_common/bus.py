@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import nats
 import nats.errors
@@ -32,6 +32,13 @@ from nats.js.object_store import ObjectStore
 from fluxbus_common import subjects
 from fluxbus_common.conditions import now_rfc3339
 from fluxbus_common.events import Event
+from fluxbus_common.ports import (
+    ApplyResult,
+    BusError,
+    Entry,
+    KVChange,
+    RevisionConflict,
+)
 from fluxbus_common.settings import BusSettings
 
 KV_HISTORY = 5
@@ -42,41 +49,12 @@ EVENTS_MAX_AGE = 7 * 24 * 3600.0
 """Events are kept a week, so a notifier that was down delivers what it missed."""
 
 
-class BusError(Exception):
-    """Any failure talking to NATS, with the library's exception as cause."""
-
-
-class RevisionConflict(BusError):
-    """A compare-and-set write lost: the key moved on since it was read."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One KV value: the decoded JSON document and its revision."""
-
-    key: str
-    value: dict[str, Any]
-    revision: int
-
-
-@dataclass(frozen=True)
-class Change:
-    """One KV watch notification; `value` is None when the key was deleted."""
-
-    key: str
-    value: dict[str, Any] | None
-    revision: int
-
-
 @dataclass(frozen=True)
 class Delivery:
     """One event from the stream and how to acknowledge it."""
 
     event: Event
     ack: Callable[[], Awaitable[None]]
-
-
-ApplyResult = Literal["created", "configured", "unchanged"]
 
 
 def _ssl_context(settings: BusSettings) -> ssl.SSLContext | None:
@@ -265,10 +243,10 @@ class Bus:
         *,
         initial_only: bool = False,
         mark_initial: bool = False,
-    ) -> AsyncIterator[Change]:
+    ) -> AsyncIterator[KVChange]:
         """Yield the current value of every matching key, then (unless
         `initial_only`) every later change, for as long as the caller iterates.
-        With `mark_initial`, a Change with an empty key marks the end of the
+        With `mark_initial`, a KVChange with an empty key marks the end of the
         initial values.
 
         The watch survives NATS reconnects (it is an ordered push consumer that
@@ -293,17 +271,17 @@ class Bus:
                     if initial_only:
                         return
                     if mark_initial:
-                        yield Change("", None, 0)
+                        yield KVChange("", None, 0)
                     continue
                 seen += 1
                 deleted = e.operation in ("DEL", "PURGE")
-                yield Change(e.key, None if deleted else _decode(e.value), e.revision or 0)
+                yield KVChange(e.key, None if deleted else _decode(e.value), e.revision or 0)
                 if not e.delta and not initial_marked:
                     initial_marked = True
                     if initial_only:
                         return
                     if mark_initial:
-                        yield Change("", None, 0)
+                        yield KVChange("", None, 0)
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()
@@ -320,7 +298,7 @@ class Bus:
 
     async def watch_objects(
         self, kind: str, *, mark_initial: bool = False
-    ) -> AsyncIterator[Change]:
+    ) -> AsyncIterator[KVChange]:
         """Watch every object of a kind (current values first)."""
         async for c in self.kv_watch(
             subjects.OBJECTS_BUCKET, subjects.kind_filter(kind), mark_initial=mark_initial
@@ -408,7 +386,7 @@ class Bus:
     async def list_status(self, kind: str | None = None) -> list[Entry]:
         return await self.kv_list(subjects.STATUS_BUCKET, f"{kind.lower()}." if kind else "")
 
-    async def watch_status(self, kind: str) -> AsyncIterator[Change]:
+    async def watch_status(self, kind: str) -> AsyncIterator[KVChange]:
         """Watch the status of every object of a kind (current values first)."""
         async for c in self.kv_watch(subjects.STATUS_BUCKET, subjects.kind_filter(kind)):
             yield c

@@ -1,24 +1,42 @@
 """The reconciler shape every service follows (CONVENTIONS §3).
 
-A reconciler runs an ordered tuple of steps `reconcile_<aspect>(obj, scratch)`;
-each returns a `Result` or raises a typed error (`fluxbus_common.errors`);
-one `summarize()` alone derives Ready / Reconciling / Stalled and
-`observedGeneration`. The runtime (`fluxbus_common.runtime`) calls
-`reconcile()`, then `summarize()`, writes the status and schedules the next run.
+A reconciler is a `StepReconciler[ObjT, StateT]`: guard clauses, then an
+ordered tuple of step *methods* `reconcile_<aspect>(obj, state)` (returned by
+`steps()`), where `state` is one dataclass per kind holding what the steps
+hand each other (built fresh by `new_state()` for every reconcile). Each step
+returns a `Result` (or None) or raises a typed error (`fluxbus_common.errors`).
+One `summarize()` alone derives Ready / Reconciling / Stalled and
+`observedGeneration`.
+
+The loop itself lives here, not in services. A kind customises it through
+hooks:
+- `timeout(obj)` bounds the whole reconcile (None: no bound); a timeout
+  becomes `Generic(timeout_message(...), RECONCILIATION_FAILED)`;
+- `retry_interval(obj)` is the delay after a `Generic` error that names none
+  (None: exponential backoff), read by the runtime;
+- `on_result(obj, state, error)` runs once after the steps, with the error
+  that ended them (None on success), e.g. to record history.
+
+The runtime (`fluxbus_common.runtime`) calls `reconcile()`, then
+`summarize()`, writes the status and schedules the next run.
 
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from fluxbus_common.conditions import ConditionType, Reason, remove_condition, set_condition
+from fluxbus_common.duration import format_duration
+from fluxbus_common.errors import Generic as GenericError
 from fluxbus_common.errors import ReconcileError, Stalling
 
 ObjT = TypeVar("ObjT")
+StateT = TypeVar("StateT")
 
 
 @dataclass
@@ -48,6 +66,10 @@ class Result:
         )
 
 
+Step = Callable[[ObjT, StateT], Awaitable[Result | None]]
+"""One step: a bound method `reconcile_<aspect>(obj, state)`."""
+
+
 @dataclass
 class DependencyWatch:
     """Re-run reconciles when something else changes.
@@ -68,13 +90,19 @@ class Reconciler(Protocol[ObjT]):
 
     kind: ClassVar[str]
     """The Kind, e.g. "GitRepository"; its lower-case form prefixes keys."""
-    watches: ClassVar[tuple[DependencyWatch, ...]]
+
+    @property
+    def watches(self) -> tuple[DependencyWatch, ...]:
+        """What else, when it changes, calls for a reconcile."""
 
     def parse(self, doc: dict[str, Any]) -> ObjT:
         """Validate a stored document (object + status) into the kind's model."""
 
     def interval(self, obj: ObjT) -> float:
         """Seconds between successful reconciles."""
+
+    def retry_interval(self, obj: ObjT) -> float | None:
+        """Seconds before retrying after a Generic error naming none (None: backoff)."""
 
     async def reconcile(self, obj: ObjT) -> Result:
         """Bring the world in line with obj; raise a ReconcileError on failure."""
@@ -86,23 +114,63 @@ class Reconciler(Protocol[ObjT]):
         """Clean up before the object is removed (prune, delete artifacts)."""
 
 
-class StepReconciler(Generic[ObjT]):
-    """Base class: run `steps` in order, stop at the first error.
+class StepReconciler(Generic[ObjT, StateT]):
+    """Base class: run `steps()` in order over a fresh state, stop at the first error.
 
-    Subclasses set `kind`, `steps` (method names) and `watches`, and implement
-    `parse`, `interval` and the steps.
+    Subclasses set `kind` (and `watches` when they depend on other objects)
+    and implement `parse`, `interval`, `new_state`, `steps` and the steps;
+    the hooks (`timeout`, `retry_interval`, `on_result`, `finalize`) are
+    optional.
     """
 
     kind: ClassVar[str] = ""
-    steps: ClassVar[tuple[str, ...]] = ()
-    watches: ClassVar[tuple[DependencyWatch, ...]] = ()
+    watches: tuple[DependencyWatch, ...] = ()
+
+    def new_state(self, obj: ObjT) -> StateT:
+        """Return the empty per-reconcile state the steps fill in."""
+        raise NotImplementedError
+
+    def steps(self) -> tuple[Step[ObjT, StateT], ...]:
+        """Return the steps, in order, as bound methods."""
+        raise NotImplementedError
+
+    def timeout(self, obj: ObjT) -> float | None:
+        """Seconds the whole reconcile may take (None: unbounded)."""
+        return None
+
+    def timeout_message(self, obj: ObjT, seconds: float) -> str:
+        """The Ready message of a reconcile that ran out of time."""
+        return f"reconciliation timed out after {format_duration(seconds)}"
+
+    def retry_interval(self, obj: ObjT) -> float | None:
+        """Seconds before retrying after a Generic error naming none (None: backoff)."""
+        return None
+
+    async def on_result(self, obj: ObjT, state: StateT, error: ReconcileError | None) -> None:
+        """Called once after the steps (error: what ended them, None on success)."""
+        return None
 
     async def reconcile(self, obj: ObjT) -> Result:
-        scratch: dict[str, Any] = {}
+        """Run the steps within `timeout(obj)`; call `on_result` on the way out.
+
+        Raises the ReconcileError that stopped the steps (a timeout becomes Generic).
+        """
+        state = self.new_state(obj)
         result = Result()
-        for name in self.steps:
-            step: Callable[[ObjT, dict[str, Any]], Awaitable[Result | None]] = getattr(self, name)
-            result = result.merge(await step(obj, scratch))
+        timeout = self.timeout(obj)
+        error: ReconcileError | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                for step in self.steps():
+                    result = result.merge(await step(obj, state))
+        except TimeoutError:
+            assert timeout is not None  # asyncio.timeout(None) never expires
+            error = GenericError(self.timeout_message(obj, timeout), Reason.RECONCILIATION_FAILED)
+        except ReconcileError as e:
+            error = e
+        await self.on_result(obj, state, error)
+        if error is not None:
+            raise error
         return result
 
     def summarize(self, obj: Any, result: Result | None, error: ReconcileError | None) -> None:

@@ -7,7 +7,8 @@ Guarantees (each has a test in tests/common/test_runtime.py):
   `crc32(key) % shards` and only the holder of that shard's lease works on it;
 - success requeues at the object's interval ±5 % jitter;
 - failure backs off exponentially (capped, reset on success), or after the
-  error's own `retry_after` / `requeue_after`; `Stalling` waits for a new spec;
+  error's own `retry_after` / `requeue_after`, or the reconciler's
+  `retry_interval(obj)`; `Stalling` waits for a new spec;
 - `spec.suspend` stops all work;
 - a new generation, a new `reconcile.fluxcd.io/requestedAt`, a deletion or a
   change of something the reconciler watches is handled at once;
@@ -29,11 +30,12 @@ import structlog
 
 from fluxbus_common import keys
 from fluxbus_common.backoff import exponential, jittered
-from fluxbus_common.bus import Bus, BusError, Change, RevisionConflict
+from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import Event, ObjectReference, Severity
 from fluxbus_common.metrics import Metrics
+from fluxbus_common.ports import BusError, KVChange, RevisionConflict
 from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.workqueue import WorkQueue
@@ -251,7 +253,7 @@ class Runtime:
                 continue
             self._on_object(change)
 
-    def _on_object(self, change: Change) -> None:
+    def _on_object(self, change: KVChange) -> None:
         key = change.key
         if change.value is None:
             self.objects.pop(key, None)
@@ -419,6 +421,8 @@ class Runtime:
             delay = error.requeue_after
         elif isinstance(error, Generic) and error.retry_after is not None:
             delay = error.retry_after
+        elif (retry := self.reconciler.retry_interval(obj)) is not None:
+            delay = retry
         else:
             delay = self._next_backoff(key)
         if delay is not None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import structlog
 
 from fluxbus_common.backoff import exponential
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
 from fluxbus_common.httpserver import start_http
 from fluxbus_common.metrics import Metrics
+from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import Reconciler
 from fluxbus_common.runtime import Runtime
 from fluxbus_common.settings import BusSettings, RuntimeSettings
@@ -50,10 +51,15 @@ async def run_service(
     runtime_settings: RuntimeSettings | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[list[Runtime], int], None] | None = None,
+    background: Callable[[Bus, list[Runtime]], Mapping[str, Coroutine[Any, Any, None]]]
+    | None = None,
 ) -> None:
     """Run a service until `stop` is set (or SIGTERM/SIGINT arrives).
 
     `make_reconcilers(bus)` builds the service's reconcilers once connected.
+    `background(bus, runtimes)` returns the service's other long-running
+    tasks by name (a dispatcher, a webhook server); they run beside the
+    runtimes in the same TaskGroup and are cancelled with them on stop.
     `on_ready(runtimes, http_port)` is called once everything has started.
     """
     bus_settings = bus_settings or BusSettings.from_env()
@@ -89,6 +95,9 @@ async def run_service(
             )
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(rt.run(), name=f"{name}-{rt.kind}") for rt in runtimes]
+                if background is not None:
+                    for task_name, coro in background(bus, runtimes).items():
+                        tasks.append(tg.create_task(coro, name=f"{name}-{task_name}"))
                 if on_ready is not None:
                     on_ready(runtimes, port)
                 await stop.wait()

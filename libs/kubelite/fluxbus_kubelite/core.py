@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from fluxbus_common.selectors import parse_label_selector, selector_string
+
 from . import errors, ssa
 from .crdvalidation import default_object
 from .crdvalidation import validate_object as validate_custom_resource
@@ -25,8 +27,6 @@ from .schema import drop_unknown, type_errors, unknown_fields
 from .ssa import jcopy
 from .store import Key, Store
 from .validation import (
-    parse_label_selector,
-    selector_string,
     validate_annotations,
     validate_labels,
     validate_name,

@@ -29,6 +29,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from fluxbus_common.selectors import SelectorError, parse_field_selector, parse_label_selector
+
 from . import errors, protobuf, tables
 from .controllers import Controllers, SimulationConfig
 from .core import NS_KEY, Kubelite, Options, now
@@ -37,7 +39,6 @@ from .openapi import OpenAPI
 from .patches import PatchError, json_patch, merge_patch
 from .resources import VERBS, ResourceType, review_status
 from .store import DEFAULT_HISTORY, Event, Persistence, Store
-from .validation import SelectorError, parse_field_selector, parse_label_selector
 
 log = structlog.get_logger("kubelite")
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from .validation import selector_string
+from fluxbus_common.selectors import selector_string
 
 Row = Callable[[dict[str, Any]], list[Any]]
 

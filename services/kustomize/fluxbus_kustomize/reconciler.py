@@ -68,7 +68,7 @@ from fluxbus_common.api.kustomize import (
 )
 from fluxbus_common.api.meta import seconds
 from fluxbus_common.api.registry import parse_object
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import (
     ConditionType,
     Reason,
@@ -78,7 +78,8 @@ from fluxbus_common.conditions import (
 )
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import EventSink, Severity
-from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
+from fluxbus_common.ports import BusError
+from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
 from fluxbus_kustomize.cluster import ApplyError, Change, ClusterError, Ref, Resource
 from fluxbus_kustomize.logic.health import (
@@ -183,6 +184,34 @@ class KustomizeSettings:
             min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
             default_service_account=e.get("FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT") or None,
         )
+
+
+@dataclass
+class KustomizeState:
+    """What the Kustomization steps hand each other during one reconcile."""
+
+    start: float
+    """time.monotonic() when the reconcile began."""
+    deadline: float
+    """time.monotonic() by which it must end (`spec.timeout`)."""
+    source_key: str = ""
+    """The status key of the source (reconcile_source)."""
+    artifact: dict[str, Any] = field(default_factory=dict)
+    """The source's `status.artifact`."""
+    revision: str = ""
+    """The source revision being applied."""
+    old_inventory: list[InventoryEntry] = field(default_factory=list)
+    """The inventory before this reconcile."""
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    """The rendered manifests (reconcile_build)."""
+    checksum: str | None = None
+    """Digest of the rendered manifests; set once the build succeeded."""
+    changes: list[Change] = field(default_factory=list)
+    """What apply did, one per object (reconcile_apply)."""
+    inventory: list[InventoryEntry] = field(default_factory=list)
+    """The new inventory."""
+    pruned: list[Change] = field(default_factory=list)
+    """What prune deleted (reconcile_prune)."""
 
 
 @dataclass
@@ -410,19 +439,10 @@ def _cel_true(expr: str, activation: Mapping[str, Any], what: str) -> bool:
 # --------------------------------------------------------------------------- reconciler
 
 
-class KustomizationReconciler(StepReconciler[Kustomization]):
+class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     """Reconciles Kustomizations against one cluster and the fluxbus store."""
 
     kind: ClassVar[str] = "Kustomization"
-    steps: ClassVar[tuple[str, ...]] = (
-        "reconcile_source",
-        "reconcile_dependencies",
-        "reconcile_build",
-        "reconcile_apply",
-        "reconcile_prune",
-        "reconcile_health",
-        "reconcile_status",
-    )
 
     def __init__(
         self,
@@ -441,7 +461,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         self._inflight: dict[str, _InFlight] = {}
         self._sources_seen: dict[str, tuple[Any, ...]] = {}
         self._deps_seen: dict[str, tuple[Any, ...]] = {}
-        self.watches = (  # type: ignore[misc]
+        self.watches = (
             DependencyWatch("GitRepository", self._on_source_status),
             DependencyWatch("Kustomization", self._on_kustomization_status),
             DependencyWatch("Kustomization", self._on_kustomization_object, source="objects"),
@@ -465,33 +485,33 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         value = seconds(spec.timeout, spec.interval_seconds - MIN_KUSTOMIZATION_TIMEOUT)
         return max(value, self.settings.min_timeout)
 
-    async def reconcile(self, obj: Kustomization) -> Result:
-        """Run the steps within `spec.timeout`; record history on the way out."""
-        timeout = self.timeout(obj)
+    def retry_interval(self, obj: Kustomization) -> float:
+        """Flux retries every failure after `spec.retryInterval` (default: the interval)."""
+        return obj.spec.retry_interval_seconds
+
+    def new_state(self, obj: Kustomization) -> KustomizeState:
         start = time.monotonic()
-        scratch: dict[str, Any] = {"deadline": start + timeout, "start": start}
-        key = self.key_of(obj)
-        result = Result()
-        self._check_supported(obj)
-        try:
-            async with asyncio.timeout(timeout):
-                for name in self.steps:
-                    result = result.merge(await getattr(self, name)(obj, scratch))
-            return result
-        except TimeoutError:
-            error: ReconcileError = Generic(
-                f"reconciliation timed out after {_go_duration(timeout)}",
-                Reason.RECONCILIATION_FAILED,
-                retry_after=obj.spec.retry_interval_seconds,
-            )
-            self._record_history(obj, scratch, error.reason)
-            raise error from None
-        except ReconcileError as e:
-            if "checksum" in scratch and e.reason != Reason.HEALTH_CHECK_CANCELED:
-                self._record_history(obj, scratch, e.reason)
-            raise
-        finally:
-            self._inflight.pop(key, None)
+        return KustomizeState(start=start, deadline=start + self.timeout(obj))
+
+    def steps(self) -> tuple[Step[Kustomization, KustomizeState], ...]:
+        return (
+            self.reconcile_source,
+            self.reconcile_dependencies,
+            self.reconcile_build,
+            self.reconcile_apply,
+            self.reconcile_prune,
+            self.reconcile_health,
+            self.reconcile_status,
+        )
+
+    async def on_result(
+        self, obj: Kustomization, state: KustomizeState, error: ReconcileError | None
+    ) -> None:
+        """Record a failed attempt in the history (a success records itself); forget
+        the reconcile in flight."""
+        self._inflight.pop(self.key_of(obj), None)
+        if error is not None and error.reason != Reason.HEALTH_CHECK_CANCELED:
+            self._record_history(obj, state, error.reason)
 
     def _cluster(self, obj: Kustomization) -> ClusterPort:
         """The cluster as the Kustomization's service account (`spec.serviceAccountName`,
@@ -561,7 +581,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
 
     # -- steps -----------------------------------------------------------------------
 
-    async def reconcile_source(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
+    async def reconcile_source(self, obj: Kustomization, state: KustomizeState) -> None:
+        self._check_supported(obj)
         ref = obj.spec.source_ref
         if ref.kind != "GitRepository":
             raise Stalling(
@@ -587,18 +608,18 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 else f"Source '{ref.kind}/{ns}/{ref.name}' not found"
             )
             raise Waiting(message, Reason.ARTIFACT_FAILED, requeue_after=retry)
-        scratch["source_key"] = source_key
-        scratch["artifact"] = artifact
-        scratch["revision"] = str(artifact["revision"])
-        scratch["old_inventory"] = parse_entries(
+        state.source_key = source_key
+        state.artifact = artifact
+        state.revision = str(artifact["revision"])
+        state.old_inventory = parse_entries(
             [e.model_dump() for e in obj.status.inventory.entries] if obj.status.inventory else []
         )
-        obj.status.last_attempted_revision = scratch["revision"]
+        obj.status.last_attempted_revision = state.revision
         self._inflight[self.key_of(obj)] = _InFlight(
-            source_key, scratch["revision"], obj.metadata.generation
+            source_key, state.revision, obj.metadata.generation
         )
 
-    async def reconcile_dependencies(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
+    async def reconcile_dependencies(self, obj: Kustomization, state: KustomizeState) -> None:
         own = self.key_of(obj)
         for dep in obj.spec.depends_on:
             ns = dep.namespace or obj.metadata.namespace
@@ -623,8 +644,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             if not _ready(st) or int(st.get("observedGeneration") or 0) != gen:
                 self._not_ready(f"{what} is not ready")
             if (
-                _source_key(doc.value) == scratch["source_key"]
-                and st.get("lastAppliedRevision") != scratch["revision"]
+                _source_key(doc.value) == state.source_key
+                and st.get("lastAppliedRevision") != state.revision
             ):
                 self._not_ready(f"{what} revision is not up to date")
 
@@ -635,19 +656,18 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             requeue_after=self.settings.dependency_requeue,
         )
 
-    async def reconcile_build(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
-        retry = obj.spec.retry_interval_seconds
+    async def reconcile_build(self, obj: Kustomization, state: KustomizeState) -> None:
         spec = BuildSpec.from_kustomization(obj.spec)
         variables = await self._variables(obj)
-        artifact = scratch["artifact"]
+        artifact = state.artifact
         digest = str(artifact["digest"])
         strict = self.settings.strict_substitution
         merged = merge_variables([variables], spec.substitute) if spec.post_build else {}
         objects = self.builder.cache.get(RenderCache.key(digest, spec, merged, strict))
         if objects is None:
-            objects = await self._render(obj, artifact, spec, variables, strict, retry)
-        scratch["objects"] = objects
-        scratch["checksum"] = _checksum(objects)
+            objects = await self._render(obj, artifact, spec, variables, strict)
+        state.objects = objects
+        state.checksum = _checksum(objects)
 
     async def _render(
         self,
@@ -656,7 +676,6 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         spec: BuildSpec,
         variables: Mapping[str, str],
         strict: bool,
-        retry: float,
     ) -> list[dict[str, Any]]:
         digest = str(artifact["digest"])
         name = str(artifact.get("path") or "")
@@ -674,14 +693,13 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 raise Generic(
                     f"artifact {name} (revision {artifact.get('revision')}) not found in storage",
                     Reason.ARTIFACT_FAILED,
-                    retry_after=retry,
                 ) from None
             except BusError as e:
                 raise Generic(f"fetching artifact {name}: {e}", Reason.ARTIFACT_FAILED) from e
             try:
                 return await self.builder.build(tarball, digest, spec, variables, strict=strict)
             except BuildError as e:
-                raise Generic(e.message, e.reason, retry_after=retry) from None
+                raise Generic(e.message, e.reason) from None
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
@@ -704,7 +722,6 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 raise Generic(
                     f"substituteFrom {ref.kind}/{ns}/{ref.name}: {e}",
                     Reason.BUILD_FAILED,
-                    retry_after=obj.spec.retry_interval_seconds,
                 ) from e
             if values is None:
                 if ref.optional:
@@ -712,7 +729,6 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 raise Generic(
                     f"substituteFrom: {ref.kind}/{ns}/{ref.name} not found",
                     Reason.BUILD_FAILED,
-                    retry_after=obj.spec.retry_interval_seconds,
                 )
             out.update({str(k): str(v) for k, v in values.items()})
         return out
@@ -729,10 +745,9 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         out["metadata"] = meta
         return out
 
-    async def reconcile_apply(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
-        retry = obj.spec.retry_interval_seconds
+    async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
         rules = obj.spec.drift_ignore_rules
-        owned = [self._owned(obj, ignore_drift(o, rules)) for o in scratch["objects"]]
+        owned = [self._owned(obj, ignore_drift(o, rules)) for o in state.objects]
         ignored = {
             _ident(o): [p for r in rules if _target_matches(r.target, o) for p in r.paths]
             for o in owned
@@ -743,24 +758,24 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         for o in owned:
             toolkit = _store_info(str(o.get("apiVersion")), str(o.get("kind")))
             (in_store if toolkit else in_cluster).append(o)
-        store_plan = self._plan_store(in_store, retry)
-        old: list[InventoryEntry] = scratch["old_inventory"]
+        store_plan = self._plan_store(in_store)
+        old: list[InventoryEntry] = state.old_inventory
         try:
             changes = await self._cluster(obj).apply_all(
                 in_cluster,
                 force=obj.spec.force,
-                timeout=max(1.0, scratch["deadline"] - time.monotonic()),
+                timeout=max(1.0, state.deadline - time.monotonic()),
                 ignored={k: v for k, v in ignored.items() if v},
             )
         except ApplyError as e:
             self._set_inventory(obj, [*old, *(_entry(c.ref) for c in e.changes)])
-            raise Generic(str(e), e.reason, retry_after=retry) from None
+            raise Generic(str(e), e.reason) from None
         except ClusterError as e:
-            raise Generic(str(e), Reason.APPLY_FAILED, retry_after=retry) from None
-        changes += await self._apply_store(store_plan, retry)
-        scratch["changes"] = changes
+            raise Generic(str(e), Reason.APPLY_FAILED) from None
+        changes += await self._apply_store(store_plan)
+        state.changes = changes
         inventory = [_entry(c.ref) for c in changes]
-        scratch["inventory"] = inventory
+        state.inventory = inventory
         self._set_inventory(obj, inventory)
 
     def _set_inventory(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> None:
@@ -770,7 +785,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
         )
 
     def _plan_store(
-        self, docs: Sequence[Mapping[str, Any]], retry: float
+        self, docs: Sequence[Mapping[str, Any]]
     ) -> list[tuple[Ref, str, dict[str, Any]]]:
         """Validate the toolkit objects bound for the store (the store's dry-run)."""
         plan: list[tuple[Ref, str, dict[str, Any]]] = []
@@ -796,12 +811,10 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             key = subjects.object_key(info.kind, ns, name)
             plan.append((Ref(resource, ns, name), key, dict(doc)))
         if failures:
-            raise Generic("\n".join(failures), Reason.DRY_RUN_FAILED, retry_after=retry)
+            raise Generic("\n".join(failures), Reason.DRY_RUN_FAILED)
         return plan
 
-    async def _apply_store(
-        self, plan: Sequence[tuple[Ref, str, dict[str, Any]]], retry: float
-    ) -> list[Change]:
+    async def _apply_store(self, plan: Sequence[tuple[Ref, str, dict[str, Any]]]) -> list[Change]:
         changes: list[Change] = []
         for ref, key, doc in plan:
             try:
@@ -816,12 +829,12 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             changes.append(Change(ref, result))
         return changes
 
-    async def reconcile_prune(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
+    async def reconcile_prune(self, obj: Kustomization, state: KustomizeState) -> None:
         if not obj.spec.prune:
-            scratch["pruned"] = []
+            state.pruned = []
             return
-        stale = stale_entries(scratch["old_inventory"], scratch["inventory"])
-        scratch["pruned"] = await self._prune(obj, stale)
+        stale = stale_entries(state.old_inventory, state.inventory)
+        state.pruned = await self._prune(obj, stale)
 
     async def _prune(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> list[Change]:
         """Delete inventory entries (in the given order) that may be pruned and are ours.
@@ -879,8 +892,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             raise Generic(str(e), Reason.PRUNE_FAILED) from None
         return deleted
 
-    async def reconcile_health(self, obj: Kustomization, scratch: dict[str, Any]) -> None:
-        changes: list[Change] = scratch["changes"]
+    async def reconcile_health(self, obj: Kustomization, state: KustomizeState) -> None:
+        changes: list[Change] = state.changes
         if obj.spec.wait:
             targets = [c for c in changes if c.action != "skipped"]
         elif obj.spec.health_checks:
@@ -899,7 +912,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             self._healthy(obj, True, Reason.SUCCEEDED, "No health checks to run")
             return
         start = time.monotonic()
-        remaining = max(0.0, scratch["deadline"] - start - 0.05)
+        remaining = max(0.0, state.deadline - start - 0.05)
         flight = self._inflight.get(self.key_of(obj))
         wait = self._wait_healthy(self._cluster(obj), targets, exprs, remaining)
         try:
@@ -914,7 +927,8 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             message = f"Health check failed after {elapsed}: {detail}"
             self._healthy(obj, False, Reason.HEALTH_CHECK_FAILED, message)
             raise Generic(
-                message, Reason.HEALTH_CHECK_FAILED, retry_after=obj.spec.retry_interval_seconds
+                message,
+                Reason.HEALTH_CHECK_FAILED,
             )
         self._healthy(obj, True, Reason.SUCCEEDED, f"Health check passed in {elapsed}")
 
@@ -950,7 +964,6 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 raise Generic(
                     f"healthChecks: {e}",
                     Reason.HEALTH_CHECK_FAILED,
-                    retry_after=obj.spec.retry_interval_seconds,
                 ) from None
             ref = Ref(resource, ns if resource.namespaced else "", hc.name)
             targets.append(Change(ref, "unchanged"))
@@ -1030,11 +1043,11 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             return False, None
         return True, None
 
-    async def reconcile_status(self, obj: Kustomization, scratch: dict[str, Any]) -> Result:
-        revision = scratch["revision"]
+    async def reconcile_status(self, obj: Kustomization, state: KustomizeState) -> Result:
+        revision = state.revision
         obj.status.last_applied_revision = revision
-        self._record_history(obj, scratch, Reason.RECONCILIATION_SUCCEEDED)
-        changes: list[Change] = scratch["changes"] + scratch["pruned"]
+        self._record_history(obj, state, Reason.RECONCILIATION_SUCCEEDED)
+        changes: list[Change] = state.changes + state.pruned
         lines = [
             f"{c.subject} {c.action}"
             for c in changes
@@ -1053,12 +1066,12 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             ready_message=f"Applied revision: {revision}",
         )
 
-    def _record_history(self, obj: Kustomization, scratch: Mapping[str, Any], status: str) -> None:
-        checksum = scratch.get("checksum")
+    def _record_history(self, obj: Kustomization, state: KustomizeState, status: str) -> None:
+        checksum = state.checksum
         if not checksum:
             return
         now = now_rfc3339()
-        duration = _go_duration(time.monotonic() - scratch["start"])
+        duration = _go_duration(time.monotonic() - state.start)
         history = list(obj.status.history)
         current = next((h for h in history if h.digest == checksum), None)
         if current is not None:
@@ -1067,7 +1080,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
             current.last_reconciled_duration = duration
             current.last_reconciled_status = status
             current.total_reconciliations += 1
-            current.metadata = {"revision": scratch["revision"]}
+            current.metadata = {"revision": state.revision}
         else:
             current = Snapshot(
                 digest=checksum,
@@ -1076,7 +1089,7 @@ class KustomizationReconciler(StepReconciler[Kustomization]):
                 last_reconciled_duration=duration,
                 last_reconciled_status=status,
                 total_reconciliations=1,
-                metadata={"revision": scratch["revision"]},
+                metadata={"revision": state.revision},
             )
         obj.status.history = [current, *history][:HISTORY_SIZE]
 

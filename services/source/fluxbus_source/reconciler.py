@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -27,7 +28,7 @@ import structlog
 from fluxbus_common import subjects
 from fluxbus_common.api import GitRepository, GitRepositoryInclude, Secret
 from fluxbus_common.api.meta import Artifact
-from fluxbus_common.bus import Bus, BusError
+from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import (
     ConditionType,
     Reason,
@@ -37,7 +38,8 @@ from fluxbus_common.conditions import (
 )
 from fluxbus_common.errors import Generic, ReconcileError, Waiting
 from fluxbus_common.events import EventSink, Severity
-from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
+from fluxbus_common.ports import BusError
+from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.errors import GitAuthError, GitCredentialsError
 from fluxbus_source.git import FetchResult, GitClient
@@ -114,18 +116,27 @@ def _fetch_failure_recorded(obj: GitRepository) -> Iterator[None]:
         raise
 
 
-class GitRepositoryReconciler(StepReconciler[GitRepository]):
+@dataclass
+class SourceState:
+    """What the GitRepository steps hand each other during one reconcile."""
+
+    resolved: Resolved | None = None
+    """The remote revision the ref points at (reconcile_source)."""
+    includes: list[tuple[GitRepositoryInclude, Artifact]] = field(default_factory=list)
+    """The included GitRepositories' current artifacts."""
+    up_to_date: bool = False
+    """The stored artifact is current: nothing was fetched."""
+    tmp: Path | None = None
+    """The work directory holding the fetched tree (removed by reconcile_artifact)."""
+    fetched: FetchResult | None = None
+    """What was fetched into `tmp`."""
+
+
+class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
     """Reconciles GitRepositories into artifacts in the fluxbus object store."""
 
     kind: ClassVar[str] = "GitRepository"
-    steps: ClassVar[tuple[str, ...]] = (
-        "reconcile_storage",
-        "reconcile_source",
-        "reconcile_artifact",
-    )
-    watches: ClassVar[tuple[DependencyWatch, ...]] = (
-        DependencyWatch(kind="gitrepository", map=_includes_of),
-    )
+    watches = (DependencyWatch(kind="gitrepository", map=_includes_of),)
 
     def __init__(
         self,
@@ -150,6 +161,12 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
     def interval(self, obj: GitRepository) -> float:
         return obj.spec.interval_seconds
 
+    def new_state(self, obj: GitRepository) -> SourceState:
+        return SourceState()
+
+    def steps(self) -> tuple[Step[GitRepository, SourceState], ...]:
+        return (self.reconcile_storage, self.reconcile_source, self.reconcile_artifact)
+
     async def finalize(self, obj: GitRepository) -> None:
         """Delete every artifact of the GitRepository."""
         prefix = subjects.artifact_prefix(
@@ -165,7 +182,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
 
     # -- steps -----------------------------------------------------------
 
-    async def reconcile_storage(self, obj: GitRepository, scratch: dict[str, Any]) -> None:
+    async def reconcile_storage(self, obj: GitRepository, state: SourceState) -> None:
         """Forget a recorded artifact that is no longer in the store (Flux: ArtifactInStorage)."""
         artifact = obj.status.artifact
         conds = obj.status.conditions
@@ -211,8 +228,8 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
         data = await self._secret_data(obj, ref.name, "spec.proxySecretRef")
         return GitProxy.from_secret(data, name=ref.name)
 
-    async def reconcile_source(self, obj: GitRepository, scratch: dict[str, Any]) -> None:
-        """Resolve the ref; decide whether a fetch is needed; fetch into scratch['dir']."""
+    async def reconcile_source(self, obj: GitRepository, state: SourceState) -> None:
+        """Resolve the ref; decide whether a fetch is needed; fetch into `state.tmp`."""
         spec = obj.spec
         conds = obj.status.conditions
         with _fetch_failure_recorded(obj):
@@ -222,17 +239,17 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
             resolved = await self.git.resolve(
                 spec.url, checkout, auth, timeout=spec.timeout_seconds, proxy=proxy
             )
-        scratch["resolved"] = resolved
+        state.resolved = resolved
         includes = await self._included_artifacts(obj)
-        scratch["includes"] = includes
+        state.includes = includes
         reason = self._rebuild_reason(obj, resolved, includes)
         if reason is None:
             remove_condition(conds, ConditionType.FETCH_FAILED)
-            scratch["up_to_date"] = True
+            state.up_to_date = True
             return
         log.info("artifact.rebuild", reason=reason)
         tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-", dir=self.work_dir))
-        scratch["tmp"] = tmp
+        state.tmp = tmp
         try:
             with _fetch_failure_recorded(obj):
                 result = await self.git.fetch(
@@ -249,7 +266,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         remove_condition(conds, ConditionType.FETCH_FAILED)
-        scratch["fetch"] = result
+        state.fetched = result
 
     async def _included_artifacts(
         self, obj: GitRepository
@@ -299,10 +316,11 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
             observed_include_revisions=[a.digest or "" for a in status.included_artifacts],
         )
 
-    async def reconcile_artifact(self, obj: GitRepository, scratch: dict[str, Any]) -> Result:
+    async def reconcile_artifact(self, obj: GitRepository, state: SourceState) -> Result:
         """Archive, store and record the artifact; collect older ones."""
-        resolved: Resolved = scratch["resolved"]
-        if scratch.get("up_to_date"):
+        resolved = state.resolved
+        assert resolved is not None  # set by reconcile_source
+        if state.up_to_date:
             message = f"stored artifact for revision '{resolved.revision}'"
             set_condition(
                 obj.status.conditions,
@@ -313,11 +331,11 @@ class GitRepositoryReconciler(StepReconciler[GitRepository]):
                 obj.metadata.generation,
             )
             return Result(ready_reason=Reason.SUCCEEDED, ready_message=message)
-        tmp: Path = scratch["tmp"]
-        fetched: FetchResult = scratch["fetch"]
+        tmp, fetched = state.tmp, state.fetched
+        assert tmp is not None and fetched is not None  # set by reconcile_source
         try:
             # what was fetched, not what was listed: the branch may have moved in between
-            return await self._store(obj, fetched.resolved, fetched, tmp, scratch["includes"])
+            return await self._store(obj, fetched.resolved, fetched, tmp, state.includes)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

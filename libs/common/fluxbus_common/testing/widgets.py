@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from fluxbus_common.conditions import Condition
 from fluxbus_common.errors import Generic, Stalling, Waiting
-from fluxbus_common.reconcile import DependencyWatch, Result, StepReconciler
+from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 
 _CFG = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
 
@@ -85,12 +85,11 @@ def widget_doc(name: str, namespace: str = "default", **spec: Any) -> dict[str, 
     }
 
 
-class WidgetReconciler(StepReconciler[Widget]):
+class WidgetReconciler(StepReconciler[Widget, None]):
     """Records every reconcile: when, by whom, and how many ran at once per key."""
 
     kind: ClassVar[str] = "Widget"
-    steps: ClassVar[tuple[str, ...]] = ("reconcile_widget",)
-    watches: ClassVar[tuple[DependencyWatch, ...]] = (
+    watches = (
         DependencyWatch(kind="gadget", map=lambda key, value, objects: dependents(key, objects)),
     )
 
@@ -110,7 +109,13 @@ class WidgetReconciler(StepReconciler[Widget]):
     def interval(self, obj: Widget) -> float:
         return obj.spec.interval
 
-    async def reconcile_widget(self, obj: Widget, scratch: dict[str, Any]) -> Result:
+    def new_state(self, obj: Widget) -> None:
+        return None
+
+    def steps(self) -> tuple[Step[Widget, None], ...]:
+        return (self.reconcile_widget,)
+
+    async def reconcile_widget(self, obj: Widget, state: None) -> Result:
         key = obj.key
         self.running[key] += 1
         self._total += 1
