@@ -4,4 +4,5 @@ pytest_plugins = [
     "fluxbus_common.testing.plugin",
     "fluxbus_kubelite.testing",
     "fluxbus_common.testing.git",
+    "fluxbus_common.testing.nats_cluster",
 ]

@@ -32,6 +32,7 @@ from nats.js.object_store import ObjectStore
 from fluxbus_common import subjects
 from fluxbus_common.conditions import now_rfc3339
 from fluxbus_common.events import Event
+from fluxbus_common.kvwatch import Epoch, _values_in_flight, resilient_watch
 from fluxbus_common.ports import (
     ApplyResult,
     BusError,
@@ -80,12 +81,23 @@ def _decode(data: bytes | None) -> dict[str, Any] | None:
 class Bus:
     """A connection to the fluxbus control plane. Use `await Bus.connect(...)`."""
 
-    def __init__(self, nc: NATSClient, js: JetStreamContext, name: str) -> None:
+    def __init__(
+        self, nc: NATSClient, js: JetStreamContext, name: str, epoch: Epoch | None = None
+    ) -> None:
         self._nc = nc
         self._js = js
         self.name = name
+        self._epoch = epoch or Epoch()
+        self._request_timeout = float(js._timeout)
+        """Moves on every reconnect or reported JetStream error: watches resync."""
         self._kv: dict[str, KeyValue] = {}
         self._store: ObjectStore | None = None
+
+    @property
+    def connected_url(self) -> str:
+        """The server this client is connected to now ("" while disconnected)."""
+        url = self._nc.connected_url
+        return f"{url.scheme}://{url.netloc}" if url is not None and self.connected else ""
 
     # -- lifecycle -------------------------------------------------------
 
@@ -109,10 +121,19 @@ class Bus:
         if tls is not None:
             opts["tls"] = tls
 
-        async def _quiet(_: Exception) -> None:
-            """nats-py logs connection errors itself; reconnects are automatic."""
+        epoch = Epoch()
 
-        opts["error_cb"] = _quiet
+        async def _on_error(_: Exception) -> None:
+            """nats-py reports connection errors (reconnects are automatic) and
+            failures of its own background work, such as re-creating a watch's
+            consumer: watches resync, in case theirs was one of them."""
+            epoch.bump()
+
+        async def _on_reconnect() -> None:
+            epoch.bump()
+
+        opts["error_cb"] = _on_error
+        opts["reconnected_cb"] = _on_reconnect
         nc = NATSClient()
         # With unbounded reconnects nats-py retries the *first* connect forever too;
         # give every server one connect timeout, then report it unreachable.
@@ -127,7 +148,7 @@ class Bus:
             raise BusError(
                 f"cannot connect to NATS at {settings.redacted_urls}: {reason or 'timed out'}"
             ) from e
-        bus = cls(nc, nc.jetstream(timeout=settings.request_timeout), name)
+        bus = cls(nc, nc.jetstream(timeout=settings.request_timeout), name, epoch)
         try:
             await bus._ensure(settings)
         except BaseException:
@@ -154,6 +175,11 @@ class Bus:
                 ttl=LEASE_BUCKET_MAX_AGE,
                 replicas=replicas,
             )
+            for kv in self._kv.values():
+                # A direct get may be answered by any replica, also one that was down
+                # and has not caught up yet; a read must never go back in time, so
+                # reads go through the stream leader.
+                kv._direct = False
             self._store = await self._js.create_object_store(
                 bucket=subjects.ARTIFACTS_STORE,
                 config=jsapi.ObjectStoreConfig(replicas=replicas),
@@ -252,36 +278,35 @@ class Bus:
         The watch survives NATS reconnects (it is an ordered push consumer that
         nats-py re-creates), so no change is missed while connected.
         """
+        if not initial_only:
+            async for change in resilient_watch(
+                lambda: self._bucket(bucket),
+                f"{bucket}/{pattern}",
+                pattern,
+                self._epoch,
+                _decode,
+                mark_initial=mark_initial,
+            ):
+                yield change
+            return
         kv = self._bucket(bucket)
         try:
             # One-shot listings let the server drop their consumer soon after.
-            watcher = await kv.watch(pattern, inactive_threshold=2.0 if initial_only else None)
+            watcher = await kv.watch(pattern, inactive_threshold=2.0)
         except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
             raise BusError(f"watch {bucket}/{pattern}: {err}") from err
-        initial_marked = False
         seen = 0
         try:
             async for e in watcher:
                 if e is None:
-                    if initial_marked:
-                        continue
                     if seen == 0 and await _values_in_flight(watcher):
                         continue  # the entry with delta 0 will mark the end instead
-                    initial_marked = True  # end of the initial values
-                    if initial_only:
-                        return
-                    if mark_initial:
-                        yield KVChange("", None, 0)
-                    continue
+                    return
                 seen += 1
                 deleted = e.operation in ("DEL", "PURGE")
                 yield KVChange(e.key, None if deleted else _decode(e.value), e.revision or 0)
-                if not e.delta and not initial_marked:
-                    initial_marked = True
-                    if initial_only:
-                        return
-                    if mark_initial:
-                        yield KVChange("", None, 0)
+                if not e.delta:
+                    return
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()
@@ -449,15 +474,42 @@ class Bus:
     async def get_artifact(self, name: str, dest: Path) -> None:
         """Stream an artifact into `dest` (never held whole in memory).
 
+        The download fails (BusError) when no chunk arrives for the request
+        timeout: nats-py's chunk loop has no deadline of its own, and a server
+        that stops answering would otherwise hang the reader for good. A failed
+        download leaves no partial file behind.
+
         Raises KeyError when the artifact does not exist.
         """
+        idle = max(1.0, self._request_timeout * 2)
+        progress = _Progress()
         try:
             with dest.open("wb") as fh:
-                await self._artifacts.get(name, writeinto=fh)  # type: ignore[arg-type]
+                writer = _CountingWriter(fh, progress)
+                download = asyncio.ensure_future(
+                    self._artifacts.get(name, writeinto=writer)  # type: ignore[arg-type]
+                )
+                while not download.done():
+                    before = progress.bytes
+                    done, _ = await asyncio.wait({download}, timeout=idle)
+                    if not done and progress.bytes == before:
+                        download.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await download
+                        raise BusError(
+                            f"fetch artifact {name}: no data for {idle:.0f}s "
+                            f"after {progress.bytes} bytes"
+                        )
+                download.result()
         except jserrors.ObjectNotFoundError as err:
+            _discard(dest)
             raise KeyError(name) from err
         except (nats.errors.Error, jserrors.Error) as err:  # type: ignore[attr-defined]
+            _discard(dest)
             raise BusError(f"fetch artifact {name}: {err}") from err
+        except BaseException:
+            _discard(dest)
+            raise
 
     async def artifact_size(self, name: str) -> int | None:
         """Return the stored size of an artifact, or None when it does not exist."""
@@ -641,20 +693,29 @@ class Bus:
         await self._nc.flush()
 
 
-async def _values_in_flight(watcher: Any) -> bool:
-    """Whether a KV watch that just signalled "no initial values" has some on the way.
+def _discard(path: Path) -> None:
+    """Remove a partial download (one unlink: cheap enough for the event loop)."""
+    path.unlink(missing_ok=True)
 
-    nats-py signals it when the consumer has nothing *pending*, which also holds
-    once the server has sent every value but the client has not read them yet; an
-    empty listing would then be returned for a full bucket. The consumer's
-    delivered count tells the two apart.
-    """
-    try:
-        info = await watcher._sub.consumer_info()
-    except Exception:  # no better answer than nats-py's own
-        return False
-    delivered = getattr(info, "delivered", None)
-    return bool(delivered is not None and (delivered.consumer_seq or 0) > 0)
+
+class _Progress:
+    """Bytes written so far by a download (read by its watchdog)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+class _CountingWriter:
+    """A file wrapper that counts what nats-py writes into it (from its executor)."""
+
+    def __init__(self, fh: Any, progress: _Progress) -> None:
+        self._fh = fh
+        self._progress = progress
+
+    def write(self, data: bytes) -> int:
+        n = int(self._fh.write(data))
+        self._progress.bytes += n
+        return n
 
 
 def _spec_of(doc: dict[str, Any]) -> Any:

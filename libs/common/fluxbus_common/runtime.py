@@ -43,6 +43,14 @@ from fluxbus_common.workqueue import WorkQueue
 log = structlog.get_logger("fluxbus.runtime")
 
 MEMBERS_PREFIX = "members"
+FENCE_FRACTION = 0.6
+"""A replica that has not renewed its leases for this fraction of the TTL stops
+acting on them (cancels their reconciles) before anyone else may take them over
+(they expire only after the whole TTL): the rest is the margin for clocks and
+for the cancelled reconciles to unwind."""
+FENCE_WAIT_FRACTION = 0.2
+"""How long (fraction of the TTL) a replica waits for its cancelled reconciles to
+stop before it releases a lease it gives up; they are abandoned after that."""
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -159,6 +167,10 @@ class Runtime:
         self._backoff: dict[str, Iterator[float]] = {}
         self._stalled_generation: dict[str, int] = {}
         self._owned: set[int] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        """The reconcile in flight per key, cancelled when its shard is lost."""
+        self._renewed_at = 0.0
+        """time.monotonic() at the start of the last lease renewal that fully succeeded."""
         self.synced = asyncio.Event()
         """Set once the initial list of objects has been read."""
         self.active = asyncio.Event()
@@ -174,13 +186,20 @@ class Runtime:
         return f"{self.service}.{self.kind}.{shard}"
 
     async def _lease_loop(self) -> None:
-        """Hold a fair share of the shard leases; give up extras; take over dead ones."""
+        """Hold a fair share of the shard leases; give up extras; take over dead ones.
+
+        A shard is given up (voluntarily, or because renewals failed for
+        FENCE_FRACTION of the TTL) only after its reconciles were cancelled, so
+        no two replicas ever act on one key at once.
+        """
         ttl = self.settings.lease_ttl
         group = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}"
         shards = max(1, self.settings.shards)
         lease_keys = [self._lease_key(s) for s in range(shards)]
+        failing = False
         try:
             while True:
+                started = time.monotonic()
                 try:
                     members = await self.bus.heartbeat(group, self.settings.instance, ttl)
                     fair = math.ceil(shards / max(1, len(members)))
@@ -190,9 +209,13 @@ class Runtime:
                         for s in range(shards)
                         if held.get(self._lease_key(s)) == self.settings.instance
                     )
-                    # Renew what we hold, up to our fair share; release the rest.
+                    # Renew what we hold, up to our fair share; release the rest
+                    # once their reconciles have stopped.
                     keep = mine[:fair]
-                    for s in mine[fair:]:
+                    extra = set(mine[fair:])
+                    if extra:
+                        await self._drop(extra)
+                    for s in sorted(extra):
                         await self.bus.release_lease(self._lease_key(s), self.settings.instance)
                     owned: set[int] = set()
                     for s in keep:
@@ -209,9 +232,26 @@ class Runtime:
                             self._lease_key(s), self.settings.instance, ttl
                         ):
                             owned.add(s)
+                    lost = self._owned - owned
+                    if lost:
+                        await self._drop(lost)
                     self._set_owned(owned)
+                    self._renewed_at = started
+                    if failing:
+                        log.info("lease.renewed", kind=self.kind)
+                    failing = False
                 except BusError as e:
-                    log.warning("lease.renew_failed", kind=self.kind, error=str(e))
+                    if not failing:  # one warning per outage, not one per attempt
+                        log.warning("lease.renew_failed", kind=self.kind, error=str(e))
+                    failing = True
+                    if self._owned and time.monotonic() - self._renewed_at > ttl * FENCE_FRACTION:
+                        log.warning(
+                            "lease.fenced",
+                            kind=self.kind,
+                            shards=sorted(self._owned),
+                            reason="leases not renewed in time; stopping their reconciles",
+                        )
+                        await self._drop(set(self._owned))
                 _honour_cancellation()
                 await asyncio.sleep(ttl / 3)
         finally:
@@ -220,6 +260,25 @@ class Runtime:
                 for s in range(shards):
                     await self.bus.release_lease(self._lease_key(s), self.settings.instance)
                 await self.bus.heartbeat(group, self.settings.instance, 0)
+
+    async def _drop(self, shards: set[int]) -> None:
+        """Stop owning `shards`: no new work for their keys, their running reconciles
+        cancelled and awaited (for at most FENCE_WAIT_FRACTION of the TTL)."""
+        self._set_owned(self._owned - shards)
+        tasks = [
+            task
+            for key, task in self._running.items()
+            if shard_of(key, self.settings.shards) in shards and not task.done()
+        ]
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(
+            tasks, timeout=self.settings.lease_ttl * FENCE_WAIT_FRACTION
+        )
+        if pending:
+            log.warning("lease.fence_timeout", kind=self.kind, still_running=len(pending))
 
     def _set_owned(self, owned: set[int]) -> None:
         gained = owned - self._owned
@@ -308,7 +367,7 @@ class Runtime:
                 return
             try:
                 if self.owns(key) and key in self.objects:
-                    await self._process(key)
+                    await self._run_fenced(key)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -317,6 +376,28 @@ class Runtime:
             finally:
                 self.queue.done(key)
                 self.metrics.queue_depth.labels(self.kind).set(self.queue.depth)
+
+    async def _run_fenced(self, key: str) -> None:
+        """Reconcile `key` in a task of its own, which `_drop` cancels when the key's
+        shard is lost; a reconcile cancelled that way is simply over (the new owner
+        runs it)."""
+        task = asyncio.create_task(self._process(key), name=f"{self.kind}-reconcile-{key}")
+        self._running[key] = task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():  # the worker itself is being cancelled
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            log.info("reconcile.fenced", key=key)
+        finally:
+            if self._running.get(key) is task:
+                del self._running[key]
 
     async def _process(self, key: str) -> None:
         doc = self.objects[key]
