@@ -102,7 +102,9 @@ def check_fields(
         )
     if field_validation == "Warn":
         warnings.extend(f'unknown field "{u}"' for u in unknown)
-    return drop_unknown(obj, shape)
+    # drop_unknown maps an object to an object
+    pruned: dict[str, Any] = drop_unknown(obj, shape)
+    return pruned
 
 
 def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -168,7 +168,7 @@ class Controllers:
             return
         spec = crd.get("spec") or {}
         old = crd.get("status") or {}
-        conds = {c.get("type"): c for c in old.get("conditions") or []}
+        conds: dict[str, dict[str, Any]] = {c.get("type"): c for c in old.get("conditions") or []}
         t = now()
 
         def cond(ctype: str, reason: str, message: str) -> dict[str, Any]:
@@ -381,7 +381,9 @@ def _condition(
 
     style: `workload` (Deployment: lastUpdateTime), `probe` (Pod, Job: lastProbeTime).
     """
-    prev = next((c for c in old.get("conditions") or [] if c.get("type") == ctype), None)
+    prev: dict[str, Any] | None = next(
+        (c for c in old.get("conditions") or [] if c.get("type") == ctype), None
+    )
     if prev and prev.get("status") == status and prev.get("reason", "") == reason:
         return prev
     cond: dict[str, Any] = {"type": ctype, "status": status}

@@ -150,10 +150,9 @@ class KubeliteServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None
-        sock = server.sockets[0]  # type: ignore[attr-defined]
-        self.port = sock.getsockname()[1]
+        # the bound port (port 0 picks one): sockname is (host, port[, flowinfo, scope])
+        bound: int = self._runner.addresses[0][1]
+        self.port = bound
         self.url = f"http://{self.host}:{self.port}"
         self.discovery.address = f"{self.host}:{self.port}"
         if self.kubeconfig_path:

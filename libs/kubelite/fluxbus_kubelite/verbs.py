@@ -591,7 +591,7 @@ def _reset(
 ) -> dict[str, Any]:
     """Keep what a write through this endpoint may not change."""
     if subresource == "status":
-        out = jcopy(old)
+        out: dict[str, Any] = jcopy(old)
         if "status" in new:
             out["status"] = new["status"]
         else:
