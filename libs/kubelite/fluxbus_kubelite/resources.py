@@ -54,10 +54,6 @@ class ResourceType:
     def list_kind(self) -> str:
         return self.kind + "List"
 
-    @property
-    def prefix(self) -> str:
-        return f"/apis/{self.group}/{self.version}" if self.group else "/api/v1"
-
     def present(self, obj: dict[str, Any]) -> dict[str, Any]:
         """obj as served through this version (the versions of a CR share one store)."""
         if obj.get("apiVersion") == self.api_version and obj.get("kind") == self.kind:

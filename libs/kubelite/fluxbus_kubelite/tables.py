@@ -253,10 +253,6 @@ def _jsonpath(obj: Any, path: str) -> Any:
     return cur
 
 
-def printer_columns(crd_version: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((crd_version or {}).get("additionalPrinterColumns") or [])
-
-
 def to_table(
     kind: str,
     objs: list[dict[str, Any]],
