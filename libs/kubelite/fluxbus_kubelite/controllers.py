@@ -22,11 +22,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from .core import CRD_KEY, FOREGROUND, NS_KEY, Kubelite, Options, now
 from .errors import ApiError
-from .resources import ResourceType
+from .resources import CRD_KEY, NS_KEY, ResourceType
 from .ssa import jcopy
 from .store import Event, Key
+from .verbs import FOREGROUND, Kubelite, Options, now
 
 WORKLOADS: set[Key] = {
     ("apps", "deployments"),
@@ -123,7 +123,7 @@ class Controllers:
             if ev.type == "DELETED":
                 self._crd_deleted(ev.obj)
             else:
-                self.kube.sync_crd(ev.obj, name)
+                self.kube.registry.sync_crd(ev.obj, name)
                 self._schedule(CRD_KEY, "", name, 0, self._crd_status)
         elif ev.key == NS_KEY:
             if ev.type != "DELETED" and md.get("deletionTimestamp"):
@@ -147,7 +147,7 @@ class Controllers:
                     self._schedule(*owner, 0, self._foreground)
 
     def _rt(self, key: Key) -> ResourceType | None:
-        return self.kube.type_for_key(key)
+        return self.kube.registry.type_for_key(key)
 
     def _write_status(
         self, key: Key, obj: dict[str, Any], status: dict[str, Any], manager: str
@@ -168,7 +168,7 @@ class Controllers:
             return
         spec = crd.get("spec") or {}
         old = crd.get("status") or {}
-        conds = {c.get("type"): c for c in old.get("conditions") or []}
+        conds: dict[str, dict[str, Any]] = {c.get("type"): c for c in old.get("conditions") or []}
         t = now()
 
         def cond(ctype: str, reason: str, message: str) -> dict[str, Any]:
@@ -204,7 +204,7 @@ class Controllers:
         key = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
         for obj in self.store.list(key):
             self.store.remove(key, obj)
-        self.kube.sync_crd(None, name)
+        self.kube.registry.sync_crd(None, name)
 
     # ------------------------------------------------------------------ workloads
 
@@ -381,7 +381,9 @@ def _condition(
 
     style: `workload` (Deployment: lastUpdateTime), `probe` (Pod, Job: lastProbeTime).
     """
-    prev = next((c for c in old.get("conditions") or [] if c.get("type") == ctype), None)
+    prev: dict[str, Any] | None = next(
+        (c for c in old.get("conditions") or [] if c.get("type") == ctype), None
+    )
     if prev and prev.get("status") == status and prev.get("reason", "") == reason:
         return prev
     cond: dict[str, Any] = {"type": ctype, "status": status}

@@ -172,7 +172,9 @@ def default_object(obj: dict[str, Any], schema: dict[str, Any] | None) -> dict[s
     if not schema:
         return obj
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k != "metadata"}
-    return apply_defaults(obj, {**schema, "properties": props})
+    # apply_defaults maps an object to an object
+    defaulted: dict[str, Any] = apply_defaults(obj, {**schema, "properties": props})
+    return defaulted
 
 
 def validate_object(obj: dict[str, Any], schema: dict[str, Any] | None) -> Causes:

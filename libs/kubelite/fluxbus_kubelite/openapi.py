@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .schema import definitions, gvk_index
 
 if TYPE_CHECKING:
-    from .core import Kubelite
+    from .registry import Registry
     from .resources import ResourceType
 
 _REF = "#/$defs/"
@@ -93,8 +93,8 @@ _FORCE = _param("force", "Force is going to force Apply requests.", "boolean")
 class OpenAPI:
     """Builds and caches the OpenAPI v3 documents of the served group-versions."""
 
-    def __init__(self, kube: Kubelite) -> None:
-        self.kube = kube
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
         self._cache: dict[tuple[str, str], tuple[Any, bytes, str]] = {}
 
     @staticmethod
@@ -102,7 +102,7 @@ class OpenAPI:
         return f"apis/{group}/{version}" if group else f"api/{version}"
 
     def _signature(self, group: str, version: str) -> Any:
-        types = self.kube.types.get((group, version), {})
+        types = self.registry.types.get((group, version), {})
         return tuple(sorted((p, id(rt)) for p, rt in types.items()))
 
     def _get(self, group: str, version: str) -> tuple[bytes, str]:
@@ -118,7 +118,7 @@ class OpenAPI:
 
     def index(self) -> dict[str, Any]:
         paths = {}
-        for group, version in sorted(self.kube.types):
+        for group, version in sorted(self.registry.types):
             p = self._path(group, version)
             _, digest = self._get(group, version)
             paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={digest}"}
@@ -132,12 +132,12 @@ class OpenAPI:
             gv = (parts[1], parts[2])
         else:
             return None
-        if gv not in self.kube.types:
+        if gv not in self.registry.types:
             return None
         return self._get(*gv)[0]
 
     def _build(self, group: str, version: str) -> dict[str, Any]:
-        types = self.kube.types.get((group, version), {})
+        types = self.registry.types.get((group, version), {})
         schemas: dict[str, Any] = {}
         paths: dict[str, Any] = {}
         builtin_names = []

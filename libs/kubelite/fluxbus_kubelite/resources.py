@@ -12,6 +12,10 @@ from .schema import Shape, builtin_shape, crd_shape
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
+#: storage keys (group, plural) the API machinery and the controllers single out
+NS_KEY = ("", "namespaces")
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+
 
 @dataclass(eq=False)
 class ResourceType:
@@ -50,9 +54,11 @@ class ResourceType:
     def list_kind(self) -> str:
         return self.kind + "List"
 
-    @property
-    def prefix(self) -> str:
-        return f"/apis/{self.group}/{self.version}" if self.group else "/api/v1"
+    def present(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """obj as served through this version (the versions of a CR share one store)."""
+        if obj.get("apiVersion") == self.api_version and obj.get("kind") == self.kind:
+            return obj
+        return {**obj, "apiVersion": self.api_version, "kind": self.kind}
 
     def shape(self) -> Shape:
         if self._shape is None:

@@ -74,7 +74,8 @@ def schema_dir() -> Path:
 def definitions() -> dict[str, Any]:
     """All definitions of the built-in API (`$defs` of `_definitions.json`)."""
     with open(schema_dir() / "_definitions.json", encoding="utf-8") as f:
-        return json.load(f)["$defs"]
+        defs: dict[str, Any] = json.load(f)["$defs"]
+    return defs
 
 
 @functools.cache

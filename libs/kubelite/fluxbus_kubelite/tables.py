@@ -14,6 +14,8 @@ from typing import Any
 
 from fluxbus_common.selectors import selector_string
 
+from .resources import ResourceType
+
 Row = Callable[[dict[str, Any]], list[Any]]
 
 
@@ -251,10 +253,6 @@ def _jsonpath(obj: Any, path: str) -> Any:
     return cur
 
 
-def printer_columns(crd_version: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((crd_version or {}).get("additionalPrinterColumns") or [])
-
-
 def to_table(
     kind: str,
     objs: list[dict[str, Any]],
@@ -312,3 +310,8 @@ def to_table(
         "rows": rows,
     }
     return table
+
+
+def table_of(rt: ResourceType, objs: list[dict[str, Any]], rv: str, include: str) -> dict[str, Any]:
+    """objs (of type rt, served through its version) as a Table."""
+    return to_table(rt.kind, [rt.present(o) for o in objs], rv, include, rt.printer_columns)

@@ -50,9 +50,10 @@ from typing import Any
 
 import pytest
 
-from .core import NS_KEY, Options
 from .errors import ApiError
+from .resources import NS_KEY
 from .server import KubeliteServer
+from .verbs import Options
 
 
 def kubectl_binary() -> str:
@@ -217,7 +218,7 @@ class KubeliteHandle:
         def create() -> None:
             if server.store.get(NS_KEY, "", name) is not None:
                 return
-            rt = server.kube.type_for_key(NS_KEY)
+            rt = server.kube.registry.type_for_key(NS_KEY)
             assert rt is not None
             try:
                 server.kube.create(rt, "", {"metadata": {"name": name}}, Options(manager="test"))
