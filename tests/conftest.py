@@ -3,5 +3,5 @@
 pytest_plugins = [
     "fluxbus_common.testing.plugin",
     "fluxbus_kubelite.testing",
-    "fluxbus_common.testing.git",
+    "fluxbus_git.testing.fixtures",
 ]
