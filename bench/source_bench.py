@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fluxbus_common.testing.git import GitHTTPServer, make_repo
-from fluxbus_source.git import GitClient
-from fluxbus_source.logic.refs import RefSpec, checkout_for, same_revision
+from fluxbus_git.client import GitClient
+from fluxbus_git.logic.refs import RefSpec, checkout_for, same_revision
+from fluxbus_git.testing import GitHTTPServer, make_repo
 
 
 def pct(values: list[float], q: float) -> float:

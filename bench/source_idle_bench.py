@@ -22,8 +22,8 @@ from pathlib import Path
 
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
-from fluxbus_common.testing.git import GitHTTPServer, make_repo
 from fluxbus_common.testing.plugin import NatsServer
+from fluxbus_git.testing import GitHTTPServer, make_repo
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

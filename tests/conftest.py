@@ -2,7 +2,7 @@
 
 pytest_plugins = [
     "fluxbus_common.testing.plugin",
-    "fluxbus_kubelite.testing",
-    "fluxbus_common.testing.git",
     "fluxbus_common.testing.nats_cluster",
+    "fluxbus_kubelite.testing",
+    "fluxbus_git.testing.fixtures",
 ]

@@ -2,7 +2,8 @@
 
 1. start the stack (nats-server, kubelite, the source and kustomize services);
 2. commit a copy of examples/gitops-repo to a temporary Git repository and
-   serve it over Git smart HTTP (dulwich's server, on 127.0.0.1);
+   serve it over Git smart HTTP (dulwich's server, on 127.0.0.1, through
+   `fluxbus_git.testing`: the same servers the tests use);
 3. apply its clusters/local/ (the GitRepository pointed at that server);
 4. wait until the three Kustomizations are Ready;
 5. print `fluxbus get kustomizations` and the applied Deployments.
@@ -21,23 +22,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from dulwich.objects import Blob, Commit, ObjectID, Tree
-from dulwich.refs import Ref
-from dulwich.repo import Repo
-from dulwich.server import BackendRepo, DictBackend
-from dulwich.web import make_wsgi_chain
 
 from fluxbus_cli.up import stack_up
 from fluxbus_common.api import GitRepository, Kustomization, dump_object, load_documents
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
+from fluxbus_git.testing import GitHTTPServer, make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gitops-repo"
@@ -45,57 +39,21 @@ READY_TIMEOUT = 180.0
 """Seconds the demo waits for everything to become Ready (a cold start takes ~10)."""
 
 
-def commit_tree(repo_path: Path, source: Path, branch: str = "main") -> str:
-    """Commit every file under `source` to `branch` of a new bare repository."""
-    repo = Repo.init_bare(str(repo_path), mkdir=True)
-    store = repo.object_store
-
-    def tree_of(directory: Path) -> bytes:
-        tree = Tree()
-        for entry in sorted(directory.iterdir()):
-            if entry.is_dir():
-                tree.add(entry.name.encode(), 0o040000, ObjectID(tree_of(entry)))
-            elif entry.is_file():
-                blob = Blob.from_string(entry.read_bytes())
-                store.add_object(blob)
-                tree.add(entry.name.encode(), 0o100644, blob.id)
-        store.add_object(tree)
-        return tree.id
-
-    commit = Commit()
-    commit.tree = tree_of(source)
-    commit.author = commit.committer = b"fluxbus demo <demo@fluxbus.invalid>"
-    commit.author_time = commit.commit_time = int(time.time())
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.message = b"Add the example GitOps repository\n"
-    store.add_object(commit)
-    head = Ref(f"refs/heads/{branch}".encode())
-    repo.refs[head] = commit.id
-    repo.refs.set_symbolic_ref(Ref(b"HEAD"), head)
-    repo.close()
-    return commit.id.decode()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # no access log
-        pass
-
-
 @contextmanager
-def serve_git(repo_path: Path, name: str) -> Iterator[str]:
-    """Serve one bare repository over Git smart HTTP; yield its clone URL."""
-    repos: dict[str, BackendRepo] = {f"/{name}": Repo(str(repo_path))}
-    backend = DictBackend(repos)
-    server: WSGIServer = make_server(
-        "127.0.0.1", 0, make_wsgi_chain(backend), handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="git-http", daemon=True)
-    thread.start()
+def serve_example(directory: Path) -> Iterator[tuple[str, str]]:
+    """Commit `EXAMPLE` to `main` of a new bare repository under `directory` and serve it
+    over Git smart HTTP (dulwich's server, in-process; clone and push work); yield
+    (commit id, clone URL)."""
+    repo = make_repo(directory, "gitops-repo")
     try:
-        yield f"http://127.0.0.1:{server.server_port}/{name}"
+        sha = repo.commit_directory(
+            EXAMPLE, branch="main", message="Add the example GitOps repository"
+        )
+        repo.set_default_branch("main")
+        with GitHTTPServer(directory, backend="dulwich") as server:
+            yield sha, server.url(repo)
     finally:
-        server.shutdown()
-        server.server_close()
+        repo.close()
 
 
 def _ready(status: dict | None) -> tuple[bool, str]:
@@ -129,10 +87,8 @@ async def _wait_ready(bus: Bus, keys: list[str], timeout: float) -> dict[str, st
 
 async def run_demo(state_dir: Path, timeout: float, keep_running: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="fluxbus-demo-") as tmp:
-        repo_path = Path(tmp) / "gitops-repo.git"
-        sha = commit_tree(repo_path, EXAMPLE)
-        print(f"▸ committed examples/gitops-repo as main@sha1:{sha}", flush=True)
-        with serve_git(repo_path, "gitops-repo.git") as url:
+        with serve_example(Path(tmp)) as (sha, url):
+            print(f"▸ committed examples/gitops-repo as main@sha1:{sha}", flush=True)
             print(f"▸ serving it over Git smart HTTP at {url}", flush=True)
             print("▸ starting NATS, the embedded cluster, source and kustomize…", flush=True)
             async with stack_up(

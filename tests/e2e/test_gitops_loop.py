@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxbus_cli.up import stack_up
-from fluxbus_common.testing.git import GitHTTPServer, GitRepo
+from fluxbus_git.testing import GitHTTPServer, GitRepo
 from fluxbus_kubelite.testing import kubectl_binary
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops-repo"

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fluxbus_source.git import GitClient
+from fluxbus_git.client import GitClient
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fluxbus_git.errors import InvalidSpecError
 from fluxbus_source.artifact import (
     archive,
     build_tarball,
@@ -15,7 +16,7 @@ from fluxbus_source.artifact import (
     file_sha256,
     include_artifact,
 )
-from fluxbus_source.errors import ArtifactError, InvalidSpecError
+from fluxbus_source.errors import ArtifactError
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

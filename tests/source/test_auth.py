@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from fluxbus_source.errors import GitCredentialsError
-from fluxbus_source.logic.auth import GitAuth
+from fluxbus_git.errors import GitCredentialsError
+from fluxbus_git.logic.auth import GitAuth
 
 
 def test_flux_secret_keys_map_to_credentials() -> None:
@@ -58,3 +58,9 @@ def test_repr_names_the_keys_but_never_a_value() -> None:
     text = repr(auth) + str(auth)
     assert "hunter2" not in text and "t0k" not in text and "PRIVATE" not in text
     assert "password" in text and "identity" in text
+
+
+def test_redaction_replaces_every_secret_string_in_a_message() -> None:
+    auth = GitAuth(username="bot", password="pa55word", bearer_token="tok3n")
+    text = "server said: bad password pa55word for bot (token tok3n)"
+    assert auth.redact(text) == "server said: bad password *** for bot (token ***)"

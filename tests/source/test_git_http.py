@@ -4,15 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxbus_common.testing.git import (
-    File,
-    GitHTTPServer,
-    GitRepo,
-    Symlink,
-    TestCA,
-)
-from fluxbus_source.artifact import build_tarball
-from fluxbus_source.errors import (
+from fluxbus_git.client import GitClient
+from fluxbus_git.errors import (
     GitAuthError,
     GitCredentialsError,
     GitError,
@@ -23,9 +16,16 @@ from fluxbus_source.errors import (
     GitUnreachableError,
     InvalidURLError,
 )
-from fluxbus_source.git import GitClient
-from fluxbus_source.logic.auth import GitAuth
-from fluxbus_source.logic.refs import RefSpec, checkout_for, same_revision
+from fluxbus_git.logic.auth import GitAuth
+from fluxbus_git.logic.refs import RefSpec, checkout_for, same_revision
+from fluxbus_git.testing import (
+    File,
+    GitHTTPServer,
+    GitRepo,
+    Symlink,
+    TestCA,
+)
+from fluxbus_source.artifact import build_tarball
 
 
 @pytest.fixture

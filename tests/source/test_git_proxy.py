@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from fluxbus_common.testing.git import GitHTTPServer, GitRepo, HTTPProxy
-from fluxbus_source.errors import GitAuthError, GitCredentialsError, GitUnreachableError
-from fluxbus_source.git import GitClient
-from fluxbus_source.logic.auth import GitAuth, GitProxy
-from fluxbus_source.logic.refs import checkout_for
+from fluxbus_git.client import GitClient
+from fluxbus_git.errors import GitAuthError, GitCredentialsError, GitUnreachableError
+from fluxbus_git.logic.auth import GitAuth, GitProxy
+from fluxbus_git.logic.refs import checkout_for
+from fluxbus_git.testing import GitHTTPServer, GitRepo, HTTPProxy
 
 
 @pytest.fixture

@@ -4,17 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from fluxbus_common.testing.git import GitRepo, GitSSHServer
-from fluxbus_source.errors import (
+from fluxbus_git.client import GitClient
+from fluxbus_git.errors import (
     GitAuthError,
     GitCredentialsError,
     GitHostKeyError,
     GitNotFoundError,
     GitUnreachableError,
 )
-from fluxbus_source.git import GitClient
-from fluxbus_source.logic.auth import GitAuth
-from fluxbus_source.logic.refs import RefSpec, checkout_for
+from fluxbus_git.logic.auth import GitAuth
+from fluxbus_git.logic.refs import RefSpec, checkout_for
+from fluxbus_git.testing import GitRepo, GitSSHServer
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fluxbus_source.logic.ignore import build_rules, in_sparse_checkout, scope_pattern
+from fluxbus_git.logic.paths import in_sparse_checkout
+from fluxbus_source.logic.ignore import build_rules, scope_pattern
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import RuntimeSettings
-from fluxbus_common.testing.git import GitHTTPServer, GitRepo
 from fluxbus_common.testing.plugin import running_runtime, wait_for
-from fluxbus_source.reconciler import GitRepositoryReconciler
+from fluxbus_git.client import GitClient
+from fluxbus_git.testing import GitHTTPServer, GitRepo
+from fluxbus_source.reconcilers import GitRepositoryReconciler
+from fluxbus_source.workdir import WorkDirs
 
 SETTINGS = RuntimeSettings(
     workers=2,
@@ -34,9 +36,15 @@ SETTINGS = RuntimeSettings(
 @contextlib.asynccontextmanager
 async def source_service(bus: Bus, tmp_path: Path, keep: int = 2) -> AsyncIterator[Runtime]:
     recorder = EventRecorder(bus, "source-controller", "test")
-    reconciler = GitRepositoryReconciler(bus, recorder, keep_artifacts=keep, work_dir=tmp_path)
-    async with running_runtime(bus, reconciler, SETTINGS, service="source") as runtime:
-        yield runtime
+    git = GitClient()
+    reconciler = GitRepositoryReconciler(
+        bus, git, recorder, WorkDirs(tmp_path), keep_artifacts=keep
+    )
+    try:
+        async with running_runtime(bus, reconciler, SETTINGS, service="source") as runtime:
+            yield runtime
+    finally:
+        git.close()
 
 
 def gitrepository(name: str, url: str, **spec: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fluxbus_source.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
-from fluxbus_source.logic.refs import (
+from fluxbus_git.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
+from fluxbus_git.logic.refs import (
     Checkout,
     RefKind,
     RefSpec,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fluxbus_source.logic.semver import (
+from fluxbus_common.semver import (
     SemverError,
     highest_match,
     parse_constraints,

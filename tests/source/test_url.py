@@ -2,8 +2,8 @@
 
 import pytest
 
-from fluxbus_source.errors import InvalidURLError
-from fluxbus_source.logic.url import parse_git_url
+from fluxbus_git.errors import InvalidURLError
+from fluxbus_git.logic.url import parse_git_url
 
 
 @pytest.mark.parametrize(

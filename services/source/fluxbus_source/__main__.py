@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from fluxbus_common import logconfig
 from fluxbus_source import app
+from fluxbus_source.settings import SourceSettings
 
 
 def main() -> None:
-    logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
-    asyncio.run(app.run())
+    """Run the source service until SIGTERM/SIGINT (log level from FLUXBUS_LOG_LEVEL)."""
+    settings = SourceSettings.from_env()
+    logconfig.configure(settings.log_level)
+    asyncio.run(app.run(settings=settings))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Composition root of the source service: bus, Git client, the
-GitRepository reconciler, served by the shared runtime."""
+"""Composition root of the source service: wiring only.
+
+The bus (the store port), the Git client, work directories and the event
+recorder go into the GitRepository reconciler, served by the shared runtime.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +17,10 @@ from fluxbus_common.reconcile import Reconciler
 from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
-from fluxbus_source.git import GitClient
-from fluxbus_source.reconciler import GitRepositoryReconciler
+from fluxbus_git.client import GitClient
+from fluxbus_source.reconcilers import GitRepositoryReconciler
+from fluxbus_source.settings import SourceSettings
+from fluxbus_source.workdir import WorkDirs
 
 SERVICE = "source"
 CONTROLLER = "source-controller"
@@ -27,14 +33,26 @@ async def run(
     *,
     stop: asyncio.Event | None = None,
     work_dir: Path | None = None,
+    settings: SourceSettings | None = None,
 ) -> None:
-    """Run the source service until stopped (SIGTERM/SIGINT or `stop`)."""
+    """Run the source service until stopped (SIGTERM/SIGINT or `stop`).
+
+    `work_dir`, when given, overrides `settings.work_dir`.
+    """
     runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    settings = settings or SourceSettings()
+    if work_dir is not None:
+        settings = dataclasses.replace(settings, work_dir=work_dir)
     git = GitClient()
+    workdirs = WorkDirs(settings.work_dir)
 
     async def make(bus: Bus) -> Sequence[Reconciler[Any]]:
         recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
-        return [GitRepositoryReconciler(bus, recorder, git, work_dir=work_dir)]
+        return [
+            GitRepositoryReconciler(
+                bus, git, recorder, workdirs, keep_artifacts=settings.keep_artifacts
+            )
+        ]
 
     try:
         await run_service(

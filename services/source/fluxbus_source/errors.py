@@ -1,81 +1,25 @@
-"""Typed errors of the source service: what went wrong and what the runtime does next.
+"""Typed errors of the source service itself.
 
 Pure: no I/O.
 
-Every error subclasses one of the runtime's behaviours (`Stalling`: needs a
-human, `Generic`: retry with backoff) and carries the Flux condition reason
-it stands for. Messages are written for the person who owns the
-GitRepository: they name the URL (never with credentials), the ref and the
-secret key to fix, and never contain a credential.
+Git failures (authentication, TLS, unreachable hosts, missing refs, bad
+URLs and refs) are `fluxbus_git.errors`; here are only the errors of what
+the service does with a checkout: archiving it and including other
+artifacts. Each subclasses a runtime behaviour and carries its Flux reason.
 """
 
 from __future__ import annotations
 
 from fluxbus_common.conditions import Reason
-from fluxbus_common.errors import Generic, Stalling
-
-
-class InvalidSpecError(Stalling):
-    """The GitRepository spec cannot work as written (bad ref, bad path, bad semver range)."""
-
-    def __init__(self, message: str, reason: str = Reason.INVALID_SPEC) -> None:
-        super().__init__(message, reason)
-
-
-class InvalidURLError(InvalidSpecError):
-    """`spec.url` is not an http(s):// or ssh:// address."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, Reason.INVALID_URL)
-
-
-class GitError(Generic):
-    """A Git operation failed; retried with backoff."""
-
-    def __init__(self, message: str, reason: str = Reason.GIT_OPERATION_FAILED) -> None:
-        super().__init__(message, reason)
-
-
-class GitAuthError(GitError):
-    """The server refused the credentials (or asked for some and none were given)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, Reason.AUTHENTICATION_FAILED)
-
-
-class GitCredentialsError(GitAuthError):
-    """The referenced secret lacks a key the URL needs (e.g. `known_hosts` for SSH)."""
-
-
-class GitHostKeyError(GitAuthError):
-    """The SSH host key is not in `known_hosts` or does not match it."""
-
-
-class GitTLSError(GitError):
-    """The TLS handshake failed (unknown CA, bad or missing client certificate)."""
-
-
-class GitUnreachableError(GitError):
-    """The Git host did not answer (DNS, refused connection, timeout)."""
-
-
-class GitNotFoundError(GitError):
-    """The repository, branch, tag, ref or commit does not exist on the remote."""
-
-
-class GitNoSemverMatchError(GitNotFoundError):
-    """No tag satisfies `spec.ref.semver`."""
-
-
-class GitSizeLimitError(GitError):
-    """The fetched repository is larger than the configured limit."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, Reason.SIZE_LIMIT_EXCEEDED)
+from fluxbus_git.errors import GitError
 
 
 class ArtifactError(GitError):
-    """Building or unpacking an artifact failed."""
+    """Building or unpacking an artifact failed (retried with backoff).
+
+    A `GitError` as before the Git library moved out, so that code catching
+    Git failures of a source still sees artifact failures too.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message, Reason.ARCHIVE_OPERATION_FAILED)

@@ -116,15 +116,3 @@ def build_rules(
     else:
         patterns = (*VCS_PATTERNS, *DEFAULT_PATTERNS)
     return ExclusionRules(patterns, pathspec.GitIgnoreSpec.from_lines(patterns))
-
-
-def in_sparse_checkout(path: str, directories: Sequence[str] | None) -> bool:
-    """Whether `path` lies in one of the `spec.sparseCheckout` directories (all when unset)."""
-    if not directories:
-        return True
-    p = path.strip("/")
-    for d in directories:
-        d = d.strip().removeprefix("./").strip("/")
-        if d in ("", ".") or p == d or p.startswith(d + "/"):
-            return True
-    return False

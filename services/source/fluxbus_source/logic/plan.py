@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fluxbus_source.logic.refs import same_revision
+from fluxbus_git.logic.refs import same_revision
 
 
 def rebuild_reason(

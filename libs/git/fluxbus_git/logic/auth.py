@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
-from fluxbus_source.errors import GitCredentialsError
+from fluxbus_git.errors import GitCredentialsError
+from fluxbus_git.logic.url import GitURL
 
 
 def _text(v: bytes | None) -> str | None:
@@ -67,6 +68,12 @@ class GitAuth:
             if v:
                 out.append(v)
         return out
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret string replaced by `***` (for error messages)."""
+        for secret in self.sensitive_values():
+            text = text.replace(secret, "***")
+        return text
 
     @classmethod
     def from_secret(
@@ -151,3 +158,28 @@ class GitProxy:
                 f"{label}: put the proxy credentials in 'username'/'password', not the address"
             )
         return cls(address, get("username"), get("password"), name)
+
+
+def check_auth(gurl: GitURL, auth: GitAuth | None) -> None:
+    """Refuse credentials that cannot work for `gurl` before any connection is made.
+
+    SSH needs `identity` and `known_hosts` (host keys are never accepted
+    blindly); http(s) basic auth needs `username` with `password`. Raises
+    `GitCredentialsError` naming the secret key to set.
+    """
+    if not gurl.is_ssh:
+        if auth is not None and auth.password and not auth.username and not auth.bearer_token:
+            raise GitCredentialsError(
+                f"{auth.secret_label}: 'password' requires 'username' to be set"
+            )
+        return
+    label = auth.secret_label if auth else "a secret referenced by spec.secretRef"
+    if auth is None or not auth.identity:
+        raise GitCredentialsError(
+            f"SSH URL '{gurl.redacted()}' needs a private key: set 'identity' in {label}"
+        )
+    if not auth.known_hosts or not auth.known_hosts.strip():
+        raise GitCredentialsError(
+            f"SSH URL '{gurl.redacted()}' needs the host's public key: set 'known_hosts' in "
+            f"{label} (host keys are never accepted blindly)"
+        )

@@ -11,24 +11,24 @@ Guard clauses are the runtime's (deleted → finalize, suspended → skip); then
 
 `summarize()` (shared) derives Ready/Reconciling/Stalled; steps set
 `FetchFailed`, `ArtifactInStorage` and `StorageOperationFailed` themselves.
+
+Everything outside goes through ports (`fluxbus_source.ports`): the store
+(statuses, secrets, artifacts), Git, work directories and the event sink.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import structlog
 
 from fluxbus_common import subjects
 from fluxbus_common.api import GitRepository, GitRepositoryInclude, Secret
 from fluxbus_common.api.meta import Artifact
-from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import (
     ConditionType,
     Reason,
@@ -40,45 +40,20 @@ from fluxbus_common.errors import Generic, ReconcileError, Waiting
 from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
+from fluxbus_git.errors import GitAuthError, GitCredentialsError
+from fluxbus_git.logic.auth import GitAuth, GitProxy
+from fluxbus_git.logic.refs import Resolved, checkout_for
+from fluxbus_git.results import FetchResult
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
-from fluxbus_source.errors import GitAuthError, GitCredentialsError
-from fluxbus_source.git import FetchResult, GitClient
-from fluxbus_source.logic.auth import GitAuth, GitProxy
 from fluxbus_source.logic.plan import rebuild_reason
-from fluxbus_source.logic.refs import Checkout, Resolved, checkout_for
+from fluxbus_source.ports import GitPort, SourceStore, WorkDirPort
+from fluxbus_source.settings import KEEP_ARTIFACTS
 
 log = structlog.get_logger("fluxbus.source")
 
-KEEP_ARTIFACTS = 2
-"""Artifacts kept per GitRepository (Flux's default history: the current one and one more)."""
 INCLUDE_RETRY = 10.0
 """Seconds before re-checking an included GitRepository that has no artifact yet."""
 ARTIFACT_URL_SCHEME = "nats-object://"
-
-
-class GitPort(Protocol):
-    async def resolve(
-        self,
-        url: str,
-        checkout: Checkout,
-        auth: GitAuth | None = None,
-        *,
-        timeout: float | None = None,
-        proxy: GitProxy | None = None,
-    ) -> Resolved: ...
-
-    async def fetch(
-        self,
-        url: str,
-        checkout: Checkout,
-        dest: Path | str,
-        auth: GitAuth | None = None,
-        *,
-        timeout: float | None = None,
-        sparse_checkout: list[str] | None = None,
-        recurse_submodules: bool = False,
-        proxy: GitProxy | None = None,
-    ) -> FetchResult: ...
 
 
 def _includes_of(
@@ -140,18 +115,18 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
 
     def __init__(
         self,
-        bus: Bus,
+        store: SourceStore,
+        git: GitPort,
         recorder: EventSink,
-        git: GitPort | None = None,
+        workdirs: WorkDirPort,
         *,
         keep_artifacts: int = KEEP_ARTIFACTS,
-        work_dir: Path | None = None,
     ) -> None:
-        self.bus = bus
+        self.store = store
+        self.git = git
         self.recorder = recorder
-        self.git: GitPort = git or GitClient()
+        self.workdirs = workdirs
         self.keep = max(1, keep_artifacts)
-        self.work_dir = work_dir
 
     # -- runtime hooks ---------------------------------------------------
 
@@ -173,8 +148,8 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             "gitrepository", obj.metadata.namespace, obj.metadata.name
         )
         try:
-            for name in await self.bus.list_artifacts(prefix):
-                await self.bus.delete_artifact(name)
+            for name in await self.store.list_artifacts(prefix):
+                await self.store.delete_artifact(name)
         except BusError as e:
             raise Generic(
                 f"garbage collection of artifacts failed: {e}", Reason.STORAGE_OPERATION_FAILED
@@ -190,7 +165,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             remove_condition(conds, ConditionType.ARTIFACT_IN_STORAGE)
             return
         try:
-            size = await self.bus.artifact_size(artifact.path)
+            size = await self.store.artifact_size(artifact.path)
         except BusError as e:
             raise Generic(str(e), Reason.STORAGE_OPERATION_FAILED) from e
         if size is None:
@@ -206,7 +181,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             )
 
     async def _secret_data(self, obj: GitRepository, name: str, field: str) -> dict[str, bytes]:
-        doc = await self.bus.get_secret(obj.metadata.namespace, name)
+        doc = await self.store.get_secret(obj.metadata.namespace, name)
         if doc is None:
             raise GitAuthError(f"secret '{obj.metadata.namespace}/{name}' ({field}) not found")
         try:
@@ -248,7 +223,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             state.up_to_date = True
             return
         log.info("artifact.rebuild", reason=reason)
-        tmp = Path(tempfile.mkdtemp(prefix="fluxbus-git-", dir=self.work_dir))
+        tmp = await self.workdirs.make()
         state.tmp = tmp
         try:
             with _fetch_failure_recorded(obj):
@@ -263,7 +238,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
                     proxy=proxy,
                 )
         except ReconcileError:
-            shutil.rmtree(tmp, ignore_errors=True)
+            await self.workdirs.remove(tmp)
             raise
         remove_condition(conds, ConditionType.FETCH_FAILED)
         state.fetched = result
@@ -275,7 +250,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
         out: list[tuple[GitRepositoryInclude, Artifact]] = []
         for inc in obj.spec.include:
             key = subjects.object_key("gitrepository", obj.metadata.namespace, inc.repository.name)
-            entry = await self.bus.get_status(key)
+            entry = await self.store.get_status(key)
             artifact = (entry.value if entry else {}).get("artifact")
             if not artifact:
                 message = f"included GitRepository '{inc.repository.name}' has no artifact yet"
@@ -337,7 +312,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             # what was fetched, not what was listed: the branch may have moved in between
             return await self._store(obj, fetched.resolved, fetched, tmp, state.includes)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            await self.workdirs.remove(tmp)
 
     async def _store(
         self,
@@ -352,7 +327,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
         for inc, artifact in includes:
             tar = tmp / f"include-{inc.repository.name}.tar.gz"
             try:
-                await self.bus.get_artifact(artifact.path, tar)
+                await self.store.get_artifact(artifact.path, tar)
             except KeyError:
                 raise Waiting(
                     f"artifact of included GitRepository '{inc.repository.name}' is not in storage",
@@ -368,7 +343,7 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
         out = await archive(tree, tmp / "artifact.tar.gz", spec_ignore=obj.spec.ignore)
         object_name = subjects.artifact_name("gitrepository", ns, name, out.sha256)
         try:
-            await self.bus.put_artifact(object_name, out.path)
+            await self.store.put_artifact(object_name, out.path)
         except BusError as e:
             set_condition(
                 obj.status.conditions,
@@ -428,8 +403,8 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             "gitrepository", obj.metadata.namespace, obj.metadata.name
         )
         try:
-            older = [n for n in await self.bus.list_artifacts(prefix) if n != current]
+            older = [n for n in await self.store.list_artifacts(prefix) if n != current]
             for name in older[: max(0, len(older) - (self.keep - 1))]:
-                await self.bus.delete_artifact(name)
+                await self.store.delete_artifact(name)
         except BusError as e:  # a leftover artifact is harmless; retried next time
             log.warning("artifact.gc_failed", error=str(e))

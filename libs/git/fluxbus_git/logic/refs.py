@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from fluxbus_source.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
-from fluxbus_source.logic.semver import SemverError, highest_match, parse_constraints
+from fluxbus_common.semver import SemverError, highest_match, parse_constraints
+from fluxbus_git.errors import GitNoSemverMatchError, GitNotFoundError, InvalidSpecError
 
 DEFAULT_BRANCH = "master"
 """Flux's default when `spec.ref` is empty (source-controller keeps `master`)."""
