@@ -74,8 +74,10 @@ class GitSizeLimitError(GitError):
         super().__init__(message, Reason.SIZE_LIMIT_EXCEEDED)
 
 
-class ArtifactError(GitError):
-    """Building or unpacking an artifact failed."""
+class ArchiveError(GitError):
+    """Building or unpacking an artifact failed, or it would exceed the artifact limits
+    (the format's own refusals are `fluxbus_common.artifact.ArtifactFormatError`,
+    wrapped in this with the source's condition reason)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, Reason.ARCHIVE_OPERATION_FAILED)
