@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from fluxbus_common.artifact import ArtifactLimits
 from fluxbus_kustomize.build import (
-    ArtifactError,
+    ArtifactRefusedError,
     Builder,
     BuildError,
     BuildLimits,
@@ -183,7 +184,7 @@ async def test_an_unsafe_tar_member_rejects_the_artifact(
     artifact: Artifact, builder: Builder, tmp_path: Path, extra, message: str
 ) -> None:
     tar, digest = artifact({"app/kustomization.yaml": "resources: []\n"}, extra=extra)
-    with pytest.raises(ArtifactError, match="artifact") as info:
+    with pytest.raises(ArtifactRefusedError, match="artifact") as info:
         await builder.build(tar, digest, BuildSpec(path="app"))
     assert message in str(info.value)
     assert info.value.reason == "ArtifactFailed"
@@ -193,24 +194,28 @@ async def test_an_unsafe_tar_member_rejects_the_artifact(
 async def test_a_file_beyond_the_size_limit_rejects_the_artifact(
     artifact: Artifact, tmp_path: Path
 ) -> None:
-    builder = Builder(cache=RenderCache(), limits=BuildLimits(max_total_bytes=4096))
+    builder = Builder(
+        cache=RenderCache(), limits=BuildLimits(artifact=ArtifactLimits(max_total_bytes=4096))
+    )
     tar, digest = artifact({"app/cm.yaml": CM, "app/huge.yaml": "#" * 10_000})
     with pytest.raises(
-        ArtifactError, match=r"'app/huge\.yaml' exceeds the size limit of 4096 bytes"
+        ArtifactRefusedError, match=r"'app/huge\.yaml' exceeds the size limit of 4096 bytes"
     ):
         await builder.build(tar, digest, BuildSpec(path="app"))
 
 
 async def test_too_many_files_reject_the_artifact(artifact: Artifact) -> None:
-    builder = Builder(cache=RenderCache(), limits=BuildLimits(max_files=3))
+    builder = Builder(
+        cache=RenderCache(), limits=BuildLimits(artifact=ArtifactLimits(max_members=3))
+    )
     tar, digest = artifact({f"app/cm{i}.yaml": CM for i in range(5)})
-    with pytest.raises(ArtifactError, match="file count limit"):
+    with pytest.raises(ArtifactRefusedError, match="file count limit"):
         await builder.build(tar, digest, BuildSpec(path="app"))
 
 
 async def test_a_digest_mismatch_rejects_the_artifact(artifact: Artifact, builder: Builder) -> None:
     tar, _ = artifact({"cm.yaml": CM})
-    with pytest.raises(ArtifactError, match="digest mismatch: expected sha256:0000"):
+    with pytest.raises(ArtifactRefusedError, match="digest mismatch: expected sha256:0000"):
         await builder.build(tar, "sha256:" + "0" * 64, BuildSpec())
     assert builder.renders == 0
 
@@ -332,5 +337,5 @@ async def test_a_file_that_is_not_a_tarball_is_rejected(tmp_path: Path, builder:
     bogus = tmp_path / "bogus.tar.gz"
     bogus.write_bytes(b"this is not a tarball")
     digest = "sha256:" + hashlib.sha256(b"this is not a tarball").hexdigest()
-    with pytest.raises(ArtifactError, match="artifact: not a valid tarball"):
+    with pytest.raises(ArtifactRefusedError, match="artifact: not a valid tarball"):
         await builder.build(bogus, digest, BuildSpec())

@@ -16,7 +16,7 @@ from fluxbus_source.artifact import (
     file_sha256,
     include_artifact,
 )
-from fluxbus_source.errors import ArtifactError
+from fluxbus_source.errors import ArchiveError
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -145,7 +145,7 @@ def test_unpacking_refuses_entries_that_escape_or_link(
         info.type = kind
         info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
         tar.addfile(info)
-    with pytest.raises(ArtifactError, match="refused"):
+    with pytest.raises(ArchiveError, match="refused"):
         extract_tarball(bad, tmp_path / "out")
     assert not (tmp_path / "evil").exists()
 
@@ -200,12 +200,12 @@ def test_include_never_writes_through_a_symlink_in_the_destination(tmp_path: Pat
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "base").symlink_to(outside)
-    with pytest.raises(ArtifactError, match="symlink"):
+    with pytest.raises(ArchiveError, match="symlink"):
         copy_include(other, dest, None, "base/app")
     assert not any(outside.iterdir())
 
 
 def test_include_of_a_missing_from_path_is_an_error(tmp_path: Path) -> None:
     other = write_tree(tmp_path / "other", {"a.yaml": "a\n"})
-    with pytest.raises(ArtifactError, match="fromPath: 'nope' not found"):
+    with pytest.raises(ArchiveError, match="fromPath: 'nope' not found"):
         copy_include(other, tmp_path / "dest", "nope", "x")

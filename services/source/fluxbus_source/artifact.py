@@ -1,13 +1,12 @@
-"""Artifact adapter: deterministic `tar.gz` of a checked-out tree, and `include` copies.
+"""Artifact adapter of the source service: Flux's exclusion rules over the common
+artifact format, and `spec.include` copies.
 
-The same tree always gives the same bytes (and so the same sha256):
-entries sorted by path, only regular files (directories, symlinks and
-special files are left out, as source-controller does), mtime 0, uid/gid 0,
-empty user/group names, modes normalised to 0644 / 0755, a gzip header with
-mtime 0 and no file name. `.git` is never walked into, and Flux's exclusion
-rules (`logic.ignore`) are applied, including `.sourceignore` files at any
-depth. Digests are stable on one zlib build; another zlib may compress
-differently (the digest is of the compressed bytes, as in Flux).
+The format itself (deterministic `tar.gz`, digests, safe extraction, limits) is
+`fluxbus_common.artifact`'s, shared with the kustomize service: an artifact the
+kustomize service would refuse (over `ArtifactLimits`) is refused here, when it
+is built. This module adds what is the source's own: `.git` is never walked
+into, and Flux's exclusion rules (`logic.ignore`) are applied, including
+`.sourceignore` files at any depth.
 
 Blocking work runs in a thread: call the `async` functions from the loop.
 """
@@ -15,85 +14,47 @@ Blocking work runs in a thread: call the `async` functions from the loop.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
-import io
 import os
+import posixpath
 import shutil
 import stat
-import tarfile
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from fluxbus_source.errors import ArtifactError
+from fluxbus_common.artifact import (
+    ArtifactFile,
+    ArtifactFormatError,
+    ArtifactLimits,
+    extract,
+    file_sha256,
+    list_files,
+    write_tarball,
+)
+from fluxbus_source.errors import ArchiveError
 from fluxbus_source.logic.ignore import IGNORE_FILE, ExclusionRules, build_rules
 from fluxbus_source.logic.paths import safe_relpath
 
-GZIP_LEVEL = 6
-"""zlib's default: within a few per cent of level 9 on manifests, several times faster."""
-
-_CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class ArtifactFile:
-    """A built archive: where it is, its sha256 (hex) and size in bytes."""
-
-    path: Path
-    sha256: str
-    size: int
-    files: int
-
-    @property
-    def digest(self) -> str:
-        """Flux's `status.artifact.digest` form: `sha256:<hex>`."""
-        return f"sha256:{self.sha256}"
+__all__ = [
+    "ArtifactFile",
+    "archive",
+    "build_tarball",
+    "copy_include",
+    "extract_tarball",
+    "file_sha256",
+    "include_artifact",
+]
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only file that hashes and counts what passes through to `raw`."""
-
-    def __init__(self, raw: io.BufferedWriter) -> None:
-        self.raw = raw
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        self.sha.update(b)
-        self.size += len(b)
-        return self.raw.write(b)
-
-
-def _walk(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
-    """All regular files under root (relative `/` paths, sorted) and `.sourceignore` texts."""
-    files: list[tuple[str, Path]] = []
-    ignores: list[tuple[str, str]] = []
-
-    def visit(directory: Path, rel: str) -> None:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            relpath = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_symlink():
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name == ".git":
-                    continue
-                visit(Path(entry.path), relpath)
-            elif entry.is_file(follow_symlinks=False):
-                if entry.name == IGNORE_FILE:
-                    ignores.append((rel, Path(entry.path).read_text(errors="replace")))
-                files.append((relpath, Path(entry.path)))
-
-    visit(root, "")
-    # Root first, then deeper directories: later (deeper) rules override earlier ones.
+def _ignore_files(files: list[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """`(directory, text)` of every `.sourceignore`, root first, then deeper directories
+    (later, deeper rules override earlier ones)."""
+    ignores = [
+        (posixpath.dirname(rel), path.read_text(errors="replace"))
+        for rel, path in files
+        if posixpath.basename(rel) == IGNORE_FILE
+    ]
     ignores.sort(key=lambda d: (d[0].count("/") if d[0] else -1, d[0]))
-    files.sort(key=lambda f: f[0])
-    return files, ignores
+    return ignores
 
 
 def build_tarball(
@@ -101,44 +62,26 @@ def build_tarball(
     out_path: Path | str,
     spec_ignore: str | None = None,
     rules: ExclusionRules | None = None,
+    limits: ArtifactLimits | None = None,
 ) -> ArtifactFile:
     """Archive `source_dir` into `out_path` deterministically (blocking).
 
     `spec_ignore` is the GitRepository's `spec.ignore`; `rules` overrides the
-    whole rule set (tests, other kinds). Returns the `ArtifactFile`.
-    Raises `ArtifactError` when the directory cannot be read or written.
+    whole rule set (tests, other kinds); `limits` defaults to
+    `ArtifactLimits.from_env()`, the consumers' limits. Returns the `ArtifactFile`.
+    Raises `ArchiveError` when the directory cannot be read or written, or when
+    the artifact would exceed the limits (then nothing is written).
     """
     src = Path(source_dir)
-    out = Path(out_path)
     try:
-        files, ignores = _walk(src)
-        rules = rules or build_rules(ignores, spec_ignore)
-        count = 0
-        with open(out, "wb") as raw:
-            hasher = _HashingWriter(raw)  # type: ignore[arg-type]
-            with (
-                gzip.GzipFile(
-                    filename="", mode="wb", fileobj=hasher, mtime=0, compresslevel=GZIP_LEVEL
-                ) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-            ):
-                for rel, path in files:
-                    if rules.excluded(rel):
-                        continue
-                    st = path.stat()
-                    info = tarfile.TarInfo(rel)
-                    info.size = st.st_size
-                    info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-                    info.mtime = 0
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    info.type = tarfile.REGTYPE
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                    count += 1
-        return ArtifactFile(out, hasher.sha.hexdigest(), hasher.size, count)
+        files = list_files(src)
+        rules = rules or build_rules(_ignore_files(files), spec_ignore)
+        kept = [(rel, path) for rel, path in files if not rules.excluded(rel)]
+        return write_tarball(kept, out_path, limits or ArtifactLimits.from_env())
+    except ArtifactFormatError as e:
+        raise ArchiveError(str(e)) from None
     except OSError as e:
-        raise ArtifactError(f"unable to archive '{src.name}': {e.strerror or e}") from e
+        raise ArchiveError(f"unable to archive '{src.name}': {e.strerror or e}") from e
 
 
 async def archive(
@@ -146,58 +89,28 @@ async def archive(
     out_path: Path | str,
     spec_ignore: str | None = None,
     rules: ExclusionRules | None = None,
+    limits: ArtifactLimits | None = None,
 ) -> ArtifactFile:
     """`build_tarball` in a worker thread."""
-    return await asyncio.to_thread(build_tarball, source_dir, out_path, spec_ignore, rules)
+    return await asyncio.to_thread(build_tarball, source_dir, out_path, spec_ignore, rules, limits)
 
 
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file (to verify an artifact downloaded from the store)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def extract_tarball(tar_path: Path | str, dest_dir: Path | str) -> int:
+def extract_tarball(
+    tar_path: Path | str, dest_dir: Path | str, limits: ArtifactLimits | None = None
+) -> int:
     """Unpack an artifact safely into `dest_dir` (blocking); return the file count.
 
-    Only regular files and directories are written; absolute names, `..`,
-    links and devices are refused with `ArtifactError`.
+    The common extraction, with `limits` defaulting to `ArtifactLimits.from_env()`:
+    only regular files and directories are written; absolute names, `..`, links,
+    devices and anything over the limits are refused with `ArchiveError`.
     """
-    dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    count = 0
+    name = Path(tar_path).name
     try:
-        with tarfile.open(tar_path, mode="r:gz") as tar:
-            for member in tar:
-                if not (member.isfile() or member.isdir()):
-                    raise ArtifactError(
-                        f"artifact entry '{member.name}' is a link or special file; refused"
-                    )
-                try:
-                    rel = safe_relpath(member.name, "artifact entry")
-                except Exception:
-                    raise ArtifactError(
-                        f"artifact entry '{member.name}' escapes the artifact root; refused"
-                    ) from None
-                if not rel:
-                    continue
-                target = dest / rel
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                assert src is not None
-                with src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
-                count += 1
-    except (OSError, tarfile.TarError) as e:
-        raise ArtifactError(f"unable to unpack artifact '{Path(tar_path).name}': {e}") from e
-    return count
+        return extract(tar_path, dest_dir, limits or ArtifactLimits.from_env())
+    except ArtifactFormatError as e:
+        raise ArchiveError(f"included artifact '{name}' refused: {e}") from None
+    except OSError as e:
+        raise ArchiveError(f"unable to unpack artifact '{name}': {e.strerror or e}") from e
 
 
 def copy_include(
@@ -213,7 +126,7 @@ def copy_include(
     Existing files are overwritten; symlinks in the source are skipped;
     nothing is written outside `dest_root` (paths are validated, and a
     symlink in the destination is never followed). Raises `InvalidSpecError`
-    for a bad path, `ArtifactError` when `from_path` does not exist.
+    for a bad path, `ArchiveError` when `from_path` does not exist.
     """
     src_root = Path(source_root)
     dst_root = Path(dest_root)
@@ -221,7 +134,7 @@ def copy_include(
     to = safe_relpath(to_path, "spec.include.toPath")
     src = src_root / frm if frm else src_root
     if src.is_symlink() or not src.exists():
-        raise ArtifactError(f"spec.include.fromPath: '{from_path}' not found in included artifact")
+        raise ArchiveError(f"spec.include.fromPath: '{from_path}' not found in included artifact")
     dst = dst_root / to if to else dst_root
 
     def ensure_dir(d: Path) -> None:
@@ -230,7 +143,7 @@ def copy_include(
         for part in d.relative_to(dst_root).parts:
             cur = cur / part
             if cur.is_symlink():
-                raise ArtifactError(f"spec.include.toPath: '{to_path}' crosses a symlink; refused")
+                raise ArchiveError(f"spec.include.toPath: '{to_path}' crosses a symlink; refused")
             if cur.exists() and not cur.is_dir():
                 cur.unlink()
             cur.mkdir(exist_ok=True)
@@ -239,7 +152,7 @@ def copy_include(
     if src.is_file():
         ensure_dir(dst.parent)
         if dst.is_symlink() or dst.is_dir():
-            raise ArtifactError(f"spec.include.toPath: '{to_path}' is not a regular file path")
+            raise ArchiveError(f"spec.include.toPath: '{to_path}' is not a regular file path")
         shutil.copyfile(src, dst)
         return 1
     for dirpath, dirnames, filenames in os.walk(src):
@@ -254,7 +167,7 @@ def copy_include(
                 continue
             t = target_dir / name
             if t.is_symlink() or t.is_dir():
-                raise ArtifactError(
+                raise ArchiveError(
                     f"spec.include.toPath: '{to}/{rel / name}' would replace a link or directory"
                 )
             shutil.copyfile(s, t)

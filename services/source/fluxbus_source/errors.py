@@ -14,12 +14,10 @@ from fluxbus_common.conditions import Reason
 from fluxbus_git.errors import GitError
 
 
-class ArtifactError(GitError):
-    """Building or unpacking an artifact failed (retried with backoff).
-
-    A `GitError` as before the Git library moved out, so that code catching
-    Git failures of a source still sees artifact failures too.
-    """
+class ArchiveError(GitError):
+    """Building or unpacking an artifact failed, or it would exceed the artifact limits
+    (the format's own refusals are `fluxbus_common.artifact.ArtifactFormatError`,
+    wrapped in this with the source's condition reason)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, Reason.ARCHIVE_OPERATION_FAILED)
