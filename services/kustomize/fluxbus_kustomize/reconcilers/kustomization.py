@@ -1,0 +1,763 @@
+"""The Kustomization reconciler (kustomize-controller's, step for step).
+
+Steps, in order, each returning or raising a typed error:
+
+1. `reconcile_source`: the referenced GitRepository's `status.artifact`
+   (an `Artifact`: revision, digest, path) from the status bucket; none yet
+   → Waiting.
+2. `reconcile_dependencies`: every `dependsOn` Kustomization Ready at its
+   current generation (and, sharing our source, at the source's revision), or
+   as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
+   turning Ready requeues at once.
+3. `reconcile_build`: `substituteFrom` values from the store, then the render
+   (`build.Builder`); a render for the same (artifact digest, spec,
+   substitution inputs) is taken from the cache without fetching the artifact.
+4. `reconcile_apply`: toolkit kinds found in the output go into the fluxbus
+   store (`store_apply`), everything else to the cluster (`ClusterPort`:
+   staged server-side apply with dry-run), without the fields named by
+   `driftIgnoreRules` (`logic.drift`). The inventory is recorded.
+5. `reconcile_prune`: with `prune: true`, delete what left the inventory
+   (never reached when build or apply failed; `prune: disabled` respected).
+6. `reconcile_health`: `wait: true` (every applied object) or `healthChecks`,
+   judged by kstatus or `healthCheckExprs`, watch-driven (`health_wait`),
+   bounded by `spec.timeout`, cancelled when a newer revision or generation
+   arrives.
+7. `reconcile_status`: lastAppliedRevision, history, and one event listing
+   what changed (none when nothing did).
+
+`spec.timeout` bounds the whole reconcile. `finalize()` applies the
+deletionPolicy (MirrorPrune, Delete, WaitForTermination, Orphan). Cluster
+requests impersonate `spec.serviceAccountName` when set; `spec.decryption`
+and `spec.kubeConfig` are refused (Stalled) rather than ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import ValidationError
+
+from fluxbus_common import cel, keys, subjects
+from fluxbus_common.api import Kustomization, Secret, Snapshot
+from fluxbus_common.api.kustomize import (
+    MIN_KUSTOMIZATION_TIMEOUT,
+    ResourceInventory,
+    ResourceRef,
+)
+from fluxbus_common.api.meta import Artifact, seconds
+from fluxbus_common.conditions import (
+    ConditionType,
+    Reason,
+    now_rfc3339,
+    remove_condition,
+    set_condition,
+)
+from fluxbus_common.duration import format_duration
+from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
+from fluxbus_common.events import EventSink, Severity
+from fluxbus_common.ports import BusError
+from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
+from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
+from fluxbus_kustomize.errors import ApplyError, ClusterError
+from fluxbus_kustomize.health_wait import Superseded, race, wait_healthy
+from fluxbus_kustomize.logic.drift import ignore_drift, ignored_paths
+from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthCheckExprError
+from fluxbus_kustomize.logic.inventory import (
+    InventoryEntry,
+    ObjMetadata,
+    parse_entries,
+    stale_entries,
+)
+from fluxbus_kustomize.logic.policy import may_prune
+from fluxbus_kustomize.logic.substitute import merge_variables
+from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
+from fluxbus_kustomize.settings import KustomizeSettings
+from fluxbus_kustomize.store_apply import (
+    apply_store,
+    in_store,
+    plan_store,
+    prune_from_store,
+    store_info,
+    store_ref,
+)
+
+log = structlog.get_logger("fluxbus.kustomize")
+
+HISTORY_SIZE = 5
+"""Entries kept in status.history (Flux keeps five)."""
+REVISION_KEY = "kustomize.toolkit.fluxcd.io/revision"
+"""Event metadata key carrying the applied revision (Flux's `<group>/revision`)."""
+HEALTH_MARGIN = 0.05
+"""Seconds the health wait leaves of `spec.timeout`, so it reports its own
+timeout (naming the unhealthy objects) before the whole reconcile times out."""
+
+
+@dataclass
+class KustomizeState:
+    """What the Kustomization steps hand each other during one reconcile."""
+
+    start: float
+    """time.monotonic() when the reconcile began."""
+    deadline: float
+    """time.monotonic() by which it must end (`spec.timeout`)."""
+    source_key: str = ""
+    """The status key of the source (reconcile_source)."""
+    artifact: Artifact | None = None
+    """The source's `status.artifact` (reconcile_source)."""
+    revision: str = ""
+    """The source revision being applied."""
+    old_inventory: list[InventoryEntry] = field(default_factory=list)
+    """The inventory before this reconcile."""
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    """The rendered manifests (reconcile_build)."""
+    checksum: str | None = None
+    """Digest of the rendered manifests; set once the build succeeded."""
+    changes: list[Change] = field(default_factory=list)
+    """What apply did, one per object (reconcile_apply)."""
+    inventory: list[InventoryEntry] = field(default_factory=list)
+    """The new inventory."""
+    pruned: list[Change] = field(default_factory=list)
+    """What prune deleted (reconcile_prune)."""
+
+
+@dataclass
+class _InFlight:
+    """A reconcile in progress: what would make its health wait obsolete."""
+
+    source_key: str
+    revision: str
+    generation: int
+    superseded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _artifact(status: Mapping[str, Any] | None) -> Artifact | None:
+    """Return a source status's artifact when it names a revision and a digest, else None."""
+    raw = (status or {}).get("artifact")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        artifact = Artifact.model_validate(raw)
+    except ValidationError:
+        return None  # not a complete artifact yet: as good as none
+    return artifact if artifact.revision and artifact.digest else None
+
+
+def _source_key(doc: Mapping[str, Any]) -> str | None:
+    """Return the status key of the source a stored Kustomization document points at."""
+    spec = doc.get("spec") or {}
+    ref = spec.get("sourceRef") or {}
+    if not ref.get("name"):
+        return None
+    ns = ref.get("namespace") or (doc.get("metadata") or {}).get("namespace") or "default"
+    return subjects.object_key(str(ref.get("kind") or "GitRepository"), ns, ref["name"])
+
+
+def _depends_on(doc: Mapping[str, Any]) -> list[str]:
+    """Return the keys of the Kustomizations a stored document depends on."""
+    ns = (doc.get("metadata") or {}).get("namespace") or "default"
+    out = []
+    for dep in (doc.get("spec") or {}).get("dependsOn") or []:
+        if isinstance(dep, Mapping) and dep.get("name"):
+            out.append(
+                subjects.object_key("Kustomization", dep.get("namespace") or ns, dep["name"])
+            )
+    return out
+
+
+def _ready(status: Mapping[str, Any] | None) -> bool:
+    for c in (status or {}).get("conditions") or []:
+        if c.get("type") == ConditionType.READY:
+            return c.get("status") == "True"
+    return False
+
+
+def _checksum(objects: Sequence[Mapping[str, Any]]) -> str:
+    data = json.dumps(list(objects), sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _entry(ref: Ref) -> InventoryEntry:
+    meta = ObjMetadata(ref.namespace, ref.name, ref.resource.group, ref.resource.kind)
+    return InventoryEntry(meta.id, ref.resource.version)
+
+
+def _cel_true(expr: str, variables: Mapping[str, Any], what: str) -> bool:
+    """Evaluate a CEL expression; an evaluation error (a missing field) means false.
+
+    Raises Stalling when the expression does not compile (only a new spec helps).
+    """
+    try:
+        program = cel.compile_program(expr)
+    except cel.CelError as e:
+        raise Stalling(f"{what}: invalid CEL expression: {e}", Reason.INVALID_SPEC) from None
+    return cel.evaluate_bool(program, cel.activation(variables))
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
+    """Reconciles Kustomizations against one cluster and the fluxbus store.
+
+    `store` is anything that reads statuses, objects, Secrets/ConfigMaps and
+    artifacts (`KustomizeStore`; the `Bus` is one); `cluster` the target
+    cluster (`ClusterPort`); `recorder` receives the events.
+    """
+
+    kind: ClassVar[str] = "Kustomization"
+
+    def __init__(
+        self,
+        store: KustomizeStore,
+        cluster: ClusterPort,
+        *,
+        recorder: EventSink | None = None,
+        builder: Builder | None = None,
+        settings: KustomizeSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.recorder = recorder
+        self.settings = settings or KustomizeSettings()
+        self.builder = builder or Builder(cache=RenderCache(self.settings.render_cache))
+        self._inflight: dict[str, _InFlight] = {}
+        self._sources_seen: dict[str, tuple[Any, ...]] = {}
+        self._deps_seen: dict[str, tuple[Any, ...]] = {}
+        self.watches = (
+            DependencyWatch("GitRepository", self._on_source_status),
+            DependencyWatch("Kustomization", self._on_kustomization_status),
+            DependencyWatch("Kustomization", self._on_kustomization_object, source="objects"),
+        )
+
+    # -- runtime protocol ----------------------------------------------------------
+
+    def parse(self, doc: dict[str, Any]) -> Kustomization:
+        return Kustomization.model_validate(doc)
+
+    def interval(self, obj: Kustomization) -> float:
+        return obj.spec.interval_seconds
+
+    @staticmethod
+    def key_of(obj: Kustomization) -> str:
+        return subjects.object_key("Kustomization", obj.metadata.namespace, obj.metadata.name)
+
+    def timeout(self, obj: Kustomization) -> float:
+        """Flux's GetTimeout(): `spec.timeout`, else interval − 30 s, at least `min_timeout`."""
+        spec = obj.spec
+        value = seconds(spec.timeout, spec.interval_seconds - MIN_KUSTOMIZATION_TIMEOUT)
+        return max(value, self.settings.min_timeout)
+
+    def retry_interval(self, obj: Kustomization) -> float:
+        """Flux retries every failure after `spec.retryInterval` (default: the interval)."""
+        return obj.spec.retry_interval_seconds
+
+    def new_state(self, obj: Kustomization) -> KustomizeState:
+        start = time.monotonic()
+        return KustomizeState(start=start, deadline=start + self.timeout(obj))
+
+    def steps(self) -> tuple[Step[Kustomization, KustomizeState], ...]:
+        return (
+            self.reconcile_source,
+            self.reconcile_dependencies,
+            self.reconcile_build,
+            self.reconcile_apply,
+            self.reconcile_prune,
+            self.reconcile_health,
+            self.reconcile_status,
+        )
+
+    async def on_result(
+        self, obj: Kustomization, state: KustomizeState, error: ReconcileError | None
+    ) -> None:
+        """Record a failed attempt in the history (a success records itself); forget
+        the reconcile in flight."""
+        self._inflight.pop(self.key_of(obj), None)
+        if error is not None and error.reason != Reason.HEALTH_CHECK_CANCELED:
+            self._record_history(obj, state, error.reason)
+
+    def _cluster(self, obj: Kustomization) -> ClusterPort:
+        """The cluster as the Kustomization's service account (`spec.serviceAccountName`,
+        else the configured default), impersonated as Flux does; else as the service."""
+        account = obj.spec.service_account_name or self.settings.default_service_account
+        if not account:
+            return self.cluster
+        return self.cluster.as_user(f"system:serviceaccount:{obj.metadata.namespace}:{account}")
+
+    @staticmethod
+    def _check_supported(obj: Kustomization) -> None:
+        """Refuse spec fields whose silent omission would do harm (Stalling until changed):
+        applying SOPS-encrypted Secrets undecrypted, or applying to this cluster
+        what was meant for another."""
+        unsupported = [
+            name
+            for name, value in (
+                ("spec.decryption", obj.spec.decryption),
+                ("spec.kubeConfig", obj.spec.kube_config),
+            )
+            if value
+        ]
+        if unsupported:
+            raise Stalling(
+                f"{', '.join(unsupported)}: not supported by fluxbus yet", Reason.INVALID_SPEC
+            )
+
+    # -- watches (called by the runtime on every change) -------------------------
+
+    def _on_source_status(
+        self, key: str, value: dict[str, Any] | None, objects: Mapping[str, dict[str, Any]]
+    ) -> list[str]:
+        artifact = _artifact(value)
+        revision = artifact.revision if artifact else None
+        state = (revision, artifact.digest if artifact else None)
+        for flight in self._inflight.values():
+            if flight.source_key == key and revision and flight.revision != revision:
+                flight.superseded.set()
+        if self._sources_seen.get(key) == state:
+            return []
+        self._sources_seen[key] = state
+        return [k for k, doc in objects.items() if _source_key(doc) == key]
+
+    def _on_kustomization_status(
+        self, key: str, value: dict[str, Any] | None, objects: Mapping[str, dict[str, Any]]
+    ) -> list[str]:
+        state = (
+            _ready(value),
+            (value or {}).get("lastAppliedRevision"),
+            (value or {}).get("observedGeneration"),
+        )
+        previous = self._deps_seen.get(key)
+        self._deps_seen[key] = state
+        if value is None or not state[0] or previous == state:
+            return []
+        return [k for k, doc in objects.items() if key in _depends_on(doc)]
+
+    def _on_kustomization_object(
+        self, key: str, value: dict[str, Any] | None, objects: Mapping[str, dict[str, Any]]
+    ) -> list[str]:
+        flight = self._inflight.get(key)
+        if flight is not None:
+            meta = (value or {}).get("metadata") or {}
+            if value is None or int(meta.get("generation") or 0) != flight.generation:
+                flight.superseded.set()
+        return []
+
+    # -- steps -----------------------------------------------------------------------
+
+    async def reconcile_source(self, obj: Kustomization, state: KustomizeState) -> None:
+        self._check_supported(obj)
+        ref = obj.spec.source_ref
+        if ref.kind != "GitRepository":
+            raise Stalling(
+                f"source kind {ref.kind} is not supported (only GitRepository)",
+                Reason.ARTIFACT_FAILED,
+            )
+        ns = ref.namespace or obj.metadata.namespace
+        source_key = subjects.object_key(ref.kind, ns, ref.name)
+        retry = obj.spec.retry_interval_seconds
+        try:
+            status = await self.store.get_status(source_key)
+        except BusError as e:
+            raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
+        artifact = _artifact(status.value if status else None)
+        if artifact is None:
+            try:
+                exists = await self.store.get_object(source_key) is not None
+            except BusError as e:
+                raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
+            message = (
+                f"Source artifact not found, {ref.kind}/{ns}/{ref.name} has no artifact yet"
+                if exists
+                else f"Source '{ref.kind}/{ns}/{ref.name}' not found"
+            )
+            raise Waiting(message, Reason.ARTIFACT_FAILED, requeue_after=retry)
+        state.source_key = source_key
+        state.artifact = artifact
+        state.revision = str(artifact.revision)
+        state.old_inventory = parse_entries(
+            [e.model_dump() for e in obj.status.inventory.entries] if obj.status.inventory else []
+        )
+        obj.status.last_attempted_revision = state.revision
+        self._inflight[self.key_of(obj)] = _InFlight(
+            source_key, state.revision, obj.metadata.generation
+        )
+
+    async def reconcile_dependencies(self, obj: Kustomization, state: KustomizeState) -> None:
+        own = self.key_of(obj)
+        for dep in obj.spec.depends_on:
+            ns = dep.namespace or obj.metadata.namespace
+            key = subjects.object_key("Kustomization", ns, dep.name)
+            what = f"dependency '{ns}/{dep.name}'"
+            if key == own:
+                raise Stalling(f"{what} is the Kustomization itself", Reason.DEPENDENCY_NOT_READY)
+            doc = await self.store.get_object(key)
+            status = await self.store.get_status(key)
+            if doc is None:
+                self._not_ready(f"{what} not found")
+                continue
+            dep_doc = {**doc.value, "status": status.value if status else {}}
+            if dep.ready_expr:
+                self_doc = {"metadata": obj.metadata.model_dump(by_alias=True)}
+                activation = {"dep": dep_doc, "self": self_doc}
+                if not _cel_true(dep.ready_expr, activation, f"{what} readyExpr"):
+                    self._not_ready(f"{what} is not ready according to readyExpr")
+                continue
+            gen = int((doc.value.get("metadata") or {}).get("generation") or 0)
+            st = status.value if status else {}
+            if not _ready(st) or int(st.get("observedGeneration") or 0) != gen:
+                self._not_ready(f"{what} is not ready")
+            if (
+                _source_key(doc.value) == state.source_key
+                and st.get("lastAppliedRevision") != state.revision
+            ):
+                self._not_ready(f"{what} revision is not up to date")
+
+    def _not_ready(self, message: str) -> None:
+        raise Waiting(
+            f"{message}, retrying in {format_duration(self.settings.dependency_requeue)}",
+            Reason.DEPENDENCY_NOT_READY,
+            requeue_after=self.settings.dependency_requeue,
+        )
+
+    async def reconcile_build(self, obj: Kustomization, state: KustomizeState) -> None:
+        spec = BuildSpec.from_kustomization(obj.spec)
+        variables = await self._variables(obj)
+        artifact = state.artifact
+        assert artifact is not None  # reconcile_source ran first
+        digest = str(artifact.digest)
+        strict = self.settings.strict_substitution
+        merged = merge_variables([variables], spec.substitute) if spec.post_build else {}
+        objects = self.builder.cache.get(RenderCache.key(digest, spec, merged, strict))
+        if objects is None:
+            objects = await self._render(obj, artifact, spec, variables, strict)
+        state.objects = objects
+        state.checksum = _checksum(objects)
+
+    async def _render(
+        self,
+        obj: Kustomization,
+        artifact: Artifact,
+        spec: BuildSpec,
+        variables: Mapping[str, str],
+        strict: bool,
+    ) -> list[dict[str, Any]]:
+        digest = str(artifact.digest)
+        name = artifact.path
+        if not name:
+            ref = obj.spec.source_ref
+            name = subjects.artifact_name(
+                ref.kind, ref.namespace or obj.metadata.namespace, ref.name, digest.split(":")[-1]
+            )
+        workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="fluxbus-artifact-"))
+        try:
+            tarball = workdir / "artifact.tar.gz"
+            try:
+                await self.store.get_artifact(name, tarball)
+            except KeyError:
+                raise Generic(
+                    f"artifact {name} (revision {artifact.revision}) not found in storage",
+                    Reason.ARTIFACT_FAILED,
+                ) from None
+            except BusError as e:
+                raise Generic(f"fetching artifact {name}: {e}", Reason.ARTIFACT_FAILED) from e
+            try:
+                return await self.builder.build(tarball, digest, spec, variables, strict=strict)
+            except BuildError as e:
+                raise Generic(e.message, e.reason) from None
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _variables(self, obj: Kustomization) -> dict[str, str]:
+        """Return the substituteFrom values (later references win), read from the store."""
+        out: dict[str, str] = {}
+        post = obj.spec.post_build
+        if post is None:
+            return out
+        ns = obj.metadata.namespace
+        for ref in post.substitute_from or []:
+            try:
+                if ref.kind == "ConfigMap":
+                    doc = await self.store.get_configmap(ns, ref.name)
+                    values = dict((doc or {}).get("data") or {}) if doc else None
+                else:
+                    doc = await self.store.get_secret(ns, ref.name)
+                    values = Secret.model_validate(doc).text() if doc else None
+            except (BusError, ValueError) as e:
+                raise Generic(
+                    f"substituteFrom {ref.kind}/{ns}/{ref.name}: {e}",
+                    Reason.BUILD_FAILED,
+                ) from e
+            if values is None:
+                if ref.optional:
+                    continue
+                raise Generic(
+                    f"substituteFrom: {ref.kind}/{ns}/{ref.name} not found",
+                    Reason.BUILD_FAILED,
+                )
+            out.update({str(k): str(v) for k, v in values.items()})
+        return out
+
+    def _owned(self, obj: Kustomization, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a copy of `doc` carrying the owner labels."""
+        out = dict(doc)
+        meta = dict(out.get("metadata") or {})
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            keys.KUSTOMIZE_NAME_LABEL: obj.metadata.name,
+            keys.KUSTOMIZE_NAMESPACE_LABEL: obj.metadata.namespace,
+        }
+        out["metadata"] = meta
+        return out
+
+    async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
+        rules = obj.spec.drift_ignore_rules
+        owned = [self._owned(obj, ignore_drift(o, rules)) for o in state.objects]
+        toolkit: list[dict[str, Any]] = []
+        in_cluster: list[dict[str, Any]] = []
+        for o in owned:
+            kept = store_info(str(o.get("apiVersion")), str(o.get("kind"))) is not None
+            (toolkit if kept else in_cluster).append(o)
+        store_plan = plan_store(toolkit)
+        old: list[InventoryEntry] = state.old_inventory
+        try:
+            changes = await self._cluster(obj).apply_all(
+                in_cluster,
+                force=obj.spec.force,
+                timeout=max(1.0, state.deadline - time.monotonic()),
+                ignored=ignored_paths(owned, rules),
+            )
+        except ApplyError as e:
+            self._set_inventory(obj, [*old, *(_entry(c.ref) for c in e.changes)])
+            raise Generic(str(e), e.reason) from None
+        except ClusterError as e:
+            raise Generic(str(e), Reason.APPLY_FAILED) from None
+        changes += await apply_store(self.store, store_plan)
+        state.changes = changes
+        inventory = [_entry(c.ref) for c in changes]
+        state.inventory = inventory
+        self._set_inventory(obj, inventory)
+
+    def _set_inventory(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> None:
+        unique = {e.id: e for e in entries}
+        obj.status.inventory = ResourceInventory(
+            entries=[ResourceRef(id=i, v=unique[i].v) for i in sorted(unique)]
+        )
+
+    async def reconcile_prune(self, obj: Kustomization, state: KustomizeState) -> None:
+        if not obj.spec.prune:
+            state.pruned = []
+            return
+        stale = stale_entries(state.old_inventory, state.inventory)
+        state.pruned = await self._prune(obj, stale)
+
+    async def _prune(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> list[Change]:
+        """Delete inventory entries (in the given order) that may be pruned and are ours.
+
+        Raises Generic(PruneFailed).
+        """
+        deleted: list[Change] = []
+        cluster_refs: list[Ref] = []
+        failures: list[str] = []
+        cluster = self._cluster(obj)
+        owner = {
+            keys.KUSTOMIZE_NAME_LABEL: obj.metadata.name,
+            keys.KUSTOMIZE_NAMESPACE_LABEL: obj.metadata.namespace,
+        }
+
+        def ours(live: Mapping[str, Any]) -> bool:
+            labels = (live.get("metadata") or {}).get("labels") or {}
+            return all(labels.get(k) == v for k, v in owner.items()) and may_prune(live)
+
+        for entry in entries:
+            meta = entry.meta
+            info = store_info(entry.api_version, meta.kind)
+            try:
+                if info is not None:
+                    change = await prune_from_store(self.store, entry, info, ours)
+                    if change is not None:
+                        deleted.append(change)
+                    continue
+                try:
+                    resource = await cluster.resource_for(entry.api_version, meta.kind)
+                except ClusterError:
+                    continue  # the kind is gone (its CRD was deleted): so are its objects
+                ref = Ref(resource, meta.namespace if resource.namespaced else "", meta.name)
+                live_obj = await cluster.get(ref)
+                if live_obj is not None and ours(live_obj):
+                    cluster_refs.append(ref)
+            except (ClusterError, BusError) as e:
+                failures.append(f"{meta.describe()} prune failed: {e}")
+        if failures:
+            raise Generic("\n".join(failures), Reason.PRUNE_FAILED)
+        # Objects first, then what holds or defines them (CRDs, Namespaces, ClusterRoles),
+        # so custom resources and namespaced objects are never orphaned mid-way.
+        definitions = {"CustomResourceDefinition", "Namespace", "ClusterRole"}
+        try:
+            for batch in (
+                [r for r in cluster_refs if r.resource.kind not in definitions],
+                [r for r in cluster_refs if r.resource.kind in definitions],
+            ):
+                if batch:
+                    deleted += await cluster.delete_all(batch)
+        except ClusterError as e:
+            raise Generic(str(e), Reason.PRUNE_FAILED) from None
+        return deleted
+
+    async def reconcile_health(self, obj: Kustomization, state: KustomizeState) -> None:
+        changes: list[Change] = state.changes
+        if obj.spec.wait:
+            targets = [c for c in changes if c.action != "skipped"]
+        elif obj.spec.health_checks:
+            targets = await self._health_check_targets(obj)
+        else:
+            remove_condition(obj.status.conditions, ConditionType.HEALTHY)
+            return
+        try:
+            exprs = [
+                HealthCheckExpr.from_spec(e.model_dump(by_alias=True, exclude_none=True))
+                for e in obj.spec.health_check_exprs
+            ]
+        except HealthCheckExprError as e:
+            raise Stalling(f"healthCheckExprs: {e}", Reason.HEALTH_CHECK_FAILED) from None
+        if not targets:
+            self._healthy(obj, True, Reason.SUCCEEDED, "No health checks to run")
+            return
+        start = time.monotonic()
+        remaining = max(0.0, state.deadline - start - HEALTH_MARGIN)
+        flight = self._inflight.get(self.key_of(obj))
+        wait = wait_healthy(self._cluster(obj), self.store, targets, exprs, remaining)
+        try:
+            ok, unhealthy = await (race(wait, flight.superseded) if flight else wait)
+        except Superseded:
+            message = "Health check canceled, a new revision or generation was detected"
+            self._healthy(obj, False, Reason.HEALTH_CHECK_CANCELED, message)
+            raise Generic(message, Reason.HEALTH_CHECK_CANCELED, retry_after=0.0) from None
+        elapsed = format_duration(round(time.monotonic() - start, 3))
+        if not ok:
+            detail = "; ".join(unhealthy)
+            message = f"Health check failed after {elapsed}: {detail}"
+            self._healthy(obj, False, Reason.HEALTH_CHECK_FAILED, message)
+            raise Generic(message, Reason.HEALTH_CHECK_FAILED)
+        self._healthy(obj, True, Reason.SUCCEEDED, f"Health check passed in {elapsed}")
+
+    def _healthy(self, obj: Kustomization, ok: bool, reason: str, message: str) -> None:
+        set_condition(
+            obj.status.conditions,
+            ConditionType.HEALTHY,
+            ok,
+            reason,
+            message,
+            obj.metadata.generation,
+        )
+
+    async def _health_check_targets(self, obj: Kustomization) -> list[Change]:
+        targets: list[Change] = []
+        for hc in obj.spec.health_checks:
+            ns = hc.namespace or obj.metadata.namespace
+            api_version = hc.api_version or ""
+            info = store_info(api_version, hc.kind)
+            if info is not None:
+                targets.append(Change(store_ref(api_version, info, ns, hc.name), "unchanged"))
+                continue
+            try:
+                resource = await self._cluster(obj).resource_for(api_version, hc.kind)
+            except ClusterError as e:
+                raise Generic(f"healthChecks: {e}", Reason.HEALTH_CHECK_FAILED) from None
+            ref = Ref(resource, ns if resource.namespaced else "", hc.name)
+            targets.append(Change(ref, "unchanged"))
+        return targets
+
+    async def reconcile_status(self, obj: Kustomization, state: KustomizeState) -> Result:
+        revision = state.revision
+        obj.status.last_applied_revision = revision
+        self._record_history(obj, state, Reason.RECONCILIATION_SUCCEEDED)
+        changes: list[Change] = state.changes + state.pruned
+        lines = [
+            f"{c.subject} {c.action}"
+            for c in changes
+            if c.action in ("created", "configured", "deleted")
+        ]
+        if lines and self.recorder is not None:
+            await self.recorder.event(
+                obj,
+                Severity.INFO,
+                Reason.RECONCILIATION_SUCCEEDED,
+                "\n".join(lines),
+                {REVISION_KEY: revision},
+            )
+        return Result(
+            ready_reason=Reason.RECONCILIATION_SUCCEEDED,
+            ready_message=f"Applied revision: {revision}",
+        )
+
+    def _record_history(self, obj: Kustomization, state: KustomizeState, status: str) -> None:
+        checksum = state.checksum
+        if not checksum:
+            return
+        now = now_rfc3339()
+        duration = format_duration(round(time.monotonic() - state.start, 3))
+        history = list(obj.status.history)
+        current = next((h for h in history if h.digest == checksum), None)
+        if current is not None:
+            history.remove(current)
+            current.last_reconciled = now
+            current.last_reconciled_duration = duration
+            current.last_reconciled_status = status
+            current.total_reconciliations += 1
+            current.metadata = {"revision": state.revision}
+        else:
+            current = Snapshot(
+                digest=checksum,
+                first_reconciled=now,
+                last_reconciled=now,
+                last_reconciled_duration=duration,
+                last_reconciled_status=status,
+                total_reconciliations=1,
+                metadata={"revision": state.revision},
+            )
+        obj.status.history = [current, *history][:HISTORY_SIZE]
+
+    # -- deletion --------------------------------------------------------------------
+
+    async def finalize(self, obj: Kustomization) -> None:
+        """Apply the deletionPolicy before the Kustomization is removed.
+
+        MirrorPrune (default) deletes the inventory when `prune` is true,
+        Delete always, WaitForTermination deletes and waits (up to
+        `spec.timeout`) for the objects to be gone, Orphan leaves them. A
+        suspended Kustomization leaves everything in place.
+        """
+        policy = obj.spec.effective_deletion_policy
+        inventory = obj.status.inventory.entries if obj.status.inventory else []
+        if obj.spec.suspend or not inventory:
+            return
+        if policy == "Orphan" or (policy == "MirrorPrune" and not obj.spec.prune):
+            return
+        entries = stale_entries(parse_entries([e.model_dump() for e in inventory]), [])
+        deleted = await self._prune(obj, entries)
+        if policy == "WaitForTermination":
+            refs = [c.ref for c in deleted if not in_store(c.ref)]
+            try:
+                await self._cluster(obj).wait_gone(refs, self.timeout(obj))
+            except TimeoutError as e:
+                # Flux logs the timeout and lets the Kustomization go anyway.
+                log.error("finalize.wait_for_termination_timeout", error=str(e))
+        if deleted and self.recorder is not None:
+            await self.recorder.event(
+                obj,
+                Severity.INFO,
+                Reason.GARBAGE_COLLECTION_SUCCEEDED,
+                "\n".join(f"{c.subject} deleted" for c in deleted),
+            )
