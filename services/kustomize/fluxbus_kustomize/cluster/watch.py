@@ -193,11 +193,11 @@ class WatchingClient(DiscoveringClient):
         for ref in refs:
             by_resource.setdefault(ref.resource, []).append(ref)
         waiters: dict[Resource, _Waiter] = {}
-        latest: dict[Ref, dict[str, Any] | None] = {
-            r: (dict(initial[r]) if initial[r] is not None else None)  # type: ignore[arg-type]
-            for r in refs
-            if initial and r in initial
-        }
+        latest: dict[Ref, dict[str, Any] | None] = {}
+        for r in refs:
+            if initial and r in initial:
+                known = initial[r]
+                latest[r] = dict(known) if known is not None else None
         wake = asyncio.Event()
         for resource, members in by_resource.items():
             waiter = _Waiter((r.namespace, r.name) for r in members)

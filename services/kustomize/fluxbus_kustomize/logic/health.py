@@ -18,7 +18,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -287,7 +287,7 @@ def _conditions_only(obj: Mapping[str, Any]) -> HealthResult:
     return _current()
 
 
-_BUILTIN: dict[tuple[str, str], Any] = {
+_BUILTIN: dict[tuple[str, str], Callable[[Mapping[str, Any]], HealthResult]] = {
     ("apps", "Deployment"): _deployment,
     ("apps", "StatefulSet"): _statefulset,
     ("apps", "DaemonSet"): _daemonset,
