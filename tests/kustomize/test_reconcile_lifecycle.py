@@ -22,7 +22,7 @@ from reconcile_helpers import (
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
-from fluxbus_kustomize.reconciler import KustomizeSettings
+from fluxbus_kustomize.settings import KustomizeSettings
 
 FAST = KustomizeSettings(dependency_requeue=0.5, min_timeout=1.0)
 

@@ -17,7 +17,7 @@ from fluxbus_common.runtime import Runtime
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_kustomize import app
-from fluxbus_kustomize.reconciler import KustomizeSettings
+from fluxbus_kustomize.settings import KustomizeSettings
 
 
 async def test_service_applies_and_corrects_drift_every_interval(

@@ -10,8 +10,10 @@ import sys
 import structlog
 
 from fluxbus_common import logconfig
+from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_kustomize import app
-from fluxbus_kustomize.cluster import ClusterError
+from fluxbus_kustomize.errors import ClusterError
+from fluxbus_kustomize.settings import KustomizeSettings
 
 
 def main() -> None:
@@ -19,9 +21,14 @@ def main() -> None:
 
     Exits 1 when no target cluster configuration can be loaded.
     """
+    bus_settings = BusSettings.from_env()
+    runtime_settings = RuntimeSettings.from_env()
+    settings = KustomizeSettings.from_env()
     logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
     try:
-        asyncio.run(app.run())
+        asyncio.run(
+            app.run(bus_settings=bus_settings, runtime_settings=runtime_settings, settings=settings)
+        )
     except ClusterError as e:
         structlog.get_logger("fluxbus.kustomize").error("service.no_cluster", error=str(e))
         sys.exit(1)

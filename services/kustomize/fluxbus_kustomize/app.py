@@ -1,6 +1,6 @@
 """Composition root of the kustomize service: connect the target cluster,
 build the Kustomization reconciler, and run it with the shared service root
-(bus, /healthz /readyz /metrics, leases, SIGTERM)."""
+(bus, /healthz /readyz /metrics, leases, SIGTERM). Wiring only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_kustomize.cluster import Cluster
-from fluxbus_kustomize.reconciler import KustomizationReconciler, KustomizeSettings
+from fluxbus_kustomize.reconcilers import KustomizationReconciler
+from fluxbus_kustomize.settings import KustomizeSettings
 
 SERVICE = "kustomize"
 CONTROLLER = "kustomize-controller"

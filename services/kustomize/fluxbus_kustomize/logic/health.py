@@ -8,8 +8,8 @@ Namespace and Pod; Flux toolkit kinds (`*.toolkit.fluxcd.io`: Ready=True at the
 current generation); every other object by its `Reconciling`/`Stalled`/`Ready`
 conditions, and Current when it has no status conditions at all.
 
-`HealthCheckExpr` evaluates Flux's `spec.healthCheckExprs` with cel-python, in
-Flux's order: generation check, then `inProgress`, `failed`, `current`; none
+`HealthCheckExpr` evaluates Flux's `spec.healthCheckExprs` with the one CEL
+environment (`fluxbus_common.cel`), in Flux's order: generation check, then `inProgress`, `failed`, `current`; none
 true means InProgress. A CEL evaluation error (for example a missing field)
 counts as false, so the object waits, as in Flux.
 
@@ -18,14 +18,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import celpy
-from celpy import celtypes
-
+from fluxbus_common import cel
 from fluxbus_kustomize.logic.ordering import group_of
 
 
@@ -289,7 +287,7 @@ def _conditions_only(obj: Mapping[str, Any]) -> HealthResult:
     return _current()
 
 
-_BUILTIN: dict[tuple[str, str], Any] = {
+_BUILTIN: dict[tuple[str, str], Callable[[Mapping[str, Any]], HealthResult]] = {
     ("apps", "Deployment"): _deployment,
     ("apps", "StatefulSet"): _statefulset,
     ("apps", "DaemonSet"): _daemonset,
@@ -329,15 +327,12 @@ class HealthCheckExprError(ValueError):
     """A `healthCheckExprs` expression does not compile."""
 
 
-_CEL_ENV = celpy.Environment()
-
-
-def _compile(source: str | None, what: str) -> Any:
+def _compile(source: str | None, what: str) -> cel.Program | None:
     if not source:
         return None
     try:
-        return _CEL_ENV.program(_CEL_ENV.compile(source))
-    except Exception as e:  # celpy raises its own parse errors, not a common base
+        return cel.compile_program(source)
+    except cel.CelError as e:
         raise HealthCheckExprError(f"failed to parse the expression {what}: {e}") from None
 
 
@@ -382,21 +377,13 @@ class HealthCheckExpr:
         pending = _generation_pending(obj)
         if pending:
             return pending
-        activation = {str(k): celpy.json_to_cel(v) for k, v in obj.items()}
+        activation = cel.activation(obj)
         for program, status in zip(
             self._programs, (Status.IN_PROGRESS, Status.FAILED, Status.CURRENT), strict=True
         ):
-            if program is not None and _evaluate_bool(program, activation):
+            if program is not None and cel.evaluate_bool(program, activation):
                 return HealthResult(status, f"healthCheckExprs: {status} expression is true")
         return _progress("healthCheckExprs: no expression is true yet")
-
-
-def _evaluate_bool(program: Any, activation: Mapping[str, Any]) -> bool:
-    try:
-        result = program.evaluate(activation)
-    except Exception:  # CELEvalError and friends: a missing field means "not yet"
-        return False
-    return isinstance(result, bool | celtypes.BoolType) and bool(result)
 
 
 def check_health(obj: Mapping[str, Any], exprs: Sequence[HealthCheckExpr] = ()) -> HealthResult:

@@ -49,6 +49,7 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 resolution below is Python either way, so both read documents the same."""
 
 
+# mypy cannot subclass a base chosen at run time (CSafeLoader exists only with libyaml)
 class ManifestLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader with the Kubernetes tooling's scalar resolution (see the module doc)."""
 

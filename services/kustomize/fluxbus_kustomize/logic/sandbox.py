@@ -128,7 +128,7 @@ def _strings(value: Any) -> Iterator[tuple[int, str]]:
 
 
 def _iter_references(kus: Mapping[str, Any]) -> Iterator[tuple[str, str, Role]]:
-    for key, role in (
+    listed: tuple[tuple[str, Role], ...] = (
         ("resources", "resource"),
         ("bases", "resource"),
         ("components", "component"),
@@ -138,11 +138,12 @@ def _iter_references(kus: Mapping[str, Any]) -> Iterator[tuple[str, str, Role]]:
         ("transformers", "plugin"),
         ("generators", "plugin"),
         ("validators", "plugin"),
-    ):
+    )
+    for key, role in listed:
         for i, value in _strings(kus.get(key)):
             if role == "file" and _is_inline(value):
                 continue  # an inline patch, not a path
-            yield f"{key}[{i}]", value, role  # type: ignore[misc]
+            yield f"{key}[{i}]", value, role
     for key in ("patches", "patchesJson6902", "replacements"):
         for i, item in enumerate(kus.get(key) or []):
             if isinstance(item, Mapping) and isinstance(item.get("path"), str):

@@ -3,23 +3,25 @@
 Steps, in order, each returning or raising a typed error:
 
 1. `reconcile_source`: the referenced GitRepository's `status.artifact`
-   (revision, digest, path) from the status bucket; none yet → Waiting.
+   (an `Artifact`: revision, digest, path) from the status bucket; none yet
+   → Waiting.
 2. `reconcile_dependencies`: every `dependsOn` Kustomization Ready at its
    current generation (and, sharing our source, at the source's revision), or
    as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
    turning Ready requeues at once.
-3. `reconcile_build`: `substituteFrom` values from the bus, then the render
+3. `reconcile_build`: `substituteFrom` values from the store, then the render
    (`build.Builder`); a render for the same (artifact digest, spec,
    substitution inputs) is taken from the cache without fetching the artifact.
 4. `reconcile_apply`: toolkit kinds found in the output go into the fluxbus
-   store (`bus.apply_object`), everything else to the cluster (`cluster.py`,
+   store (`store_apply`), everything else to the cluster (`ClusterPort`:
    staged server-side apply with dry-run), without the fields named by
-   `driftIgnoreRules`. The inventory is recorded.
+   `driftIgnoreRules` (`logic.drift`). The inventory is recorded.
 5. `reconcile_prune`: with `prune: true`, delete what left the inventory
    (never reached when build or apply failed; `prune: disabled` respected).
 6. `reconcile_health`: `wait: true` (every applied object) or `healthChecks`,
-   judged by kstatus or `healthCheckExprs`, watch-driven, bounded by
-   `spec.timeout`, cancelled when a newer revision or generation arrives.
+   judged by kstatus or `healthCheckExprs`, watch-driven (`health_wait`),
+   bounded by `spec.timeout`, cancelled when a newer revision or generation
+   arrives.
 7. `reconcile_status`: lastAppliedRevision, history, and one event listing
    what changed (none when nothing did).
 
@@ -32,43 +34,27 @@ and `spec.kubeConfig` are refused (Stalled) rather than ignored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import hashlib
 import json
-import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-import celpy
 import structlog
-from celpy import celtypes
+from pydantic import ValidationError
 
-from fluxbus_common import keys, subjects
-from fluxbus_common.api import (
-    KindInfo,
-    Kustomization,
-    Secret,
-    Snapshot,
-    UnknownKind,
-    kind_for,
-)
+from fluxbus_common import cel, keys, subjects
+from fluxbus_common.api import Kustomization, Secret, Snapshot
 from fluxbus_common.api.kustomize import (
     MIN_KUSTOMIZATION_TIMEOUT,
-    DriftIgnoreRule,
     ResourceInventory,
     ResourceRef,
-    Selector,
 )
-from fluxbus_common.api.meta import seconds
-from fluxbus_common.api.registry import parse_object
-from fluxbus_common.bus import Bus
+from fluxbus_common.api.meta import Artifact, seconds
 from fluxbus_common.conditions import (
     ConditionType,
     Reason,
@@ -76,28 +62,34 @@ from fluxbus_common.conditions import (
     remove_condition,
     set_condition,
 )
+from fluxbus_common.duration import format_duration
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
-from fluxbus_kustomize.cluster import ApplyError, Change, ClusterError, Ref, Resource
-from fluxbus_kustomize.logic.health import (
-    HealthCheckExpr,
-    HealthCheckExprError,
-    HealthResult,
-    Status,
-    check_health,
-)
+from fluxbus_kustomize.errors import ApplyError, ClusterError
+from fluxbus_kustomize.health_wait import Superseded, race, wait_healthy
+from fluxbus_kustomize.logic.drift import ignore_drift, ignored_paths
+from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthCheckExprError
 from fluxbus_kustomize.logic.inventory import (
     InventoryEntry,
     ObjMetadata,
     parse_entries,
     stale_entries,
 )
-from fluxbus_kustomize.logic.ordering import group_of, sort_key
-from fluxbus_kustomize.logic.policy import Action, apply_policy, may_prune
+from fluxbus_kustomize.logic.policy import may_prune
 from fluxbus_kustomize.logic.substitute import merge_variables
+from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
+from fluxbus_kustomize.settings import KustomizeSettings
+from fluxbus_kustomize.store_apply import (
+    apply_store,
+    in_store,
+    plan_store,
+    prune_from_store,
+    store_info,
+    store_ref,
+)
 
 log = structlog.get_logger("fluxbus.kustomize")
 
@@ -105,85 +97,9 @@ HISTORY_SIZE = 5
 """Entries kept in status.history (Flux keeps five)."""
 REVISION_KEY = "kustomize.toolkit.fluxcd.io/revision"
 """Event metadata key carrying the applied revision (Flux's `<group>/revision`)."""
-
-
-# --------------------------------------------------------------------------- ports
-
-
-class ClusterPort(Protocol):
-    """What the reconciler needs from the target cluster (`cluster.Cluster`)."""
-
-    def as_user(self, user: str | None) -> ClusterPort: ...
-
-    async def ref_of(self, obj: Mapping[str, Any]) -> Ref: ...
-
-    async def resource_for(self, api_version: str, kind: str) -> Resource: ...
-
-    async def get(self, ref: Ref) -> dict[str, Any] | None: ...
-
-    async def apply_all(
-        self,
-        objects: Sequence[Mapping[str, Any]],
-        *,
-        force: bool = False,
-        timeout: float = 300.0,
-        ignored: Mapping[tuple[str, str, str, str], Sequence[str]] | None = None,
-    ) -> list[Change]: ...
-
-    async def delete_all(
-        self, refs: Sequence[Ref], propagation: str = "Background"
-    ) -> list[Change]: ...
-
-    async def wait_gone(self, refs: Sequence[Ref], timeout: float) -> None: ...
-
-    async def watch_until(
-        self,
-        refs: Sequence[Ref],
-        done: Any,
-        timeout: float,
-        initial: Mapping[Ref, Mapping[str, Any] | None] | None = None,
-    ) -> tuple[bool, dict[Ref, dict[str, Any] | None]]: ...
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class KustomizeSettings:
-    """Service knobs (environment: FLUXBUS_KUSTOMIZE_*).
-
-    DEPENDENCY_REQUEUE: seconds before a Kustomization waiting on a dependency
-      looks again (Flux's `--requeue-dependency`, 30 s); a dependency turning
-      Ready requeues at once anyway.
-    STRICT_SUBSTITUTION: an unset variable without default is an error (1/0).
-    RENDER_CACHE: rendered builds kept in memory (one per Kustomization is
-      enough to never render the same inputs twice).
-    MIN_TIMEOUT: the floor of a Kustomization's timeout (Flux's GetTimeout()
-      never goes below 30 s; tests lower it to keep timeouts short).
-    DEFAULT_SERVICE_ACCOUNT: impersonated when a Kustomization names none
-      (Flux's `--default-service-account`, for multi-tenant lockdown).
-    """
-
-    dependency_requeue: float = 30.0
-    strict_substitution: bool = True
-    render_cache: int = 4096
-    min_timeout: float = MIN_KUSTOMIZATION_TIMEOUT
-    default_service_account: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> KustomizeSettings:
-        e = os.environ if env is None else env
-        d = cls()
-        return cls(
-            dependency_requeue=float(
-                e.get("FLUXBUS_KUSTOMIZE_DEPENDENCY_REQUEUE") or d.dependency_requeue
-            ),
-            strict_substitution=(e.get("FLUXBUS_KUSTOMIZE_STRICT_SUBSTITUTION") or "1")
-            not in ("0", "false", "False"),
-            render_cache=int(e.get("FLUXBUS_KUSTOMIZE_RENDER_CACHE") or d.render_cache),
-            min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
-            default_service_account=e.get("FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT") or None,
-        )
+HEALTH_MARGIN = 0.05
+"""Seconds the health wait leaves of `spec.timeout`, so it reports its own
+timeout (naming the unhealthy objects) before the whole reconcile times out."""
 
 
 @dataclass
@@ -196,8 +112,8 @@ class KustomizeState:
     """time.monotonic() by which it must end (`spec.timeout`)."""
     source_key: str = ""
     """The status key of the source (reconcile_source)."""
-    artifact: dict[str, Any] = field(default_factory=dict)
-    """The source's `status.artifact`."""
+    artifact: Artifact | None = None
+    """The source's `status.artifact` (reconcile_source)."""
     revision: str = ""
     """The source revision being applied."""
     old_inventory: list[InventoryEntry] = field(default_factory=list)
@@ -224,11 +140,19 @@ class _InFlight:
     superseded: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class _Superseded(Exception):
-    """A newer revision or generation arrived while waiting."""
-
-
 # --------------------------------------------------------------------------- helpers
+
+
+def _artifact(status: Mapping[str, Any] | None) -> Artifact | None:
+    """Return a source status's artifact when it names a revision and a digest, else None."""
+    raw = (status or {}).get("artifact")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        artifact = Artifact.model_validate(raw)
+    except ValidationError:
+        return None  # not a complete artifact yet: as good as none
+    return artifact if artifact.revision and artifact.digest else None
 
 
 def _source_key(doc: Mapping[str, Any]) -> str | None:
@@ -265,195 +189,46 @@ def _checksum(objects: Sequence[Mapping[str, Any]]) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _go_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    m, s = divmod(int(seconds), 60)
-    return f"{m}m{s}s"
-
-
-def _identity(ref: Ref) -> ObjMetadata:
-    return ObjMetadata(ref.namespace, ref.name, ref.resource.group, ref.resource.kind)
-
-
 def _entry(ref: Ref) -> InventoryEntry:
-    return InventoryEntry(_identity(ref).id, ref.resource.version)
+    meta = ObjMetadata(ref.namespace, ref.name, ref.resource.group, ref.resource.kind)
+    return InventoryEntry(meta.id, ref.resource.version)
 
 
-def _store_info(api_version: str, kind: str) -> KindInfo | None:
-    """Return the KindInfo of a toolkit kind kept in the fluxbus store, else None."""
-    try:
-        info = kind_for(api_version, kind)
-    except UnknownKind:
-        return None
-    return info if info.store == "objects" else None
-
-
-async def _race(coro: Any, event: asyncio.Event) -> Any:
-    """Await `coro` unless `event` fires first (then raise _Superseded)."""
-    task = asyncio.ensure_future(coro)
-    stop = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (task, stop):
-            if not t.done():
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-    if task.done() and not task.cancelled():
-        return task.result()
-    raise _Superseded
-
-
-# -- drift ignore rules (Flux's spec.driftIgnoreRules) -------------------------------
-
-
-def _label_requirement(term: str) -> Any:
-    """Return a predicate over a label map for one selector term (`k=v`, `k in (a,b)`, …)."""
-    term = term.strip()
-    m = re.fullmatch(r"([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)", term)
-    if m:
-        key, op, raw = m.groups()
-        values = {v.strip() for v in raw.split(",") if v.strip()}
-        if op == "in":
-            return lambda labels: labels.get(key) in values
-        return lambda labels: labels.get(key) not in values
-    for op in ("!=", "==", "="):
-        if op in term:
-            key, _, value = (p.strip() for p in term.partition(op))
-            if op == "!=":
-                return lambda labels: labels.get(key) != value
-            return lambda labels: labels.get(key) == value
-    if term.startswith("!"):
-        return lambda labels: term[1:].strip() not in labels
-    return lambda labels: term in labels
-
-
-def _split_selector(selector: str) -> list[str]:
-    """Split a label selector on the commas outside parentheses."""
-    terms, depth, current = [], 0, ""
-    for ch in selector:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            terms.append(current)
-            current = ""
-        else:
-            current += ch
-    return [t for t in [*terms, current] if t.strip()]
-
-
-def _selector_matches(selector: str | None, labels: Mapping[str, str]) -> bool:
-    if not selector:
-        return True
-    return all(_label_requirement(t)(labels) for t in _split_selector(selector))
-
-
-def _target_matches(target: Selector | None, obj: Mapping[str, Any]) -> bool:
-    """kustomize's selector: group/version/kind/name/namespace (anchored regexes) and
-    label/annotation selectors."""
-    if target is None:
-        return True
-    api_version = str(obj.get("apiVersion", ""))
-    meta = obj.get("metadata") or {}
-    fields = (
-        (target.group, group_of(api_version)),
-        (target.version, api_version.rsplit("/", 1)[-1]),
-        (target.kind, str(obj.get("kind", ""))),
-        (target.name, str(meta.get("name") or "")),
-        (target.namespace, str(meta.get("namespace") or "")),
-    )
-    for pattern, value in fields:
-        if pattern and not re.fullmatch(pattern, value):
-            return False
-    return _selector_matches(target.label_selector, meta.get("labels") or {}) and (
-        _selector_matches(target.annotation_selector, meta.get("annotations") or {})
-    )
-
-
-def _remove_pointer(doc: Any, pointer: str) -> None:
-    """Remove the value at a JSON pointer (RFC 6901), if present."""
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-    if not parts:
-        return
-    node = doc
-    for part in parts[:-1]:
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return
-    last = parts[-1]
-    if isinstance(node, dict):
-        node.pop(last, None)
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        del node[int(last)]
-
-
-def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    meta = obj.get("metadata") or {}
-    return (
-        str(obj.get("apiVersion")),
-        str(obj.get("kind")),
-        str(meta.get("namespace") or ""),
-        str(meta.get("name") or ""),
-    )
-
-
-def ignore_drift(obj: Mapping[str, Any], rules: Sequence[DriftIgnoreRule]) -> dict[str, Any]:
-    """Return the object without the fields its drift ignore rules name, so they are
-    neither applied nor corrected (e.g. `/spec/replicas` under an autoscaler)."""
-    matching = [r for r in rules if _target_matches(r.target, obj)]
-    if not matching:
-        return dict(obj)
-    out = copy.deepcopy(dict(obj))
-    for rule in matching:
-        for path in rule.paths:
-            _remove_pointer(out, path)
-    return out
-
-
-_CEL = celpy.Environment()
-
-
-def _cel_true(expr: str, activation: Mapping[str, Any], what: str) -> bool:
+def _cel_true(expr: str, variables: Mapping[str, Any], what: str) -> bool:
     """Evaluate a CEL expression; an evaluation error (a missing field) means false.
 
     Raises Stalling when the expression does not compile (only a new spec helps).
     """
     try:
-        program = _CEL.program(_CEL.compile(expr))
-    except Exception as e:  # celpy has no common error base
+        program = cel.compile_program(expr)
+    except cel.CelError as e:
         raise Stalling(f"{what}: invalid CEL expression: {e}", Reason.INVALID_SPEC) from None
-    try:
-        result = program.evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
-    except Exception:  # CELEvalError and friends
-        return False
-    return bool(result) if isinstance(result, bool | celtypes.BoolType) else False
+    return cel.evaluate_bool(program, cel.activation(variables))
 
 
 # --------------------------------------------------------------------------- reconciler
 
 
 class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
-    """Reconciles Kustomizations against one cluster and the fluxbus store."""
+    """Reconciles Kustomizations against one cluster and the fluxbus store.
+
+    `store` is anything that reads statuses, objects, Secrets/ConfigMaps and
+    artifacts (`KustomizeStore`; the `Bus` is one); `cluster` the target
+    cluster (`ClusterPort`); `recorder` receives the events.
+    """
 
     kind: ClassVar[str] = "Kustomization"
 
     def __init__(
         self,
-        bus: Bus,
+        store: KustomizeStore,
         cluster: ClusterPort,
         *,
         recorder: EventSink | None = None,
         builder: Builder | None = None,
         settings: KustomizeSettings | None = None,
     ) -> None:
-        self.bus = bus
+        self.store = store
         self.cluster = cluster
         self.recorder = recorder
         self.settings = settings or KustomizeSettings()
@@ -544,9 +319,9 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     def _on_source_status(
         self, key: str, value: dict[str, Any] | None, objects: Mapping[str, dict[str, Any]]
     ) -> list[str]:
-        artifact = (value or {}).get("artifact") or {}
-        state = (artifact.get("revision"), artifact.get("digest"))
-        revision = artifact.get("revision")
+        artifact = _artifact(value)
+        revision = artifact.revision if artifact else None
+        state = (revision, artifact.digest if artifact else None)
         for flight in self._inflight.values():
             if flight.source_key == key and revision and flight.revision != revision:
                 flight.superseded.set()
@@ -593,13 +368,13 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         source_key = subjects.object_key(ref.kind, ns, ref.name)
         retry = obj.spec.retry_interval_seconds
         try:
-            status = await self.bus.get_status(source_key)
+            status = await self.store.get_status(source_key)
         except BusError as e:
             raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
-        artifact = ((status.value if status else None) or {}).get("artifact") or {}
-        if not artifact.get("revision") or not artifact.get("digest"):
+        artifact = _artifact(status.value if status else None)
+        if artifact is None:
             try:
-                exists = await self.bus.get_object(source_key) is not None
+                exists = await self.store.get_object(source_key) is not None
             except BusError as e:
                 raise Generic(f"reading {ref.kind}/{ns}/{ref.name}: {e}") from e
             message = (
@@ -610,7 +385,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             raise Waiting(message, Reason.ARTIFACT_FAILED, requeue_after=retry)
         state.source_key = source_key
         state.artifact = artifact
-        state.revision = str(artifact["revision"])
+        state.revision = str(artifact.revision)
         state.old_inventory = parse_entries(
             [e.model_dump() for e in obj.status.inventory.entries] if obj.status.inventory else []
         )
@@ -627,8 +402,8 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             what = f"dependency '{ns}/{dep.name}'"
             if key == own:
                 raise Stalling(f"{what} is the Kustomization itself", Reason.DEPENDENCY_NOT_READY)
-            doc = await self.bus.get_object(key)
-            status = await self.bus.get_status(key)
+            doc = await self.store.get_object(key)
+            status = await self.store.get_status(key)
             if doc is None:
                 self._not_ready(f"{what} not found")
                 continue
@@ -651,7 +426,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
 
     def _not_ready(self, message: str) -> None:
         raise Waiting(
-            f"{message}, retrying in {_go_duration(self.settings.dependency_requeue)}",
+            f"{message}, retrying in {format_duration(self.settings.dependency_requeue)}",
             Reason.DEPENDENCY_NOT_READY,
             requeue_after=self.settings.dependency_requeue,
         )
@@ -660,7 +435,8 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         spec = BuildSpec.from_kustomization(obj.spec)
         variables = await self._variables(obj)
         artifact = state.artifact
-        digest = str(artifact["digest"])
+        assert artifact is not None  # reconcile_source ran first
+        digest = str(artifact.digest)
         strict = self.settings.strict_substitution
         merged = merge_variables([variables], spec.substitute) if spec.post_build else {}
         objects = self.builder.cache.get(RenderCache.key(digest, spec, merged, strict))
@@ -672,13 +448,13 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     async def _render(
         self,
         obj: Kustomization,
-        artifact: Mapping[str, Any],
+        artifact: Artifact,
         spec: BuildSpec,
         variables: Mapping[str, str],
         strict: bool,
     ) -> list[dict[str, Any]]:
-        digest = str(artifact["digest"])
-        name = str(artifact.get("path") or "")
+        digest = str(artifact.digest)
+        name = artifact.path
         if not name:
             ref = obj.spec.source_ref
             name = subjects.artifact_name(
@@ -688,10 +464,10 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         try:
             tarball = workdir / "artifact.tar.gz"
             try:
-                await self.bus.get_artifact(name, tarball)
+                await self.store.get_artifact(name, tarball)
             except KeyError:
                 raise Generic(
-                    f"artifact {name} (revision {artifact.get('revision')}) not found in storage",
+                    f"artifact {name} (revision {artifact.revision}) not found in storage",
                     Reason.ARTIFACT_FAILED,
                 ) from None
             except BusError as e:
@@ -704,7 +480,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _variables(self, obj: Kustomization) -> dict[str, str]:
-        """Return the substituteFrom values (later references win), read from the bus."""
+        """Return the substituteFrom values (later references win), read from the store."""
         out: dict[str, str] = {}
         post = obj.spec.post_build
         if post is None:
@@ -713,10 +489,10 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         for ref in post.substitute_from or []:
             try:
                 if ref.kind == "ConfigMap":
-                    doc = await self.bus.get_configmap(ns, ref.name)
+                    doc = await self.store.get_configmap(ns, ref.name)
                     values = dict((doc or {}).get("data") or {}) if doc else None
                 else:
-                    doc = await self.bus.get_secret(ns, ref.name)
+                    doc = await self.store.get_secret(ns, ref.name)
                     values = Secret.model_validate(doc).text() if doc else None
             except (BusError, ValueError) as e:
                 raise Generic(
@@ -748,31 +524,26 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
         rules = obj.spec.drift_ignore_rules
         owned = [self._owned(obj, ignore_drift(o, rules)) for o in state.objects]
-        ignored = {
-            _ident(o): [p for r in rules if _target_matches(r.target, o) for p in r.paths]
-            for o in owned
-            if rules
-        }
-        in_store: list[dict[str, Any]] = []
+        toolkit: list[dict[str, Any]] = []
         in_cluster: list[dict[str, Any]] = []
         for o in owned:
-            toolkit = _store_info(str(o.get("apiVersion")), str(o.get("kind")))
-            (in_store if toolkit else in_cluster).append(o)
-        store_plan = self._plan_store(in_store)
+            kept = store_info(str(o.get("apiVersion")), str(o.get("kind"))) is not None
+            (toolkit if kept else in_cluster).append(o)
+        store_plan = plan_store(toolkit)
         old: list[InventoryEntry] = state.old_inventory
         try:
             changes = await self._cluster(obj).apply_all(
                 in_cluster,
                 force=obj.spec.force,
                 timeout=max(1.0, state.deadline - time.monotonic()),
-                ignored={k: v for k, v in ignored.items() if v},
+                ignored=ignored_paths(owned, rules),
             )
         except ApplyError as e:
             self._set_inventory(obj, [*old, *(_entry(c.ref) for c in e.changes)])
             raise Generic(str(e), e.reason) from None
         except ClusterError as e:
             raise Generic(str(e), Reason.APPLY_FAILED) from None
-        changes += await self._apply_store(store_plan)
+        changes += await apply_store(self.store, store_plan)
         state.changes = changes
         inventory = [_entry(c.ref) for c in changes]
         state.inventory = inventory
@@ -783,51 +554,6 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         obj.status.inventory = ResourceInventory(
             entries=[ResourceRef(id=i, v=unique[i].v) for i in sorted(unique)]
         )
-
-    def _plan_store(
-        self, docs: Sequence[Mapping[str, Any]]
-    ) -> list[tuple[Ref, str, dict[str, Any]]]:
-        """Validate the toolkit objects bound for the store (the store's dry-run)."""
-        plan: list[tuple[Ref, str, dict[str, Any]]] = []
-        failures: list[str] = []
-        for doc in sorted(docs, key=sort_key):
-            info = _store_info(str(doc.get("apiVersion")), str(doc.get("kind")))
-            meta = doc.get("metadata") or {}
-            name, ns = str(meta.get("name") or ""), str(meta.get("namespace") or "")
-            desc = f"{doc.get('kind')}/{ns}/{name}" if ns else f"{doc.get('kind')}/{name}"
-            if not ns:
-                failures.append(f"{desc} namespace not specified")
-                continue
-            try:
-                parse_object(doc)
-            except ValueError as e:
-                failures.append(f"{desc} dry-run failed: {e}")
-                continue
-            api_version = str(doc["apiVersion"])
-            assert info is not None  # only toolkit kinds are planned here
-            resource = Resource(
-                group_of(api_version), api_version.rsplit("/", 1)[-1], info.kind, info.plural, True
-            )
-            key = subjects.object_key(info.kind, ns, name)
-            plan.append((Ref(resource, ns, name), key, dict(doc)))
-        if failures:
-            raise Generic("\n".join(failures), Reason.DRY_RUN_FAILED)
-        return plan
-
-    async def _apply_store(self, plan: Sequence[tuple[Ref, str, dict[str, Any]]]) -> list[Change]:
-        changes: list[Change] = []
-        for ref, key, doc in plan:
-            try:
-                live = await self.bus.get_object(key)
-                policy = apply_policy(doc, live.value if live else None)
-                if policy.action is Action.SKIP:
-                    changes.append(Change(ref, "skipped"))
-                    continue
-                result = await self.bus.apply_object(key, doc)
-            except BusError as e:
-                raise Generic(f"{ref.describe()} apply failed: {e}", Reason.APPLY_FAILED) from e
-            changes.append(Change(ref, result))
-        return changes
 
     async def reconcile_prune(self, obj: Kustomization, state: KustomizeState) -> None:
         if not obj.spec.prune:
@@ -856,15 +582,12 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
 
         for entry in entries:
             meta = entry.meta
-            info = _store_info(entry.api_version, meta.kind)
+            info = store_info(entry.api_version, meta.kind)
             try:
                 if info is not None:
-                    key = subjects.object_key(info.kind, meta.namespace, meta.name)
-                    live = await self.bus.get_object(key)
-                    if live is not None and ours(live.value):
-                        await self.bus.request_delete(key)
-                        resource = Resource(meta.group, entry.v, meta.kind, info.plural, True)
-                        deleted.append(Change(Ref(resource, meta.namespace, meta.name), "deleted"))
+                    change = await prune_from_store(self.store, entry, info, ours)
+                    if change is not None:
+                        deleted.append(change)
                     continue
                 try:
                     resource = await cluster.resource_for(entry.api_version, meta.kind)
@@ -912,24 +635,21 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             self._healthy(obj, True, Reason.SUCCEEDED, "No health checks to run")
             return
         start = time.monotonic()
-        remaining = max(0.0, state.deadline - start - 0.05)
+        remaining = max(0.0, state.deadline - start - HEALTH_MARGIN)
         flight = self._inflight.get(self.key_of(obj))
-        wait = self._wait_healthy(self._cluster(obj), targets, exprs, remaining)
+        wait = wait_healthy(self._cluster(obj), self.store, targets, exprs, remaining)
         try:
-            ok, unhealthy = await (_race(wait, flight.superseded) if flight else wait)
-        except _Superseded:
+            ok, unhealthy = await (race(wait, flight.superseded) if flight else wait)
+        except Superseded:
             message = "Health check canceled, a new revision or generation was detected"
             self._healthy(obj, False, Reason.HEALTH_CHECK_CANCELED, message)
             raise Generic(message, Reason.HEALTH_CHECK_CANCELED, retry_after=0.0) from None
-        elapsed = _go_duration(time.monotonic() - start)
+        elapsed = format_duration(round(time.monotonic() - start, 3))
         if not ok:
             detail = "; ".join(unhealthy)
             message = f"Health check failed after {elapsed}: {detail}"
             self._healthy(obj, False, Reason.HEALTH_CHECK_FAILED, message)
-            raise Generic(
-                message,
-                Reason.HEALTH_CHECK_FAILED,
-            )
+            raise Generic(message, Reason.HEALTH_CHECK_FAILED)
         self._healthy(obj, True, Reason.SUCCEEDED, f"Health check passed in {elapsed}")
 
     def _healthy(self, obj: Kustomization, ok: bool, reason: str, message: str) -> None:
@@ -947,101 +667,17 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         for hc in obj.spec.health_checks:
             ns = hc.namespace or obj.metadata.namespace
             api_version = hc.api_version or ""
-            info = _store_info(api_version, hc.kind)
+            info = store_info(api_version, hc.kind)
             if info is not None:
-                resource = Resource(
-                    group_of(api_version),
-                    api_version.rsplit("/", 1)[-1],
-                    hc.kind,
-                    info.plural,
-                    True,
-                )
-                targets.append(Change(Ref(resource, ns, hc.name), "unchanged"))
+                targets.append(Change(store_ref(api_version, info, ns, hc.name), "unchanged"))
                 continue
             try:
                 resource = await self._cluster(obj).resource_for(api_version, hc.kind)
             except ClusterError as e:
-                raise Generic(
-                    f"healthChecks: {e}",
-                    Reason.HEALTH_CHECK_FAILED,
-                ) from None
+                raise Generic(f"healthChecks: {e}", Reason.HEALTH_CHECK_FAILED) from None
             ref = Ref(resource, ns if resource.namespaced else "", hc.name)
             targets.append(Change(ref, "unchanged"))
         return targets
-
-    async def _wait_healthy(
-        self,
-        cluster_view: ClusterPort,
-        targets: Sequence[Change],
-        exprs: Sequence[HealthCheckExpr],
-        timeout: float,
-    ) -> tuple[bool, list[str]]:
-        """Wait until every target is Current (a Failed one ends the wait early).
-
-        Returns (healthy, descriptions of the unhealthy objects).
-        """
-        results: dict[Ref, HealthResult] = {}
-        failed = asyncio.Event()
-
-        def judge(ref: Ref, obj: Mapping[str, Any] | None) -> bool:
-            if obj is None:
-                results[ref] = HealthResult(Status.IN_PROGRESS, "object not found")
-                return False
-            results[ref] = check_health(obj, exprs)
-            if results[ref].status is Status.FAILED:
-                failed.set()
-            return results[ref].status is Status.CURRENT
-
-        store = [c for c in targets if _store_info(c.ref.resource.api_version, c.ref.resource.kind)]
-        cluster = [c for c in targets if c not in store]
-        initial = {c.ref: c.object for c in cluster if c.object is not None}
-        waits: list[Any] = []
-        if cluster:
-            refs = [c.ref for c in cluster]
-            waits.append(cluster_view.watch_until(refs, judge, timeout, initial))
-        if store:
-            waits.append(self._wait_store([c.ref for c in store], judge, timeout))
-
-        async def all_waits() -> list[Any]:
-            return await asyncio.gather(*waits)
-
-        try:
-            outcome = await _race(all_waits(), failed)
-            ok = all(o[0] for o in outcome)
-        except _Superseded:
-            ok = False
-        order = {c.ref: i for i, c in enumerate(targets)}
-        unhealthy = [
-            f"{ref.describe()} status: '{res.status}': {res.message}"
-            for ref, res in sorted(results.items(), key=lambda kv: order[kv[0]])
-            if res.status is not Status.CURRENT
-        ]
-        if not ok and not unhealthy:
-            unhealthy = ["timeout waiting for the objects' status"]
-        return ok and not unhealthy, unhealthy
-
-    async def _wait_store(
-        self, refs: Sequence[Ref], judge: Any, timeout: float
-    ) -> tuple[bool, None]:
-        """Wait until every toolkit object in the store is healthy (KV-watch driven)."""
-
-        async def one(ref: Ref) -> None:
-            key = subjects.object_key(ref.resource.kind, ref.namespace, ref.name)
-            async for change in self.bus.kv_watch(subjects.STATUS_BUCKET, key):
-                doc = await self.bus.get_object(key)
-                if doc is None:
-                    judge(ref, None)
-                    continue
-                full = {**doc.value, "status": change.value or {}}
-                if judge(ref, full):
-                    return
-
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*(one(r) for r in refs))
-        except TimeoutError:
-            return False, None
-        return True, None
 
     async def reconcile_status(self, obj: Kustomization, state: KustomizeState) -> Result:
         revision = state.revision
@@ -1071,7 +707,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         if not checksum:
             return
         now = now_rfc3339()
-        duration = _go_duration(time.monotonic() - state.start)
+        duration = format_duration(round(time.monotonic() - state.start, 3))
         history = list(obj.status.history)
         current = next((h for h in history if h.digest == checksum), None)
         if current is not None:
@@ -1112,11 +748,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         entries = stale_entries(parse_entries([e.model_dump() for e in inventory]), [])
         deleted = await self._prune(obj, entries)
         if policy == "WaitForTermination":
-            refs = [
-                c.ref
-                for c in deleted
-                if not _store_info(c.ref.resource.api_version, c.ref.resource.kind)
-            ]
+            refs = [c.ref for c in deleted if not in_store(c.ref)]
             try:
                 await self._cluster(obj).wait_gone(refs, self.timeout(obj))
             except TimeoutError as e:

@@ -1,0 +1,135 @@
+"""The contracts the Kustomization reconciler works through.
+
+`ClusterPort` is what it needs from the target cluster (`cluster.Cluster`
+satisfies it), with the types that port speaks: `Resource`, `Ref` and
+`Change`; it raises `errors.ClusterError` / `errors.ApplyError`.
+`KustomizeStore` is what it needs from the fluxbus store — the common ports
+combined (`fluxbus_common.bus.Bus` satisfies it).
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fluxbus_common.ports import ArtifactStore, ObjectStore, SecretReader, StatusReader
+from fluxbus_kustomize.logic.drift import Ident
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One API resource: how to address objects of an apiVersion/kind."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str = "", name: str = "") -> str:
+        """Return the REST path of the collection, or of one object when `name` is given."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One object: its resource, namespace ("" when cluster-scoped) and name."""
+
+    resource: Resource
+    namespace: str
+    name: str
+
+    def describe(self) -> str:
+        """`Kind/namespace/name` (or `Kind/name`), as Flux prints it."""
+        kind = self.resource.kind
+        return f"{kind}/{self.namespace}/{self.name}" if self.namespace else f"{kind}/{self.name}"
+
+
+@dataclass
+class Change:
+    """What happened to one object: created, configured, unchanged, skipped or deleted."""
+
+    ref: Ref
+    action: str
+    object: dict[str, Any] | None = None
+    """The object as the server answered (or the live one when unchanged)."""
+
+    @property
+    def subject(self) -> str:
+        return self.ref.describe()
+
+
+Judge = Callable[[Ref, Mapping[str, Any] | None], bool]
+"""Whether an object (None: absent) is where a wait wants it."""
+
+
+class ClusterPort(Protocol):
+    """What the reconciler needs from the target cluster (`cluster.Cluster`).
+
+    Failures raise `errors.ClusterError`; `apply_all` raises `errors.ApplyError`
+    carrying what was applied before the failure.
+    """
+
+    def as_user(self, user: str | None) -> ClusterPort:
+        """Return a view whose requests impersonate `user` (None: the service)."""
+        ...
+
+    async def ref_of(self, obj: Mapping[str, Any]) -> Ref:
+        """Return the Ref of a manifest."""
+        ...
+
+    async def resource_for(self, api_version: str, kind: str) -> Resource:
+        """Return the resource of an apiVersion/kind."""
+        ...
+
+    async def get(self, ref: Ref) -> dict[str, Any] | None:
+        """Return the live object, or None when it does not exist."""
+        ...
+
+    async def apply_all(
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        force: bool = False,
+        timeout: float = 300.0,
+        ignored: Mapping[Ident, Sequence[str]] | None = None,
+    ) -> list[Change]:
+        """Apply objects in Flux's stages; return one Change per object."""
+        ...
+
+    async def delete_all(
+        self, refs: Sequence[Ref], propagation: str = "Background"
+    ) -> list[Change]:
+        """Delete objects; return the deleted ones."""
+        ...
+
+    async def wait_gone(self, refs: Sequence[Ref], timeout: float) -> None:
+        """Wait until every object is gone; raise TimeoutError naming those left."""
+        ...
+
+    async def watch_until(
+        self,
+        refs: Sequence[Ref],
+        done: Judge,
+        timeout: float,
+        initial: Mapping[Ref, Mapping[str, Any] | None] | None = None,
+    ) -> tuple[bool, dict[Ref, dict[str, Any] | None]]:
+        """Wait until `done(ref, obj)` holds for every ref; return (done, latest states)."""
+        ...
+
+
+class KustomizeStore(StatusReader, ObjectStore, SecretReader, ArtifactStore, Protocol):
+    """The fluxbus store as the reconciler sees it: sources' and dependencies'
+    status, toolkit objects applied from Git, substituteFrom Secrets and
+    ConfigMaps, and source artifacts."""

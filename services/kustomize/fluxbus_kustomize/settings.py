@@ -1,0 +1,48 @@
+"""The kustomize service's settings (environment: FLUXBUS_KUSTOMIZE_*)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fluxbus_common.api.kustomize import MIN_KUSTOMIZATION_TIMEOUT
+
+
+@dataclass(frozen=True)
+class KustomizeSettings:
+    """Service knobs (environment: FLUXBUS_KUSTOMIZE_*).
+
+    DEPENDENCY_REQUEUE: seconds before a Kustomization waiting on a dependency
+      looks again (Flux's `--requeue-dependency`, 30 s); a dependency turning
+      Ready requeues at once anyway.
+    STRICT_SUBSTITUTION: an unset variable without default is an error (1/0).
+    RENDER_CACHE: rendered builds kept in memory (one per Kustomization is
+      enough to never render the same inputs twice).
+    MIN_TIMEOUT: the floor of a Kustomization's timeout (Flux's GetTimeout()
+      never goes below 30 s; tests lower it to keep timeouts short).
+    DEFAULT_SERVICE_ACCOUNT: impersonated when a Kustomization names none
+      (Flux's `--default-service-account`, for multi-tenant lockdown).
+    """
+
+    dependency_requeue: float = 30.0
+    strict_substitution: bool = True
+    render_cache: int = 4096
+    min_timeout: float = MIN_KUSTOMIZATION_TIMEOUT
+    default_service_account: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KustomizeSettings:
+        """Read the settings from `env` (default: the process environment)."""
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            dependency_requeue=float(
+                e.get("FLUXBUS_KUSTOMIZE_DEPENDENCY_REQUEUE") or d.dependency_requeue
+            ),
+            strict_substitution=(e.get("FLUXBUS_KUSTOMIZE_STRICT_SUBSTITUTION") or "1")
+            not in ("0", "false", "False"),
+            render_cache=int(e.get("FLUXBUS_KUSTOMIZE_RENDER_CACHE") or d.render_cache),
+            min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
+            default_service_account=e.get("FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT") or None,
+        )
