@@ -11,9 +11,11 @@ import pytest
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.settings import RuntimeSettings
-from fluxbus_common.testing.git import GitHTTPServer, GitRepo
 from fluxbus_common.testing.plugin import running_runtime, wait_for
-from fluxbus_source.reconciler import GitRepositoryReconciler
+from fluxbus_git.client import GitClient
+from fluxbus_git.testing import GitHTTPServer, GitRepo
+from fluxbus_source.reconcilers import GitRepositoryReconciler
+from fluxbus_source.workdir import WorkDirs
 
 SETTINGS = RuntimeSettings(
     workers=1,
@@ -54,7 +56,8 @@ async def test_a_repository_with_more_files_than_the_member_limit_is_refused_whe
     monkeypatch.setenv("FLUXBUS_ARTIFACT_MAX_MEMBERS", "3")
     git_repo.commit({f"apps/cm{i}.yaml": f"n: {i}\n" for i in range(4)}, branch="main")
     recorder = EventRecorder(bus, "source-controller", "test")
-    reconciler = GitRepositoryReconciler(bus, recorder, work_dir=tmp_path)
+    git = GitClient()
+    reconciler = GitRepositoryReconciler(bus, git, recorder, WorkDirs(tmp_path))
     async with running_runtime(bus, reconciler, SETTINGS, service="source"):
         await bus.apply_object(KEY, gitrepository(git_http_server.url(git_repo)))
 
@@ -63,6 +66,7 @@ async def test_a_repository_with_more_files_than_the_member_limit_is_refused_whe
             return found if found and found[1]["status"] == "False" else None
 
         status, ready = await wait_for(refused, timeout=20, message="big refused")
+    git.close()
     assert ready["reason"] == "ArchiveOperationFailed"
     assert "more than 3 members (file count limit)" in ready["message"]
     assert status.get("artifact") is None
@@ -79,7 +83,8 @@ async def test_a_repository_at_the_member_limit_is_stored(
     monkeypatch.setenv("FLUXBUS_ARTIFACT_MAX_MEMBERS", "3")
     git_repo.commit({f"apps/cm{i}.yaml": f"n: {i}\n" for i in range(3)}, branch="main")
     recorder = EventRecorder(bus, "source-controller", "test")
-    reconciler = GitRepositoryReconciler(bus, recorder, work_dir=tmp_path)
+    git = GitClient()
+    reconciler = GitRepositoryReconciler(bus, git, recorder, WorkDirs(tmp_path))
     async with running_runtime(bus, reconciler, SETTINGS, service="source"):
         await bus.apply_object(KEY, gitrepository(git_http_server.url(git_repo)))
 
@@ -88,4 +93,5 @@ async def test_a_repository_at_the_member_limit_is_stored(
             return found if found and found[1]["status"] == "True" else None
 
         status, _ = await wait_for(ready, timeout=20, message="big ready")
+    git.close()
     assert status["artifact"]["digest"].startswith("sha256:")
