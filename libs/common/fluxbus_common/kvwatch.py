@@ -81,7 +81,7 @@ async def _consumer_alive(watcher: Any) -> bool:
     try:
         async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
             await watcher._sub.consumer_info()
-    except (TimeoutError, nats.errors.Error, jserrors.Error):  # type: ignore[attr-defined]
+    except (TimeoutError, nats.errors.Error, jserrors.Error):
         return False
     return True
 
@@ -106,11 +106,12 @@ async def _next_entry(watcher: Any, epoch: Epoch, seen_epoch: int, deadline: flo
             return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
+        # Cancelled, never awaited: awaiting them here would also receive (and a
+        # suppress would swallow) a cancellation of this very task arriving now.
+        # A cancelled Queue.get leaves its item in the queue.
         for f in (getter, moved):
             if not f.done():
                 f.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await f
     if getter in done:
         return getter.result()
     if getter.done() and not getter.cancelled():  # arrived while cancelling
@@ -147,7 +148,7 @@ async def resilient_watch(
         seen_epoch = epoch.value
         try:
             watcher = await kv().watch(pattern)
-        except (nats.errors.Error, jserrors.Error, TimeoutError) as err:  # type: ignore[attr-defined]
+        except (nats.errors.Error, jserrors.Error, TimeoutError) as err:
             if not failing:
                 log.warning("watch.unavailable", watch=name, error=str(err) or type(err).__name__)
                 failing = True

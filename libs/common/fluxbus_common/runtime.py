@@ -389,7 +389,7 @@ class Runtime:
             if not task.done():  # the worker itself is being cancelled
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await task  # a second cancel of this worker is re-raised below anyway
                 raise
             current = asyncio.current_task()
             if current is not None and current.cancelling():

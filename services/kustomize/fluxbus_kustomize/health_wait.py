@@ -12,12 +12,12 @@ generation arrives (`Superseded`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from fluxbus_common import subjects
 from fluxbus_common.ports import ObjectStore, StatusReader
+from fluxbus_common.tasks import cancel_and_wait
 from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthResult, Status, check_health
 from fluxbus_kustomize.ports import Change, ClusterPort, Judge, Ref
 from fluxbus_kustomize.store_apply import in_store
@@ -40,11 +40,7 @@ async def race(aw: Awaitable[T], event: asyncio.Event) -> T:
     try:
         await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in (task, stop):
-            if not t.done():
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await cancel_and_wait(*(t for t in (task, stop) if not t.done()))
     if task.done() and not task.cancelled():
         return task.result()
     raise Superseded

@@ -10,7 +10,6 @@ the caller judges each new state. No polling: a waiter sleeps until an event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ import aiohttp
 import structlog
 
 from fluxbus_common.backoff import exponential
+from fluxbus_common.tasks import cancel_and_wait
 from fluxbus_kustomize.cluster.client import CONCURRENCY, ClusterClient
 from fluxbus_kustomize.cluster.discovery import DiscoveringClient
 from fluxbus_kustomize.errors import ApiError, ClusterError
@@ -157,11 +157,7 @@ class WatchingClient(DiscoveringClient):
         if self._root is not self:
             return
         tasks = [w.task for w in self._watches.values() if w.task is not None]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*tasks)
         self._watches.clear()
         await super().close()
 

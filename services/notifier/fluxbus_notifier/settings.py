@@ -1,0 +1,5 @@
+"""Settings of the notifier service, read from the environment (FLUXBUS_*).
+
+Pure: reads only the mapping it is given. Filled by the notifier issue, on the
+pattern of `fluxbus_source.settings` / `fluxbus_kustomize.settings`.
+"""
