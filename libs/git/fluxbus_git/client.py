@@ -2,7 +2,7 @@
 
 fluxcd/pkg/git's twin, the one home of Git access for every service (the
 only production module tree that imports dulwich). Every operation runs in
-`asyncio.to_thread`, bounded by a timeout, with a `Session` that the loop
+a daemon thread (`fluxbus_common.tasks.to_daemon_thread`), bounded by a timeout, with a `Session` that the loop
 cancels when the timeout fires; dulwich, urllib3 and ssh failures come out
 as the typed errors of `fluxbus_git.errors`, with messages that say what to
 fix and never contain a credential.
@@ -41,6 +41,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
+from fluxbus_common.tasks import to_daemon_thread
 from fluxbus_git.checkout import (
     Written,
     gitlinks,
@@ -259,7 +260,9 @@ class GitClient:
         completed = False
         try:
             async with asyncio.timeout(limit):
-                result = await asyncio.to_thread(self._guard, gurl, auth, session, work)
+                # A daemon thread: a server that never answers must not keep the
+                # process alive after SIGTERM (executor threads are joined at exit).
+                result = await to_daemon_thread(self._guard, gurl, auth, session, work)
             completed = True
             return result
         except TimeoutError:
@@ -270,7 +273,7 @@ class GitClient:
             session.cancel()
             # After a timeout or cancellation the worker may still hold resources.
             if not completed or session.needs_cleanup:
-                await asyncio.to_thread(session.close)
+                await to_daemon_thread(session.close)
 
     @staticmethod
     def _guard(
