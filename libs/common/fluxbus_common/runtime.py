@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from fluxbus_common import keys
+from fluxbus_common import keys, subjects
 from fluxbus_common.backoff import exponential, jittered
 from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
@@ -41,8 +41,6 @@ from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.workqueue import WorkQueue
 
 log = structlog.get_logger("fluxbus.runtime")
-
-MEMBERS_PREFIX = "members"
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -171,12 +169,12 @@ class Runtime:
         return shard_of(key, self.settings.shards) in self._owned
 
     def _lease_key(self, shard: int) -> str:
-        return f"{self.service}.{self.kind}.{shard}"
+        return subjects.lease_key(self.service, self.kind, shard)
 
     async def _lease_loop(self) -> None:
         """Hold a fair share of the shard leases; give up extras; take over dead ones."""
         ttl = self.settings.lease_ttl
-        group = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}"
+        group = subjects.members_key(self.service, self.kind)
         shards = max(1, self.settings.shards)
         lease_keys = [self._lease_key(s) for s in range(shards)]
         try:
