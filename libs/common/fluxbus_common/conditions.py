@@ -93,12 +93,6 @@ def get_condition(conditions: list[Condition], ctype: str) -> Condition | None:
     return None
 
 
-def is_true(conditions: list[Condition], ctype: str) -> bool:
-    """Return whether the condition of a type exists and has status "True"."""
-    cond = get_condition(conditions, ctype)
-    return cond is not None and cond.status == "True"
-
-
 def set_condition(
     conditions: list[Condition],
     ctype: str,

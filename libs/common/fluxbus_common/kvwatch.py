@@ -213,7 +213,8 @@ async def resilient_watch(
             log.info("watch.resync", watch=name)
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                # nats-py leaves KeyWatcher.stop unannotated.
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 def _resync(

@@ -119,7 +119,7 @@ class ArtifactStore(Protocol):
         ...
 
     async def list_artifacts(self, prefix: str = "") -> list[str]:
-        """Return the names of stored artifacts starting with `prefix`, oldest first."""
+        """Return the names of stored artifacts starting with `prefix`, sorted by name."""
         ...
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from fluxbus_common import keys
+from fluxbus_common import keys, subjects
 from fluxbus_common.backoff import exponential, jittered
 from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import Condition, ConditionType, Reason, set_condition
@@ -42,7 +42,6 @@ from fluxbus_common.workqueue import WorkQueue
 
 log = structlog.get_logger("fluxbus.runtime")
 
-MEMBERS_PREFIX = "members"
 FENCE_FRACTION = 0.6
 """A replica that has not renewed its leases for this fraction of the TTL stops
 acting on them (cancels their reconciles) before anyone else may take them over
@@ -183,7 +182,7 @@ class Runtime:
         return shard_of(key, self.settings.shards) in self._owned
 
     def _lease_key(self, shard: int) -> str:
-        return f"{self.service}.{self.kind}.{shard}"
+        return subjects.lease_key(self.service, self.kind, shard)
 
     async def _lease_loop(self) -> None:
         """Hold a fair share of the shard leases; give up extras; take over dead ones.
@@ -193,7 +192,7 @@ class Runtime:
         no two replicas ever act on one key at once.
         """
         ttl = self.settings.lease_ttl
-        group = f"{MEMBERS_PREFIX}.{self.service}.{self.kind}"
+        group = subjects.members_key(self.service, self.kind)
         shards = max(1, self.settings.shards)
         lease_keys = [self._lease_key(s) for s in range(shards)]
         failing = False

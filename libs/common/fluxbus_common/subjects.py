@@ -12,7 +12,7 @@ STATUS_BUCKET = "fluxbus-status"
 SECRETS_BUCKET = "fluxbus-secrets"
 """KV bucket of Secrets and ConfigMaps, keyed by `secret_key()`."""
 LEASES_BUCKET = "fluxbus-leases"
-"""KV bucket with a TTL, keyed by `<service>` or `<service>.<shard>`."""
+"""KV bucket with a TTL, keyed by `lease_key()` and `members_key()`."""
 IMAGE_TAGS_BUCKET = "fluxbus-image-tags"
 """KV bucket of scanned tag lists, keyed like objects (imagerepository.<ns>.<name>)."""
 ARTIFACTS_STORE = "fluxbus-artifacts"
@@ -21,6 +21,9 @@ ARTIFACTS_STORE = "fluxbus-artifacts"
 EVENTS_STREAM = "FLUXBUS_EVENTS"
 EVENTS_PREFIX = "fluxbus.events"
 EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
+
+MEMBERS_PREFIX = "members"
+"""Prefix of the heartbeat-group keys in the leases bucket."""
 
 # Configmaps share the secrets bucket under a distinct kind prefix so that one
 # watch serves substituteFrom; Secrets use the bare `<ns>.<name>` key DESIGN.md names.
@@ -71,6 +74,11 @@ def event_subject(kind: str, namespace: str, name: str) -> str:
     return f"{EVENTS_PREFIX}.{kind.lower()}.{namespace}.{name}"
 
 
-def lease_key(service: str, shard: int | None = None) -> str:
-    """Return the lease key of a service (optionally one shard of it)."""
-    return service if shard is None else f"{service}.{shard}"
+def lease_key(service: str, kind: str, shard: int) -> str:
+    """Return the key of the lease on one shard of a service's kind (kind lower-case)."""
+    return f"{service}.{kind}.{shard}"
+
+
+def members_key(service: str, kind: str) -> str:
+    """Return the key of the heartbeat group of the replicas running a service's kind."""
+    return f"{MEMBERS_PREFIX}.{service}.{kind}"

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -60,7 +60,7 @@ class KindInfo:
     plural: str
     singular: str
     short_names: tuple[str, ...]
-    model: type[KubeObject]
+    model: type[AnyObject]
     store: Literal["objects", "secrets"]
 
     @property
@@ -280,13 +280,17 @@ def parse_object(doc: Mapping[str, Any]) -> AnyObject:
         obj = info.model.model_validate(doc)
     except ValidationError as e:
         raise _fail(_errors_of(e)) from None
-    return obj  # type: ignore[return-value]
+    return obj
+
+
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's loader when PyYAML was built with it (same API, much faster)
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _no_timestamps_loader() -> type[yaml.SafeLoader]:
-    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class Loader(base):  # type: ignore[valid-type,misc]
+    class Loader(_SafeLoader):
         """SafeLoader that keeps timestamps as strings (as Kubernetes' YAML does) and
         rejects duplicate keys (as kubectl does)."""
 
@@ -302,7 +306,7 @@ def _no_timestamps_loader() -> type[yaml.SafeLoader]:
                         key_node.start_mark,
                     )
                 seen.add(key)
-            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+            return super().construct_mapping(node, deep=deep)
 
     Loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]

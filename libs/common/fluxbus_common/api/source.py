@@ -58,13 +58,6 @@ class GitRepositoryVerification(SpecModel):
     mode: Literal["head", "HEAD", "Tag", "TagAndHEAD"] | None = None
     secret_ref: LocalObjectReference
 
-    @property
-    def effective_mode(self) -> Literal["HEAD", "Tag", "TagAndHEAD"]:
-        """The mode with Flux's default (`HEAD`) applied and `head` normalised."""
-        if self.mode in (None, "head", "HEAD"):
-            return "HEAD"
-        return self.mode  # type: ignore[return-value]
-
 
 class GitRepositoryInclude(SpecModel):
     """Another GitRepository whose artifact is copied into this one's."""

@@ -1,0 +1,180 @@
+"""The NATS connection of the bus: connect (credentials, TLS), create the
+buckets, object store and stream of DESIGN.md §2 if they are missing, close.
+
+Every other part of the adapter (`kv`, `objects`, `artifacts`, `events`,
+`leases`) builds on the handles this class opens. nats-py reconnects forever
+after a server restart; calls made while disconnected wait for the reconnect
+(bounded by their own timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import Any, Self
+
+import nats.errors
+import nats.js.api as jsapi
+import nats.js.errors as jserrors
+from nats.aio.client import Client as NATSClient
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from fluxbus_common import subjects
+from fluxbus_common.kvwatch import Epoch
+from fluxbus_common.ports import BusError
+from fluxbus_common.settings import BusSettings
+
+KV_HISTORY = 5
+"""Revisions kept per key: enough to debug a flapping object, small enough to stay cheap."""
+LEASE_BUCKET_MAX_AGE = 24 * 3600.0
+"""Lease entries older than a day are garbage-collected by the server."""
+EVENTS_MAX_AGE = 7 * 24 * 3600.0
+"""Events are kept a week, so a notifier that was down delivers what it missed."""
+
+
+def _ssl_context(settings: BusSettings) -> ssl.SSLContext | None:
+    """The client TLS context the settings ask for, or None for plain TCP."""
+    if not (settings.tls_ca or settings.tls_cert):
+        return None
+    ctx = ssl.create_default_context(cafile=settings.tls_ca or None)
+    if settings.tls_cert and settings.tls_key:
+        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return ctx
+
+
+class Connection:
+    """A connection to the fluxbus control plane. Use `await Bus.connect(...)`."""
+
+    def __init__(
+        self,
+        nc: NATSClient,
+        js: JetStreamContext,
+        name: str,
+        epoch: Epoch | None = None,
+        request_timeout: float = 5.0,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self.name = name
+        self._epoch = epoch or Epoch()
+        """Moves on every reconnect or reported JetStream error: watches resync."""
+        self._request_timeout = request_timeout
+        self._kv: dict[str, KeyValue] = {}
+        """The KV buckets by name, filled by `_ensure`."""
+        self._store: ObjectStore | None = None
+        """The artifact object store, set by `_ensure`."""
+
+    @classmethod
+    async def connect(cls, settings: BusSettings, name: str = "fluxbus") -> Self:
+        """Connect, make sure every bucket/store/stream exists, and return the bus.
+
+        Raises BusError when the server cannot be reached within the connect timeout.
+        """
+        opts: dict[str, Any] = {
+            "servers": settings.urls,
+            "name": name,
+            "max_reconnect_attempts": -1,  # reconnect forever
+            "reconnect_time_wait": 0.5,
+            "connect_timeout": settings.connect_timeout,
+            "allow_reconnect": True,
+        }
+        if settings.credentials:
+            opts["user_credentials"] = settings.credentials
+        tls = _ssl_context(settings)
+        if tls is not None:
+            opts["tls"] = tls
+
+        epoch = Epoch()
+
+        async def _on_error(_: Exception) -> None:
+            """nats-py reports connection errors (reconnects are automatic) and
+            failures of its own background work, such as re-creating a watch's
+            consumer: watches resync, in case theirs was one of them."""
+            epoch.bump()
+
+        async def _on_reconnect() -> None:
+            epoch.bump()
+
+        opts["error_cb"] = _on_error
+        opts["reconnected_cb"] = _on_reconnect
+        nc = NATSClient()
+        # With unbounded reconnects nats-py retries the *first* connect forever too;
+        # give every server one connect timeout, then report it unreachable.
+        budget = settings.connect_timeout * max(1, len(settings.urls))
+        try:
+            async with asyncio.timeout(budget):
+                await nc.connect(**opts)
+        except (nats.errors.Error, OSError, TimeoutError) as e:
+            reason = nc.last_error or e
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise BusError(
+                f"cannot connect to NATS at {settings.redacted_urls}: {reason or 'timed out'}"
+            ) from e
+        js = nc.jetstream(timeout=settings.request_timeout)
+        bus = cls(nc, js, name, epoch, settings.request_timeout)
+        try:
+            await bus._ensure(settings)
+        except BaseException:
+            await nc.close()
+            raise
+        return bus
+
+    async def _ensure(self, settings: BusSettings) -> None:
+        """Create the buckets, object store and stream if they do not exist yet."""
+        replicas = settings.replicas
+        try:
+            for bucket in (
+                subjects.OBJECTS_BUCKET,
+                subjects.STATUS_BUCKET,
+                subjects.SECRETS_BUCKET,
+                subjects.IMAGE_TAGS_BUCKET,
+            ):
+                self._kv[bucket] = await self._js.create_key_value(
+                    bucket=bucket, history=KV_HISTORY, replicas=replicas
+                )
+            self._kv[subjects.LEASES_BUCKET] = await self._js.create_key_value(
+                bucket=subjects.LEASES_BUCKET,
+                history=1,
+                ttl=LEASE_BUCKET_MAX_AGE,
+                replicas=replicas,
+            )
+            for kv in self._kv.values():
+                # A direct get may be answered by any replica, also one that was down
+                # and has not caught up yet; a read must never go back in time, so
+                # reads go through the stream leader.
+                kv._direct = False
+            self._store = await self._js.create_object_store(
+                bucket=subjects.ARTIFACTS_STORE,
+                config=jsapi.ObjectStoreConfig(replicas=replicas),
+            )
+            with contextlib.suppress(jserrors.BadRequestError):
+                await self._js.add_stream(
+                    name=subjects.EVENTS_STREAM,
+                    subjects=[subjects.EVENTS_SUBJECTS],
+                    max_age=EVENTS_MAX_AGE,
+                    num_replicas=replicas,
+                )
+        except nats.errors.Error as e:  # JetStream's errors derive from it too
+            raise BusError(f"cannot set up JetStream: {e}") from e
+
+    async def close(self) -> None:
+        """Drain the connection: flush what is pending, then close."""
+        if self._nc.is_closed:
+            return
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+            await self._nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected right now (False while it reconnects)."""
+        return self._nc.is_connected
+
+    @property
+    def connected_url(self) -> str:
+        """The server this client is connected to now ("" while disconnected)."""
+        url = self._nc.connected_url
+        return f"{url.scheme}://{url.netloc}" if url is not None and self.connected else ""
