@@ -160,3 +160,46 @@ async def test_a_nats_restart_never_leaves_two_replicas_owning_one_shard(tmp_pat
         server.stop()
     assert both == []
     assert ledger.overlaps() == []
+
+
+async def test_an_outage_is_reported_once_per_object_without_tracebacks(tmp_path: Path):
+    """While NATS is down, failing reconciles' events and status writes fail again and
+    again: one warning per outage (events) and per object (status writes), and no
+    traceback, which is for bugs."""
+    import structlog
+
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    bus_settings = BusSettings(url=server.url, request_timeout=0.5)
+    ledger = Ledger()
+    settings = replace(SETTINGS, shards=1, lease_ttl=30, backoff_base=0.05, backoff_cap=0.2)
+    try:
+        seed = await Bus.connect(bus_settings, "seed")
+        for i in range(3):
+            await seed.apply_object(
+                f"widget.default.f{i}", widget_doc(f"f{i}", interval=0.05, mode="fail")
+            )
+        await seed.close()
+        with structlog.testing.capture_logs() as logs:
+            async with replica(bus_settings, "a", ledger, settings):
+                await wait_for(lambda: len(ledger.runs) >= 6, message="failing reconciles")
+                server.stop()
+                before = len(ledger.runs)
+                await wait_for(
+                    lambda: len(ledger.runs) >= before + 20,
+                    timeout=30,
+                    message="reconciles during the outage",
+                )
+                server.start()
+                await wait_for(
+                    lambda: any(e["event"] == "reconcile.bus_recovered" for e in logs),
+                    timeout=30,
+                    message="status written again",
+                )
+    finally:
+        server.stop()
+    events = [e["event"] for e in logs]
+    assert events.count("event.publish_failed") <= 1, events
+    assert events.count("reconcile.bus_unavailable") <= 3
+    assert "reconcile.crashed" not in events
+    assert not any(e.get("exc_info") for e in logs)

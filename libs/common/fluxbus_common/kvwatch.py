@@ -28,6 +28,7 @@ from nats.js.kv import KeyValue
 
 from fluxbus_common.backoff import exponential
 from fluxbus_common.ports import KVChange
+from fluxbus_common.tasks import raise_if_cancelling
 
 log = structlog.get_logger("fluxbus.bus")
 
@@ -93,6 +94,7 @@ class _Restart(Exception):
 async def _next_entry(watcher: Any, epoch: Epoch, seen_epoch: int, deadline: float) -> Any:
     """The next entry of `watcher`; raise _Restart when the epoch moves first,
     TimeoutError at `deadline` (loop time)."""
+    raise_if_cancelling()  # nats-py may have swallowed it
     queue: asyncio.Queue[Any] = watcher._updates
     if not queue.empty():
         return queue.get_nowait()
@@ -145,6 +147,7 @@ async def resilient_watch(
     delays = exponential(base=0.2, cap=5.0)
     failing = False
     while True:
+        raise_if_cancelling()  # nats-py may have swallowed it
         seen_epoch = epoch.value
         try:
             watcher = await kv().watch(pattern)

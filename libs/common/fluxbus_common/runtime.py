@@ -38,6 +38,7 @@ from fluxbus_common.metrics import Metrics
 from fluxbus_common.ports import BusError, KVChange, RevisionConflict
 from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result
 from fluxbus_common.settings import RuntimeSettings
+from fluxbus_common.tasks import raise_if_cancelling
 from fluxbus_common.workqueue import WorkQueue
 
 log = structlog.get_logger("fluxbus.runtime")
@@ -55,17 +56,6 @@ stop before it releases a lease it gives up; they are abandoned after that."""
 def shard_of(key: str, shards: int) -> int:
     """Return the shard a key belongs to (stable across processes and restarts)."""
     return zlib.crc32(key.encode()) % max(1, shards)
-
-
-def _honour_cancellation() -> None:
-    """Raise CancelledError if this task has a pending cancel request.
-
-    nats-py swallows a CancelledError that arrives while it publishes; the
-    request is still counted by the task, so loops check it between awaits.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)
@@ -107,6 +97,8 @@ class EventRecorder:
         self._bus = bus
         self.controller = controller
         self.instance = instance
+        self._failing = False
+        """The last publish failed: further failures are not logged again."""
 
     async def event(
         self,
@@ -136,7 +128,14 @@ class EventRecorder:
         try:
             await self._bus.publish_event(event)
         except BusError as e:
-            log.warning("event.publish_failed", error=str(e), reason=reason)
+            # One warning per outage, not one per event.
+            if not self._failing:
+                log.warning("event.publish_failed", error=str(e), reason=reason)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("event.publish_recovered")
+        self._failing = False
 
 
 class Runtime:
@@ -168,6 +167,8 @@ class Runtime:
         self._owned: set[int] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
         """The reconcile in flight per key, cancelled when its shard is lost."""
+        self._bus_failing: set[str] = set()
+        """Keys whose last reconcile failed on the bus (warned about once per outage)."""
         self._renewed_at = 0.0
         """time.monotonic() at the start of the last lease renewal that fully succeeded."""
         self.synced = asyncio.Event()
@@ -251,7 +252,7 @@ class Runtime:
                             reason="leases not renewed in time; stopping their reconciles",
                         )
                         await self._drop(set(self._owned))
-                _honour_cancellation()
+                raise_if_cancelling()
                 await asyncio.sleep(ttl / 3)
         finally:
             self._set_owned(set())
@@ -360,7 +361,7 @@ class Runtime:
 
     async def _worker(self) -> None:
         while True:
-            _honour_cancellation()
+            raise_if_cancelling()
             key = await self.queue.get()
             if not key:
                 return
@@ -369,6 +370,13 @@ class Runtime:
                     await self._run_fenced(key)
             except asyncio.CancelledError:
                 raise
+            except BusError as e:
+                # NATS is unreachable or slow (a status write timed out): an outage,
+                # not a bug. One warning per object and outage, no traceback.
+                if key not in self._bus_failing:
+                    log.warning("reconcile.bus_unavailable", key=key, error=str(e))
+                    self._bus_failing.add(key)
+                self.queue.add(key, self._next_backoff(key))
             except Exception:
                 log.exception("reconcile.crashed", key=key)
                 self.queue.add(key, self._next_backoff(key))
@@ -384,6 +392,9 @@ class Runtime:
         self._running[key] = task
         try:
             await asyncio.shield(task)
+            if key in self._bus_failing:
+                self._bus_failing.discard(key)
+                log.info("reconcile.bus_recovered", key=key)
         except asyncio.CancelledError:
             if not task.done():  # the worker itself is being cancelled
                 task.cancel()

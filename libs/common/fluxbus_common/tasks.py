@@ -77,3 +77,15 @@ async def to_daemon_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.k
         target=run, name=f"fluxbus-{getattr(func, '__name__', 'work')}", daemon=True
     ).start()
     return await future
+
+
+def raise_if_cancelling() -> None:
+    """Raise CancelledError if the current task has a pending cancel request.
+
+    nats-py swallows a CancelledError that arrives while it flushes a publish or
+    a request; the request is still counted by the task (`cancelling()`), so
+    loops built on nats-py check it before they block again.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
