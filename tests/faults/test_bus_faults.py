@@ -8,9 +8,11 @@ kill -9 of its nodes (issue "Faults of the bus and the runtime").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,28 @@ async def put_retrying(bus: Bus, value: dict, deadline: float = 30.0) -> int:
             await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def status_watch(bus: Bus) -> AsyncIterator[list[KVChange]]:
+    """Watch GitRepository status for the block; yield the changes seen so far."""
+    seen: list[KVChange] = []
+
+    async def watch() -> None:
+        async for change in bus.watch_status("gitrepository"):
+            seen.append(change)
+
+    task = asyncio.create_task(watch())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def delivered(seen: list[KVChange], revision: int, value: dict) -> bool:
+    return any(c.revision >= revision and c.value == value for c in seen)
+
+
 @pytest.mark.parametrize("victim", ["connected", "other"])
 async def test_a_watch_delivers_the_latest_value_after_a_node_is_killed(
     nats_cluster: NatsCluster, cluster_bus_settings: BusSettings, victim: str
@@ -54,30 +78,21 @@ async def test_a_watch_delivers_the_latest_value_after_a_node_is_killed(
     view. The bound below is a liveness bound, not a speed goal."""
     bus = await Bus.connect(cluster_bus_settings, "watcher")
     writer = await Bus.connect(cluster_bus_settings, "writer")
-    seen: list[KVChange] = []
-
-    async def watch() -> None:
-        async for change in bus.watch_status("gitrepository"):
-            seen.append(change)
-
-    task = asyncio.create_task(watch())
     try:
-        first = await put_retrying(writer, {"revision": "one"})
-        await wait_for(lambda: any(c.revision == first for c in seen), message="first value")
-        index = connected_index(bus, nats_cluster)
-        if victim == "other":
-            index = (index + 1) % 3
-        nats_cluster.kill(index)
-        latest = await put_retrying(writer, {"revision": "two"})
-        await wait_for(
-            lambda: any(c.revision >= latest and c.value == {"revision": "two"} for c in seen),
-            timeout=12,
-            message=f"the value written after killing node {index}",
-        )
+        async with status_watch(bus) as seen:
+            first = await put_retrying(writer, {"revision": "one"})
+            await wait_for(lambda: delivered(seen, first, {"revision": "one"}), message="first")
+            index = connected_index(bus, nats_cluster)
+            if victim == "other":
+                index = (index + 1) % 3
+            nats_cluster.kill(index)
+            latest = await put_retrying(writer, {"revision": "two"})
+            await wait_for(
+                lambda: delivered(seen, latest, {"revision": "two"}),
+                timeout=12,
+                message=f"the value written after killing node {index}",
+            )
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
         await bus.close()
         await writer.close()
 
@@ -89,32 +104,23 @@ async def test_a_watch_recovers_after_the_cluster_lost_and_regained_its_quorum(
     attempt to re-create the watch's consumer fails (no quorum) and it gives up
     silently. Once a node is back, the value written then must still arrive."""
     bus = await Bus.connect(cluster_bus_settings, "watcher")
-    seen: list[KVChange] = []
-
-    async def watch() -> None:
-        async for change in bus.watch_status("gitrepository"):
-            seen.append(change)
-
-    task = asyncio.create_task(watch())
     try:
-        first = await put_retrying(bus, {"revision": "one"})
-        await wait_for(lambda: any(c.revision == first for c in seen), message="first value")
-        mine = connected_index(bus, nats_cluster)
-        others = [i for i in range(3) if i != mine]
-        for i in others:
-            nats_cluster.kill(i)
-        await asyncio.sleep(12)  # the outage: past nats-py's two missed 5 s heartbeats
-        nats_cluster.start(others[0])
-        latest = await put_retrying(bus, {"revision": "two"}, deadline=60)
-        await wait_for(
-            lambda: any(c.revision >= latest and c.value == {"revision": "two"} for c in seen),
-            timeout=30,
-            message="the value written after the quorum came back",
-        )
+        async with status_watch(bus) as seen:
+            first = await put_retrying(bus, {"revision": "one"})
+            await wait_for(lambda: delivered(seen, first, {"revision": "one"}), message="first")
+            mine = connected_index(bus, nats_cluster)
+            others = [i for i in range(3) if i != mine]
+            for i in others:
+                nats_cluster.kill(i)
+            await asyncio.sleep(12)  # the outage: past nats-py's two missed 5 s heartbeats
+            nats_cluster.start(others[0])
+            latest = await put_retrying(bus, {"revision": "two"}, deadline=60)
+            await wait_for(
+                lambda: delivered(seen, latest, {"revision": "two"}),
+                timeout=30,
+                message="the value written after the quorum came back",
+            )
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
         await bus.close()
 
 

@@ -45,6 +45,30 @@ async def ready_condition(bus: Bus) -> tuple[dict[str, Any], dict[str, Any]] | N
     return (status, ready) if ready else None
 
 
+async def reconcile_until(
+    bus: Bus, url: str, tmp_path: Path, ready_status: str, what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the source reconciler on the GitRepository at `url` until Ready is
+    `ready_status`; return (status, Ready condition)."""
+    recorder = EventRecorder(bus, "source-controller", "test")
+    git = GitClient()
+    try:
+        reconciler = GitRepositoryReconciler(bus, git, recorder, WorkDirs(tmp_path))
+        async with running_runtime(bus, reconciler, SETTINGS, service="source"):
+            await bus.apply_object(KEY, gitrepository(url))
+
+            async def reached() -> tuple[dict[str, Any], dict[str, Any]] | None:
+                found = await ready_condition(bus)
+                return found if found and found[1]["status"] == ready_status else None
+
+            found: tuple[dict[str, Any], dict[str, Any]] = await wait_for(
+                reached, timeout=20, message=what
+            )
+            return found
+    finally:
+        git.close()
+
+
 async def test_a_repository_with_more_files_than_the_member_limit_is_refused_when_built(
     bus: Bus,
     git_repo: GitRepo,
@@ -55,18 +79,8 @@ async def test_a_repository_with_more_files_than_the_member_limit_is_refused_whe
     # the same setting governs the kustomize service's extraction (ArtifactLimits.from_env)
     monkeypatch.setenv("FLUXBUS_ARTIFACT_MAX_MEMBERS", "3")
     git_repo.commit({f"apps/cm{i}.yaml": f"n: {i}\n" for i in range(4)}, branch="main")
-    recorder = EventRecorder(bus, "source-controller", "test")
-    git = GitClient()
-    reconciler = GitRepositoryReconciler(bus, git, recorder, WorkDirs(tmp_path))
-    async with running_runtime(bus, reconciler, SETTINGS, service="source"):
-        await bus.apply_object(KEY, gitrepository(git_http_server.url(git_repo)))
-
-        async def refused() -> tuple[dict[str, Any], dict[str, Any]] | None:
-            found = await ready_condition(bus)
-            return found if found and found[1]["status"] == "False" else None
-
-        status, ready = await wait_for(refused, timeout=20, message="big refused")
-    git.close()
+    url = git_http_server.url(git_repo)
+    status, ready = await reconcile_until(bus, url, tmp_path, "False", "big refused")
     assert ready["reason"] == "ArchiveOperationFailed"
     assert "more than 3 members (file count limit)" in ready["message"]
     assert status.get("artifact") is None
@@ -82,16 +96,6 @@ async def test_a_repository_at_the_member_limit_is_stored(
 ) -> None:
     monkeypatch.setenv("FLUXBUS_ARTIFACT_MAX_MEMBERS", "3")
     git_repo.commit({f"apps/cm{i}.yaml": f"n: {i}\n" for i in range(3)}, branch="main")
-    recorder = EventRecorder(bus, "source-controller", "test")
-    git = GitClient()
-    reconciler = GitRepositoryReconciler(bus, git, recorder, WorkDirs(tmp_path))
-    async with running_runtime(bus, reconciler, SETTINGS, service="source"):
-        await bus.apply_object(KEY, gitrepository(git_http_server.url(git_repo)))
-
-        async def ready() -> tuple[dict[str, Any], dict[str, Any]] | None:
-            found = await ready_condition(bus)
-            return found if found and found[1]["status"] == "True" else None
-
-        status, _ = await wait_for(ready, timeout=20, message="big ready")
-    git.close()
+    url = git_http_server.url(git_repo)
+    status, _ = await reconcile_until(bus, url, tmp_path, "True", "big ready")
     assert status["artifact"]["digest"].startswith("sha256:")

@@ -25,7 +25,7 @@ import nats
 import pytest
 
 from fluxbus_common.settings import BusSettings
-from fluxbus_common.testing.plugin import free_port, nats_server_binary
+from fluxbus_common.testing.plugin import free_port, nats_server_binary, wait_for_server
 
 CLUSTER_NAME = "fluxbus-test"
 
@@ -92,22 +92,9 @@ class NatsCluster:
                 stderr=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
-        import socket
-
         for node in targets:
-            while True:
-                assert node.proc is not None
-                if node.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"nats-server {node.name} exited with {node.proc.returncode}"
-                    )
-                try:
-                    with socket.create_connection(("127.0.0.1", node.port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"nats-server {node.name} did not start") from None
-                    time.sleep(0.02)
+            assert node.proc is not None
+            wait_for_server(node.proc, node.port, deadline, f"nats-server {node.name}")
 
     def kill(self, i: int) -> None:
         """SIGKILL node `i` (a crash: no clean leave)."""

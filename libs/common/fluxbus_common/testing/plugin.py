@@ -53,6 +53,23 @@ def nats_server_binary() -> str:
     return found
 
 
+def wait_for_server(proc: subprocess.Popen[bytes], port: int, deadline: float, name: str) -> None:
+    """Return once `proc` accepts connections on 127.0.0.1:`port`.
+
+    Raises RuntimeError when it exits first or `deadline` (time.monotonic()) passes.
+    """
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start in time") from None
+            time.sleep(0.02)
+
+
 class NatsServer:
     """A real nats-server child process with JetStream."""
 
@@ -88,16 +105,7 @@ class NatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("nats-server did not start in time")
+        wait_for_server(self.proc, self.port, time.monotonic() + timeout, "nats-server")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
