@@ -74,10 +74,17 @@ def _duration(value: str) -> float:
         raise CliError(f"--timeout: {e}") from None
 
 
+_FORMATS: dict[str, Literal["table", "json", "yaml"]] = {
+    "table": "table",
+    "json": "json",
+    "yaml": "yaml",
+}
+
+
 def _format(value: str) -> Literal["table", "json", "yaml"]:
-    if value not in ("table", "json", "yaml"):
+    if value not in _FORMATS:
         raise CliError(f'--output must be table, json or yaml, got "{value}"')
-    return value  # type: ignore[return-value]
+    return _FORMATS[value]
 
 
 def _scope(namespace: str, all_namespaces: bool) -> str | None:

@@ -18,7 +18,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -149,7 +149,7 @@ class NatsCluster:
 
 
 @pytest.fixture
-async def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:  # type: ignore[misc]
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
     cluster = NatsCluster(tmp_path / "nats-cluster")
     cluster.start()
     try:
