@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.config import ConfigFile, parse_submodules
+from dulwich.object_store import DiskObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.repo import BaseRepo
 
 from fluxbus_git.errors import GitError, GitNotFoundError
 from fluxbus_git.logic.paths import in_sparse_checkout
 from fluxbus_git.logic.refs import Checkout, RefKind
+from fluxbus_git.packs import blob_chunks, whole_blob
 from fluxbus_git.session import Session, SizeExceeded
 
 S_IFGITLINK = 0o160000
@@ -109,10 +111,18 @@ def write_tree(
             continue  # symlinks never reach an artifact; submodules are handled apart
         if not in_sparse_checkout(rel, sparse):
             continue
-        blob = repo[entry.sha]
-        assert isinstance(blob, Blob)
-        data = blob.as_raw_string()
-        written.bytes += len(data)
+        chunks: Iterable[bytes]
+        if isinstance(repo.object_store, DiskObjectStore) and (
+            found := whole_blob(repo.object_store, entry.sha)
+        ):
+            # Streamed from the pack: a large file never sits whole in memory.
+            written.bytes += found[1].size
+            chunks = blob_chunks(*found)
+        else:
+            blob = repo[entry.sha]
+            assert isinstance(blob, Blob)
+            written.bytes += blob.raw_length()
+            chunks = blob.as_raw_chunks()
         if limit is not None and written.bytes > limit:
             raise SizeExceeded("checked-out files", limit)
         # Three syscalls per file: creation dominates a large checkout's cost.
@@ -122,9 +132,11 @@ def write_tree(
             0o755 if mode & 0o111 else 0o644,
         )
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for chunk in chunks:
+                session.check()
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         written.files += 1

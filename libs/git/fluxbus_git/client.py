@@ -18,9 +18,13 @@ advertisement (no race between listing and fetching) and asks for depth 1.
 A bare commit is fetched by id over protocol v2 (depth 1), falling back to
 a full fetch of all branches when the server refuses unadvertised ids; a
 commit with a branch fetches that branch's history to prove containment.
-Objects land in an in-memory store (no `.git` directory is ever written:
-file creation dominates small fetches) bounded by the size limit, and only
-the tree's files are written to the destination (`fluxbus_git.checkout`).
+Memory stays bounded whatever the repository's size: the pack streams into a
+file of an on-disk object store in the session's private temp dir (refs and
+shallow state stay in memory; no `.git` directory reaches the destination),
+the size limit counted on the bytes as they arrive, and is indexed from
+disk; the checkout then reads one object at a time and streams each blob
+into its file (`fluxbus_git.checkout`). The store is removed when the fetch
+ends, however it ends.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import contextlib
 import dataclasses
 import posixpath
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from typing import TypeVar
 
 from dulwich.client import GitClient as DulwichClient
 from dulwich.errors import GitProtocolError, HangupException
+from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
@@ -69,6 +75,7 @@ from fluxbus_git.logic.refs import (
     resolve,
 )
 from fluxbus_git.logic.url import GitURL, parse_git_url
+from fluxbus_git.packs import add_pack_file, new_pack_file
 from fluxbus_git.results import FetchResult
 from fluxbus_git.session import (
     DEFAULT_TIMEOUT,
@@ -91,6 +98,18 @@ SSH_CONNECT_TIMEOUT = 30.0
 """Upper bound of the TCP/TLS/SSH connect timeout, whatever the operation's timeout."""
 
 T = TypeVar("T")
+
+
+class _ScratchRepo(MemoryRepo):
+    """A repository whose refs and shallow list live in memory and whose objects live
+    in a `DiskObjectStore` at `path`: a fetched pack stays a file, indexed from disk,
+    instead of being inflated whole into a dict (memory a multiple of the repository)."""
+
+    object_store: DiskObjectStore
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.object_store = DiskObjectStore.init(path)
 
 
 def _translate(
@@ -330,14 +349,35 @@ class GitClient:
         limit: int | None,
         level: int,
     ) -> FetchResult:
-        url = gurl.redacted()
         if dest.exists() and any(dest.iterdir()):
             raise GitError(f"checkout directory '{dest}' is not empty")
         dest.mkdir(parents=True, exist_ok=True)
+        # Objects on disk in the session's private temp dir (the destination never gets a
+        # .git directory), removed when this fetch ends; submodules get their own store.
+        store = Path(tempfile.mkdtemp(prefix="objects-", dir=session.tmp))
+        try:
+            return self._fetch_into(
+                store, gurl, checkout, dest, auth, session, sparse, recurse, limit, level
+            )
+        finally:
+            shutil.rmtree(store, ignore_errors=True)
+
+    def _fetch_into(
+        self,
+        store: Path,
+        gurl: GitURL,
+        checkout: Checkout,
+        dest: Path,
+        auth: GitAuth | None,
+        session: Session,
+        sparse: Sequence[str] | None,
+        recurse: bool,
+        limit: int | None,
+        level: int,
+    ) -> FetchResult:
+        url = gurl.redacted()
         client, path = self.transport(gurl, auth, session)
-        # An in-memory object store: no .git directory to create (file creation is the
-        # dominant cost of small fetches), and the size limit bounds the memory used.
-        with contextlib.closing(MemoryRepo()) as repo:
+        with contextlib.closing(_ScratchRepo(store / "objects")) as repo:
             plan = _FetchPlan()
 
             def determine_wants(
@@ -369,7 +409,12 @@ class GitClient:
 
             def fetch(depth: int | None, protocol: int) -> None:
                 plan.received = 0
-                f, commit, abort = repo.object_store.add_pack()
+                store = repo.object_store
+                f, pack_path = new_pack_file(store)
+
+                def abort() -> None:
+                    f.close()
+                    Path(pack_path).unlink(missing_ok=True)
 
                 def pack_data(data: bytes) -> int:
                     session.check()
@@ -392,13 +437,13 @@ class GitClient:
                     abort()
                     raise
                 if plan.received:
-                    if limit is not None:
-                        try:
+                    try:
+                        if limit is not None:
                             check_unpacked_size(f, limit, session)
-                        except BaseException:
-                            abort()
-                            raise
-                    commit()
+                        add_pack_file(store, f, pack_path, session)
+                    except BaseException:
+                        abort()
+                        raise
                 else:
                     abort()
                 repo.update_shallow(result.new_shallow, result.new_unshallow)
