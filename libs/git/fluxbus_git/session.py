@@ -141,7 +141,7 @@ def check_unpacked_size(f: IO[bytes], limit: int, session: Session) -> None:
     """Refuse a pack whose objects inflate to more than `limit` bytes, before inflating it.
 
     A pack under the byte limit can still hold a blob that compresses a
-    million to one; the in-memory store would inflate it whole. This walks
+    million to one; a checkout would write it whole to disk. This walks
     the pack's object headers, streaming each zlib body through a
     decompressor that keeps nothing, and adds up the declared sizes (for a
     delta, the size of the object it produces). Raises `SizeExceeded`.
