@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from fluxbus_common.api import Kustomization
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import BusSettings, RuntimeSettings
+from fluxbus_common.testing.ledger import Ledger
 from fluxbus_common.testing.nats_cluster import NatsCluster
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.client import GitClient
@@ -56,36 +56,6 @@ KUSTOMIZE = RuntimeSettings(
 SOURCE = replace(KUSTOMIZE, shards=1, workers=2, instance="src")
 
 
-@dataclass
-class Run:
-    key: str
-    instance: str
-    start: float
-    end: float = float("inf")
-
-
-@dataclass
-class Ledger:
-    """Every reconcile of every kustomize replica, and what each one applied."""
-
-    runs: list[Run] = field(default_factory=list)
-    applied: dict[str, set[str]] = field(default_factory=dict)
-    """Kustomization key → revisions some replica finished applying to the cluster."""
-
-    def overlaps(self) -> list[tuple[Run, Run]]:
-        """Pairs of reconciles of one key by two replicas that ran at the same time."""
-        out = []
-        by_key: dict[str, list[Run]] = {}
-        for r in self.runs:
-            by_key.setdefault(r.key, []).append(r)
-        for runs in by_key.values():
-            runs.sort(key=lambda r: r.start)
-            for a, b in itertools.combinations(runs, 2):
-                if a.instance != b.instance and b.start < a.end:
-                    out.append((a, b))
-        return out
-
-
 class LedgerKustomizations(KustomizationReconciler):
     """The real Kustomization reconciler, writing each reconcile into the ledger."""
 
@@ -95,12 +65,8 @@ class LedgerKustomizations(KustomizationReconciler):
         self.ledger = ledger
 
     async def reconcile(self, obj: Kustomization):  # type: ignore[override]
-        run = Run(self.key_of(obj), self.instance, time.monotonic())
-        self.ledger.runs.append(run)
-        try:
+        with self.ledger.record(self.key_of(obj), self.instance):
             return await super().reconcile(obj)
-        finally:
-            run.end = time.monotonic()
 
     async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
         await super().reconcile_apply(obj, state)

@@ -6,48 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime, shard_of
 from fluxbus_common.settings import BusSettings, RuntimeSettings
+from fluxbus_common.testing.ledger import Ledger
 from fluxbus_common.testing.plugin import NatsServer, wait_for
 from fluxbus_common.testing.widgets import Widget, WidgetReconciler, widget_doc
 
 SETTINGS = RuntimeSettings(
     workers=8, shards=2, lease_ttl=1.5, instance="a", http_addr="", backoff_base=0.05
 )
-
-
-@dataclass
-class Run:
-    key: str
-    instance: str
-    start: float
-    end: float = float("inf")
-
-
-class Ledger:
-    """Every reconcile of every replica, to find two at once on one key."""
-
-    def __init__(self) -> None:
-        self.runs: list[Run] = []
-
-    def overlaps(self) -> list[tuple[Run, Run]]:
-        out = []
-        by_key: dict[str, list[Run]] = {}
-        for r in self.runs:
-            by_key.setdefault(r.key, []).append(r)
-        for runs in by_key.values():
-            runs.sort(key=lambda r: r.start)
-            for a, b in itertools.pairwise(runs):
-                if a.instance != b.instance and b.start < a.end:
-                    out.append((a, b))
-        return out
 
 
 class LedgerWidgets(WidgetReconciler):
@@ -58,12 +31,8 @@ class LedgerWidgets(WidgetReconciler):
         self.ledger = ledger
 
     async def reconcile_widget(self, obj: Widget, state: None):  # type: ignore[override]
-        run = Run(obj.key, self.instance, time.monotonic())
-        self.ledger.runs.append(run)
-        try:
+        with self.ledger.record(obj.key, self.instance):
             return await super().reconcile_widget(obj, state)
-        finally:
-            run.end = time.monotonic()
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +65,7 @@ async def test_a_shard_handed_to_a_joining_replica_is_never_reconciled_by_both(
         await bus.apply_object(key, widget_doc(f"w{i}", interval=0.05, delay=2.0))
     async with replica(bus_settings, "a", ledger) as a:
         await wait_for(
-            lambda: sum(1 for r in ledger.runs if r.end == float("inf")) >= 6,
+            lambda: ledger.running() >= 6,
             message="a running long reconciles in both shards",
         )
         async with replica(bus_settings, "b", ledger) as b:
