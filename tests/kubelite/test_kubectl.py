@@ -670,6 +670,19 @@ def test_every_required_builtin_kind_applies_and_diffs_clean(kl: KubeliteHandle,
     res = kl.kubectl("apply", "--server-side", "-f", "-", input=text)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("serverside-applied") == 18
+
+    def workloads_settled() -> bool:
+        """The simulated controllers have written every workload's status: a status
+        update landing between kubectl diff's read and its dry-run would show as a
+        (real, but not ours) difference."""
+        items = get_json(kl, "-n", ns, "sts,ds,rs,job")["items"]
+        return bool(items) and all(
+            (i.get("status") or {}).get("observedGeneration") == i["metadata"].get("generation")
+            or (i["kind"] == "Job" and i.get("status"))
+            for i in items
+        )
+
+    wait_until(workloads_settled)
     res = kl.kubectl("diff", "--server-side", "-f", "-", input=text)
     assert res.returncode == 0, res.stdout + res.stderr
     res = kl.kubectl(
