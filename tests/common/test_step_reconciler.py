@@ -54,7 +54,7 @@ class Traced(StepReconciler[Widget, TraceState]):
         if self.fail_at == name:
             raise Generic(f"{name} failed", "StepFailed")
         if self.fail_at == f"hang-{name}":
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # hangs until the timeout cancels it
         state.seen.append(name)
 
     async def reconcile_one(self, obj: Widget, state: TraceState) -> None:
