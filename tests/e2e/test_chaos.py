@@ -36,7 +36,7 @@ from fluxbus_kustomize.reconcilers import KustomizationReconciler
 from fluxbus_kustomize.reconcilers.kustomization import KustomizeState
 from fluxbus_kustomize.settings import KustomizeSettings
 from fluxbus_source.reconcilers import GitRepositoryReconciler
-from fluxbus_source.workdir import WorkDirs
+from fluxbus_common.workdir import WorkDirs
 
 COUNT = 12
 """Kustomizations in the rollout: enough for both shards to hold several."""

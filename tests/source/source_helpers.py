@@ -14,7 +14,7 @@ from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.testing.plugin import running_runtime
 from fluxbus_git.client import GitClient
 from fluxbus_source.reconcilers import GitRepositoryReconciler
-from fluxbus_source.workdir import WorkDirs
+from fluxbus_common.workdir import WorkDirs
 
 SETTINGS = RuntimeSettings(
     workers=2,

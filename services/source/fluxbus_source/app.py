@@ -20,7 +20,7 @@ from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_git.client import GitClient
 from fluxbus_source.reconcilers import GitRepositoryReconciler
 from fluxbus_source.settings import SourceSettings
-from fluxbus_source.workdir import WorkDirs
+from fluxbus_common.workdir import WorkDirs
 
 SERVICE = "source"
 CONTROLLER = "source-controller"

@@ -1,4 +1,4 @@
-"""Work directories of the source service: a fresh temp dir per fetch, removed after.
+"""Work directories of the services: a fresh private temp dir per fetch or clone, removed after.
 
 An adapter: `tempfile.mkdtemp` and `shutil.rmtree` block (a large checkout
 has thousands of files), so both run in a thread, never on the event loop.
@@ -15,14 +15,15 @@ PREFIX = "fluxbus-git-"
 
 
 class WorkDirs:
-    """Makes directories under `root` (the system temp dir when None)."""
+    """Makes directories under `root` (the system temp dir when None), named `prefix…`."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, prefix: str = PREFIX) -> None:
         self.root = root
+        self.prefix = prefix
 
     async def make(self) -> Path:
         """Create and return a new private (0700) directory."""
-        return Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=PREFIX, dir=self.root))
+        return Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=self.prefix, dir=self.root))
 
     async def remove(self, path: Path) -> None:
         """Remove `path` and everything below it; errors are ignored (a leftover is harmless)."""

@@ -1,0 +1,125 @@
+"""How to reach an ImageRepository's registry: its parsed name, credentials
+(`secretRef`, a `kubernetes.io/dockerconfigjson` Secret), TLS (`certSecretRef`),
+proxy (`proxySecretRef`), `insecure` and `timeout` — shared by the ImageRepository
+scan and the ImagePolicy digest lookups so both reach the registry the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fluxbus_common.api import ImageRepository, Secret
+from fluxbus_image.errors import ImageURLInvalid, ScanAuthFailed
+from fluxbus_image.logic.credentials import RegistryCredentials, credentials_for_registry
+from fluxbus_image.logic.reference import ImageName, InvalidImageError, parse_image
+from fluxbus_image.logic.proxy import ProxyError, proxy_url
+from fluxbus_image.ports import ImageStore, RegistryPort
+from fluxbus_image.registry import RegistryTLS, TagListing
+
+
+def parse_repository_image(repo: ImageRepository) -> ImageName:
+    """`spec.image` parsed; raise ImageURLInvalid (Stalling) when it cannot be."""
+    try:
+        return parse_image(repo.spec.image)
+    except InvalidImageError as e:
+        raise ImageURLInvalid(str(e)) from None
+
+
+@dataclass(frozen=True, repr=False)
+class RegistryAccess:
+    """Everything a registry request needs for one ImageRepository (repr hides secrets)."""
+
+    image: ImageName
+    credentials: RegistryCredentials | None = None
+    tls: RegistryTLS | None = None
+    proxy: str | None = field(default=None)
+    insecure: bool = False
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"RegistryAccess(image={self.image.canonical!r})"
+
+    async def list_tags(self, registry: RegistryPort) -> TagListing:
+        return await registry.list_tags(
+            self.image,
+            credentials=self.credentials,
+            tls=self.tls,
+            insecure=self.insecure,
+            proxy=self.proxy,
+            timeout=self.timeout,
+        )
+
+    async def digest(self, registry: RegistryPort, tag: str) -> str:
+        return await registry.manifest_digest(
+            self.image,
+            tag,
+            credentials=self.credentials,
+            tls=self.tls,
+            insecure=self.insecure,
+            proxy=self.proxy,
+            timeout=self.timeout,
+        )
+
+
+async def _secret(store: ImageStore, namespace: str, name: str, field: str) -> dict[str, bytes]:
+    doc = await store.get_secret(namespace, name)
+    if doc is None:
+        raise ScanAuthFailed(
+            f"failed to configure authentication options: {field}: "
+            f"secret '{namespace}/{name}' not found"
+        )
+    try:
+        return Secret.model_validate(doc).decoded()
+    except ValueError as e:
+        raise ScanAuthFailed(
+            f"failed to configure authentication options: {field}: "
+            f"secret '{namespace}/{name}' is invalid: {e}"
+        ) from None
+
+
+def _credentials(
+    data: Mapping[str, bytes], image: ImageName, namespace: str, name: str
+) -> RegistryCredentials | None:
+    try:
+        return credentials_for_registry(data, image.registry)
+    except ValueError as e:
+        raise ScanAuthFailed(
+            f"failed to configure authentication options: spec.secretRef: "
+            f"secret '{namespace}/{name}': {e}"
+        ) from None
+
+
+async def registry_access(store: ImageStore, repo: ImageRepository) -> RegistryAccess:
+    """Gather what is needed to reach `repo`'s registry.
+
+    Raises ImageURLInvalid for a bad `spec.image` and ScanAuthFailed when a
+    referenced Secret is missing or unusable (Flux: AuthenticationFailed).
+    """
+    image = parse_repository_image(repo)
+    namespace = repo.metadata.namespace
+    spec = repo.spec
+    credentials = tls = proxy = None
+    if spec.secret_ref is not None:
+        data = await _secret(store, namespace, spec.secret_ref.name, "spec.secretRef")
+        credentials = _credentials(data, image, namespace, spec.secret_ref.name)
+    if spec.cert_secret_ref is not None:
+        data = await _secret(store, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
+        try:
+            tls = RegistryTLS.from_secret(data)
+        except ValueError as e:
+            raise ScanAuthFailed(f"spec.certSecretRef: {e}") from None
+    if spec.proxy_secret_ref is not None:
+        data = await _secret(store, namespace, spec.proxy_secret_ref.name, "spec.proxySecretRef")
+        try:
+            proxy = proxy_url(data)
+        except ProxyError as e:
+            raise ScanAuthFailed(f"spec.proxySecretRef: {e}") from None
+    return RegistryAccess(
+        image=image,
+        credentials=credentials,
+        tls=tls,
+        proxy=proxy,
+        insecure=spec.insecure,
+        timeout=spec.timeout_seconds,
+    )
