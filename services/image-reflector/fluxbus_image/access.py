@@ -6,24 +6,28 @@ scan and the ImagePolicy digest lookups so both reach the registry the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fluxbus_common.api import ImageRepository, Secret
-from fluxbus_image.errors import ImageURLInvalid, ScanAuthFailed
-from fluxbus_image.logic.credentials import RegistryCredentials, credentials_for_registry
-from fluxbus_image.logic.reference import ImageName, InvalidImageError, parse_image
-from fluxbus_image.logic.proxy import ProxyError, proxy_url
+from fluxbus_git.logic.auth import GitProxy
+from fluxbus_image.errors import ScanAuthFailed
+from fluxbus_image.logic.credentials import (
+    RegistryCredentials,
+    RegistryTLS,
+    credentials_for,
+    proxy_from_secret,
+)
+from fluxbus_image.logic.errors import CredentialsError
+from fluxbus_image.logic.reference import ImageName, parse_image
 from fluxbus_image.ports import ImageStore, RegistryPort
-from fluxbus_image.registry import RegistryTLS, TagListing
+from fluxbus_image.registry import TagListing
 
 
 def parse_repository_image(repo: ImageRepository) -> ImageName:
-    """`spec.image` parsed; raise ImageURLInvalid (Stalling) when it cannot be."""
-    try:
-        return parse_image(repo.spec.image)
-    except InvalidImageError as e:
-        raise ImageURLInvalid(str(e)) from None
+    """`spec.image` parsed; raise InvalidImageError (Stalling: ImageURLInvalid) when it cannot be."""
+    return parse_image(repo.spec.image)
 
 
 @dataclass(frozen=True, repr=False)
@@ -33,7 +37,7 @@ class RegistryAccess:
     image: ImageName
     credentials: RegistryCredentials | None = None
     tls: RegistryTLS | None = None
-    proxy: str | None = field(default=None)
+    proxy: GitProxy | None = field(default=None)
     insecure: bool = False
     timeout: float = 30.0
 
@@ -78,22 +82,21 @@ async def _secret(store: ImageStore, namespace: str, name: str, field: str) -> d
         ) from None
 
 
-def _credentials(
-    data: Mapping[str, bytes], image: ImageName, namespace: str, name: str
-) -> RegistryCredentials | None:
+T = TypeVar("T")
+
+
+def _wrap(read: Callable[[], T]) -> T:
+    """Run a Secret reader; its CredentialsError says Flux's "failed to configure…"."""
     try:
-        return credentials_for_registry(data, image.registry)
-    except ValueError as e:
-        raise ScanAuthFailed(
-            f"failed to configure authentication options: spec.secretRef: "
-            f"secret '{namespace}/{name}': {e}"
-        ) from None
+        return read()
+    except CredentialsError as e:
+        raise ScanAuthFailed(f"failed to configure authentication options: {e.message}") from None
 
 
 async def registry_access(store: ImageStore, repo: ImageRepository) -> RegistryAccess:
     """Gather what is needed to reach `repo`'s registry.
 
-    Raises ImageURLInvalid for a bad `spec.image` and ScanAuthFailed when a
+    Raises InvalidImageError for a bad `spec.image` and ScanAuthFailed when a
     referenced Secret is missing or unusable (Flux: AuthenticationFailed).
     """
     image = parse_repository_image(repo)
@@ -102,19 +105,18 @@ async def registry_access(store: ImageStore, repo: ImageRepository) -> RegistryA
     credentials = tls = proxy = None
     if spec.secret_ref is not None:
         data = await _secret(store, namespace, spec.secret_ref.name, "spec.secretRef")
-        credentials = _credentials(data, image, namespace, spec.secret_ref.name)
+        credentials = _wrap(
+            lambda: credentials_for(image, data, name=f"{namespace}/{spec.secret_ref.name}")
+        )
     if spec.cert_secret_ref is not None:
-        data = await _secret(store, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
-        try:
-            tls = RegistryTLS.from_secret(data)
-        except ValueError as e:
-            raise ScanAuthFailed(f"spec.certSecretRef: {e}") from None
+        cert = await _secret(store, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
+        tls = _wrap(
+            lambda: RegistryTLS.from_secret(cert, name=f"{namespace}/{spec.cert_secret_ref.name}")
+        )
     if spec.proxy_secret_ref is not None:
-        data = await _secret(store, namespace, spec.proxy_secret_ref.name, "spec.proxySecretRef")
-        try:
-            proxy = proxy_url(data)
-        except ProxyError as e:
-            raise ScanAuthFailed(f"spec.proxySecretRef: {e}") from None
+        ref = spec.proxy_secret_ref.name
+        proxy_data = await _secret(store, namespace, ref, "spec.proxySecretRef")
+        proxy = _wrap(lambda: proxy_from_secret(proxy_data, f"{namespace}/{ref}"))
     return RegistryAccess(
         image=image,
         credentials=credentials,

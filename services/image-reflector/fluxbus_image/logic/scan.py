@@ -9,13 +9,11 @@ Pure: no I/O.
 - `tags_checksum`: Flux's `lastScanResult.revision`, the Adler-32 checksum (in
   decimal) of the tag list as Go's `json.Marshal` writes it.
 - `latest_tags`: the 10 tags Flux shows, byte-wise descending.
-- `exclude`: drop tags matching any exclusion regex (searched, not anchored).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +22,6 @@ LATEST_TAGS_COUNT = 10
 """Tags kept in `status.lastScanResult.latestTags` (Flux's latestTagsCount)."""
 MIN_WAIT = 1.0
 """Less than this left of the interval scans now (Flux: `when < time.Second`)."""
-
-
-class ExclusionError(ValueError):
-    """An `exclusionList` entry is not a valid regular expression."""
 
 
 @dataclass(frozen=True)
@@ -77,21 +71,3 @@ def tags_checksum(tags: Sequence[str]) -> str:
 def latest_tags(tags: Sequence[str], count: int = LATEST_TAGS_COUNT) -> list[str]:
     """The first `count` tags in byte-wise descending order (Flux's `latestTags`)."""
     return sorted(tags, key=lambda t: t.encode(), reverse=True)[:count]
-
-
-def compile_exclusions(patterns: Sequence[str]) -> list[re.Pattern[str]]:
-    """Compile `exclusionList`; raise ExclusionError naming the bad entry."""
-    out: list[re.Pattern[str]] = []
-    for i, pattern in enumerate(patterns):
-        try:
-            out.append(re.compile(pattern))
-        except re.error as e:
-            raise ExclusionError(
-                f"spec.exclusionList[{i}]: invalid regular expression {pattern!r}: {e}"
-            ) from None
-    return out
-
-
-def exclude(tags: Sequence[str], patterns: Sequence[re.Pattern[str]]) -> list[str]:
-    """Tags matching none of the patterns, in their listed order."""
-    return [t for t in tags if not any(p.search(t) for p in patterns)]

@@ -33,16 +33,10 @@ from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import Result, Step, StepReconciler
 from fluxbus_image.access import RegistryAccess, parse_repository_image, registry_access
-from fluxbus_image.errors import ImageURLInvalid, ScanAuthFailed, ScanFailed
+from fluxbus_image.errors import ScanAuthFailed, ScanFailed
+from fluxbus_image.logic.exclusion import compile_exclusions
 from fluxbus_image.logic.reference import ImageName
-from fluxbus_image.logic.scan import (
-    ExclusionError,
-    compile_exclusions,
-    exclude,
-    latest_tags,
-    should_scan,
-    tags_checksum,
-)
+from fluxbus_image.logic.scan import latest_tags, should_scan, tags_checksum
 from fluxbus_image.ports import ImageStore, RegistryPort
 from fluxbus_image.registry.errors import RegistryAuthError, RegistryError
 
@@ -122,10 +116,7 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
         """Scan when due; record the result; say when the next scan is."""
         assert state.image is not None
         spec, status = obj.spec, obj.status
-        try:
-            exclusions = compile_exclusions(spec.effective_exclusion_list)
-        except ExclusionError as e:
-            raise ImageURLInvalid(str(e)) from None
+        exclusions = compile_exclusions(spec.effective_exclusion_list)
         key = self.key_of(obj)
         requested = (obj.metadata.annotations or {}).get(keys.RECONCILE_REQUESTED_AT)
         last = status.last_scan_result
@@ -152,7 +143,7 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
         if decision.scan:
             log.debug("image.scan", reason=decision.reason)
             access = await registry_access(self.store, obj)
-            tags = exclude(await self._list(access), exclusions)
+            tags = [t for t in await self._list(access) if not any(p.search(t) for p in exclusions)]
             try:
                 await self.store.put_tags(key, tags)
             except BusError as e:
