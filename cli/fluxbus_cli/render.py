@@ -185,6 +185,38 @@ def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
     return len(keys)
 
 
+IMAGE_HEADERS: dict[str, tuple[str, ...]] = {
+    "ImageRepository": ("NAME", "READY", "STATUS", "LAST SCAN", "TAGS", "SUSPENDED", "AGE"),
+    "ImagePolicy": ("NAME", "READY", "STATUS", "LATEST IMAGE", "AGE"),
+    "ImageUpdateAutomation": (
+        "NAME", "READY", "STATUS", "LAST RUN", "LAST PUSH", "SUSPENDED", "AGE",
+    ),
+}
+"""`flux get images repository|policy|update`'s columns (last scan, tags, latest
+image, last run), in the layout of fluxbus's other tables."""
+
+
+def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """The row of an image kind under `IMAGE_HEADERS[kind]`."""
+    name, ready, message, _revision, suspended, created = toolkit_row(doc, now)
+    status = doc.get("status") or {}
+    if kind == "ImageRepository":
+        scan = status.get("lastScanResult") or {}
+        tags = str(scan["tagCount"]) if "tagCount" in scan else "-"
+        return [name, ready, message, str(scan.get("scanTime") or "-"), tags, suspended, created]
+    if kind == "ImagePolicy":
+        latest = status.get("latestRef") or {}
+        image = "-"
+        if latest.get("name"):
+            image = f"{latest['name']}:{latest.get('tag', '')}"
+            if latest.get("digest"):
+                image += f"@{latest['digest']}"
+        return [name, ready, message, image, created]
+    push = str(status.get("lastPushCommit") or "")[:7] or "-"
+    last_run = str(status.get("lastAutomationRunTime") or "-")
+    return [name, ready, message, last_run, push, suspended, created]
+
+
 def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
     """NAME TYPE DATA AGE of a Secret; never a value."""
     meta = doc.get("metadata") or {}

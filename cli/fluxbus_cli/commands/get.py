@@ -25,6 +25,8 @@ def _headers(info: KindInfo, all_namespaces: bool) -> list[str]:
         headers = list(render.SECRET_HEADERS)
     elif info.kind == "ConfigMap":
         headers = list(render.CONFIGMAP_HEADERS)
+    elif info.kind in render.IMAGE_HEADERS:
+        headers = list(render.IMAGE_HEADERS[info.kind])
     else:
         headers = list(render.TOOLKIT_HEADERS)
     return ["NAMESPACE", *headers] if all_namespaces else headers
@@ -35,6 +37,8 @@ def _row(info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str)
         row = render.secret_row(doc)
     elif info.kind == "ConfigMap":
         row = render.configmap_row(doc)
+    elif info.kind in render.IMAGE_HEADERS:
+        row = render.image_row(info.kind, doc)
     else:
         row = render.toolkit_row(doc)
     row[0] = f"{prefix}{row[0]}"
