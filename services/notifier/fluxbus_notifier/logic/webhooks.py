@@ -1,4 +1,5 @@
-"""Receiver webhooks: the path a Receiver listens on and, per Receiver type, the
+"""Receiver webhooks: the path a Receiver listens on (`webhook_path`, defined with
+the API model) and, per Receiver type, the
 checks notification-controller's receiver server makes on an incoming request
 (internal/server/receiver_handlers.go), each ending in one `Verdict`.
 
@@ -34,9 +35,12 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs
 
+from fluxbus_common.api.notification import RECEIVER_WEBHOOK_PATH, webhook_path
+
 __all__ = [
     "HUB_SIGNATURE_ALGORITHMS",
     "UNSUPPORTED_TYPES",
+    "WEBHOOK_PATH_PREFIX",
     "Outcome",
     "Verdict",
     "event_allowed",
@@ -45,7 +49,7 @@ __all__ = [
     "webhook_path",
 ]
 
-WEBHOOK_PATH_PREFIX = "/hook/"
+WEBHOOK_PATH_PREFIX = RECEIVER_WEBHOOK_PATH
 """Flux's `ReceiverWebhookPath`."""
 
 HUB_SIGNATURE_ALGORITHMS: dict[str, Callable[[], Any]] = {
@@ -63,12 +67,6 @@ UNSUPPORTED_TYPES: dict[str, str] = {
 
 PING_EVENTS = {"github": "ping", "bitbucket": "diagnostics:ping"}
 """The event each Git host sends to test a webhook: answered, never triggering."""
-
-
-def webhook_path(token: str, name: str, namespace: str) -> str:
-    """Return `/hook/<hex sha256(token + name + namespace)>`, as Flux's GetWebhookPath."""
-    digest = hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
-    return f"{WEBHOOK_PATH_PREFIX}{digest}"
 
 
 class Outcome(StrEnum):
