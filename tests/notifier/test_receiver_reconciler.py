@@ -12,6 +12,7 @@ from receiver_helpers import NAMESPACE, TOKEN, key_of, ready_of, receiver, recei
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_notifier.logic.webhooks import webhook_path
+from fluxbus_notifier.receivers.settings import ReceiverSettings
 
 
 async def reconciled(bus: Bus, name: str, ready: str, reason: str) -> dict[str, Any]:
@@ -99,3 +100,19 @@ async def test_a_spec_that_cannot_work_stalls(
     assert message.startswith("Reconciliation failed terminally due to configuration error: ")
     assert fragment in message
     assert any(c["type"] == "Stalled" and c["status"] == "True" for c in st["conditions"])
+
+
+@pytest.mark.parametrize(
+    ("env", "addr"),
+    [
+        pytest.param({}, "0.0.0.0:9292", id="flux-port-by-default"),
+        pytest.param({"FLUXBUS_RECEIVER_ADDR": "127.0.0.1:0"}, "127.0.0.1:0", id="from-env"),
+    ],
+)
+def test_the_server_address_comes_from_fluxbus_receiver_addr(env: dict[str, str], addr: str):
+    assert ReceiverSettings.from_env(env).addr == addr
+
+
+def test_a_malformed_address_is_refused():
+    with pytest.raises(ValueError, match="FLUXBUS_RECEIVER_ADDR"):
+        ReceiverSettings.from_env({"FLUXBUS_RECEIVER_ADDR": "localhost"})

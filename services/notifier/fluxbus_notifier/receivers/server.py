@@ -131,6 +131,10 @@ class ReceiverIndex:
             self._paths[path] = key
             self._path_of[key] = path
 
+    def paths(self) -> set[str]:
+        """Every webhook path currently published."""
+        return set(self._paths)
+
     def lookup(self, path: str) -> Found | None:
         """Return the Receiver publishing `path` (its object still stored), or None."""
         key = self._paths.get(path)
