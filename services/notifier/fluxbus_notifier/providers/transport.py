@@ -14,6 +14,7 @@ reaches an exception, a log line or an event.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import ssl
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import structlog
@@ -32,7 +33,14 @@ from yarl import URL
 from fluxbus_notifier.logic.payloads import go_json
 from fluxbus_notifier.logic.provider_config import ProviderConfig
 
-__all__ = ["EVENT_ID_HEADER", "USER_AGENT", "DeliveryError", "ProviderHTTP", "Response"]
+__all__ = [
+    "EVENT_ID_HEADER",
+    "USER_AGENT",
+    "DeliveryError",
+    "ProviderHTTP",
+    "Response",
+    "basic_auth",
+]
 
 log = structlog.get_logger("fluxbus.notifier.providers")
 
@@ -108,8 +116,14 @@ def _ssl_context(ca: bytes | None, cert: bytes | None, key: bytes | None) -> ssl
     return ctx
 
 
-def _proxy(config: ProviderConfig) -> tuple[str | None, aiohttp.BasicAuth | None]:
-    """The proxy URL without credentials, and its basic auth (from the URL or the secret)."""
+def basic_auth(username: str, password: str) -> str:
+    """An `Authorization` value for HTTP basic auth."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _proxy(config: ProviderConfig) -> tuple[str | None, dict[str, str] | None]:
+    """The proxy URL without credentials, and its Proxy-Authorization header (from the
+    URL's user info or the proxy Secret)."""
     if not config.proxy:
         return None, None
     parts = urlsplit(config.proxy)
@@ -120,8 +134,9 @@ def _proxy(config: ProviderConfig) -> tuple[str | None, aiohttp.BasicAuth | None
     if parts.port is not None:
         netloc = f"{netloc}:{parts.port}"
     url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    auth = aiohttp.BasicAuth(username, password or "") if username else None
-    return url, auth
+    if not username:
+        return url, None
+    return url, {"Proxy-Authorization": basic_auth(unquote(username), unquote(password or ""))}
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -168,7 +183,6 @@ class ProviderHTTP:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         content_type: str = "application/json",
-        auth: aiohttp.BasicAuth | None = None,
         extra_headers: bool = False,
     ) -> Response:
         """Send one request and return the 2xx response; raise DeliveryError otherwise.
@@ -183,7 +197,7 @@ class ProviderHTTP:
         if extra_headers:
             all_headers.update(c.headers)
         all_headers[EVENT_ID_HEADER] = self.event_id
-        proxy, proxy_auth = _proxy(c)
+        proxy, proxy_headers = _proxy(c)
         ssl_ctx = await self._ssl()
         try:
             async with (
@@ -193,9 +207,8 @@ class ProviderHTTP:
                     url,
                     data=body,
                     headers=all_headers,
-                    auth=auth,
                     proxy=proxy,
-                    proxy_auth=proxy_auth,
+                    proxy_headers=proxy_headers,
                     ssl=ssl_ctx if ssl_ctx is not None else True,
                     allow_redirects=False,
                 ) as resp,
