@@ -12,6 +12,7 @@ from fluxbus_notifier.logic.matching import (
     enrich,
     invalid_patterns,
     metadata_conflicts,
+    provider_accepts,
 )
 
 LABELS = {"team": "app-dev", "tier": "web"}
@@ -235,3 +236,23 @@ def test_metadata_conflicts_name_every_source_lowest_first() -> None:
 def test_core_group_objects_keep_only_unprefixed_and_annotation_keys() -> None:
     event = make_event(api_version="v1", metadata={"revision": "r", "v1/x": "y", E + "a": "b"})
     assert enrich(make_alert(), event).metadata == {"revision": "r", "a": "b"}
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "metadata", "expected"),
+    [
+        pytest.param("slack", {}, True, id="plain-event-to-chat"),
+        pytest.param(
+            "slack", {K + "commit_status": "update"}, False, id="status-update-not-to-chat"
+        ),
+        pytest.param("msteams", {"commit_status": "update"}, False, id="fluxbus-key-too"),
+        pytest.param("github", {K + "commit_status": "update"}, True, id="status-update-to-github"),
+        pytest.param(
+            "generic", {K + "commit_status": "update"}, True, id="status-update-to-generic"
+        ),
+    ],
+)
+def test_commit_status_updates_go_only_to_git_and_generic_providers(
+    provider_type: str, metadata: dict[str, str], expected: bool
+) -> None:
+    assert provider_accepts(provider_type, make_event(metadata=metadata)) is expected

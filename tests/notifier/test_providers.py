@@ -8,12 +8,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from notifier_helpers import make_provider
 
 from fluxbus_common.events import Event
 from fluxbus_notifier.logic.provider_config import provider_config
 from fluxbus_notifier.providers import SUPPORTED_TYPES, DeliveryError, send
 from fluxbus_notifier.testing.endpoints import Endpoint, Reply
-from notifier_helpers import make_provider
 
 EVENT_ID = "FLUXBUS_EVENTS:42"
 SHA = "5394cb7f48332b2de7c17dd8b8384bbc84b7e738"
@@ -412,7 +412,9 @@ async def test_github_skips_a_status_it_already_set(
         ),
         method="GET",
     )
-    await deliver(session, "github", endpoint.url_for("/org/repo"), event(), {"token": b"ghp_secret"})
+    await deliver(
+        session, "github", endpoint.url_for("/org/repo"), event(), {"token": b"ghp_secret"}
+    )
     assert [r.method for r in endpoint.requests] == ["GET"]
 
 

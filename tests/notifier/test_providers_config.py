@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from notifier_helpers import make_provider
 
 from fluxbus_notifier.logic.provider_config import ProviderConfigError, provider_config
-from notifier_helpers import make_provider
 
 HOOK = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX"
 

@@ -35,6 +35,7 @@ from functools import lru_cache
 from fluxbus_common.api.meta import CrossNamespaceObjectReference
 from fluxbus_common.api.notification import Alert
 from fluxbus_common.events import Event
+from fluxbus_notifier.logic.provider_config import COMMIT_STATUS_TYPES
 
 __all__ = [
     "EVENT_GROUP",
@@ -43,6 +44,7 @@ __all__ = [
     "invalid_patterns",
     "metadata_conflicts",
     "object_group",
+    "provider_accepts",
 ]
 
 EVENT_GROUP = "event.toolkit.fluxcd.io"
@@ -60,6 +62,12 @@ SOURCE_ALERT_SUMMARY = "Alert object .spec.summary"
 SOURCE_OBJECT_GROUP = "involved object controller metadata"
 
 SUMMARY_KEY = "summary"
+
+COMMIT_STATUS_KEY = "commit_status"
+COMMIT_STATUS_UPDATE = "update"
+"""A controller marks commit-status-only events with `commit_status: update`."""
+
+_GENERIC_PROVIDERS = frozenset({"generic", "generic-hmac"})
 
 
 @lru_cache(maxsize=512)
@@ -182,3 +190,18 @@ def metadata_conflicts(alert: Alert, event: Event) -> dict[str, list[str]]:
     precedence first (the highest won); empty when there is no conflict."""
     _, sources = _sourced_metadata(alert, event)
     return {k: v for k, v in sorted(sources.items()) if len(v) > 1}
+
+
+def provider_accepts(provider_type: str, event: Event) -> bool:
+    """Whether a Provider of `provider_type` gets `event` at all (before `enrich`).
+
+    As Flux: an event a controller marked as a commit-status update
+    (`<group>/commit_status: update`, or fluxbus's unprefixed key) goes only to Git
+    commit-status providers and the generic webhooks. Commit-status providers
+    themselves skip events without a revision when sending.
+    """
+    if provider_type in COMMIT_STATUS_TYPES or provider_type in _GENERIC_PROVIDERS:
+        return True
+    group = object_group(event)
+    keys = [COMMIT_STATUS_KEY] + ([f"{group}/{COMMIT_STATUS_KEY}"] if group else [])
+    return not any(event.metadata.get(k) == COMMIT_STATUS_UPDATE for k in keys)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from yarl import URL
-
 from fluxbus_common.events import Event
 from fluxbus_notifier.logic.commit_status import (
     CommitStatus,
@@ -49,10 +47,9 @@ async def send_gitlab(http: ProviderHTTP, event: Event) -> None:
         raise http.fail(str(e), retryable=False) from None
     project = f"{gitlab_api_base(repo)}projects/{gitlab_project_path(repo)}"
     headers = {"PRIVATE-TOKEN": c.token or c.password or ""}
-    # encoded=True: the project path's %2F must reach GitLab as written.
-    list_url = URL(
-        f"{project}/repository/commits/{status.sha}/statuses?name={quote(status.context, safe='')}",
-        encoded=True,
+    # The project path's %2F reaches GitLab as written (yarl keeps it encoded).
+    list_url = (
+        f"{project}/repository/commits/{status.sha}/statuses?name={quote(status.context, safe='')}"
     )
     listed = await http.request("GET", list_url, headers=headers)
     try:
@@ -61,6 +58,4 @@ async def send_gitlab(http: ProviderHTTP, event: Event) -> None:
     except ValueError:
         raise http.fail("unable to list commit status: invalid JSON", retryable=True) from None
     body = {"state": status.state, "name": status.context, "description": status.description}
-    await http.post_json(
-        URL(f"{project}/statuses/{status.sha}", encoded=True), body, headers=headers
-    )
+    await http.post_json(f"{project}/statuses/{status.sha}", body, headers=headers)

@@ -28,7 +28,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import structlog
-from yarl import URL
 
 from fluxbus_notifier.logic.payloads import go_json
 from fluxbus_notifier.logic.provider_config import ProviderConfig
@@ -178,7 +177,7 @@ class ProviderHTTP:
     async def request(
         self,
         method: str,
-        url: str | URL,
+        url: str,
         *,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -198,6 +197,10 @@ class ProviderHTTP:
             all_headers.update(c.headers)
         all_headers[EVENT_ID_HEADER] = self.event_id
         proxy, proxy_headers = _proxy(c)
+        if proxy_headers and url.startswith("http://"):
+            # A plain-http request goes to the proxy as is (no CONNECT): aiohttp only
+            # sends proxy_headers on CONNECT, so the request carries the credentials.
+            all_headers.update(proxy_headers)
         ssl_ctx = await self._ssl()
         try:
             async with (
@@ -246,6 +249,6 @@ class ProviderHTTP:
         error.retry_after = retry_after
         raise error
 
-    async def post_json(self, url: str | URL, payload: Any, **kwargs: Any) -> Response:
+    async def post_json(self, url: str, payload: Any, **kwargs: Any) -> Response:
         """POST `payload` encoded as Go's json.Marshal does."""
         return await self.request("POST", url, body=go_json(payload), **kwargs)

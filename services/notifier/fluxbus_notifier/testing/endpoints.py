@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 __all__ = ["Endpoint", "Received", "Reply", "server_ssl_context"]
 
@@ -38,7 +38,8 @@ class Received:
     path: str
     """The path as sent (percent-encoding kept), without the query."""
     query: dict[str, str]
-    headers: CIMultiDict[str]
+    headers: Mapping[str, str]
+    """Case-insensitive, as HTTP headers are."""
     body: bytes
 
     def json(self) -> Any:
@@ -138,7 +139,7 @@ class Endpoint:
                 method=request.method,
                 path=path,
                 query=dict(request.query),
-                headers=CIMultiDict(request.headers),
+                headers=request.headers.copy(),
                 body=body,
             )
         )
