@@ -63,6 +63,10 @@ class Reason(StrEnum):
     # image
     REPOSITORY_SCAN_FAILED = "ScanFailed"
     POLICY_FAILED = "PolicyFailed"
+    # notifier: Receivers (notification-controller api/v1)
+    TOKEN_NOT_FOUND = "TokenNotFound"
+    INVALID_CEL_EXPRESSION = "InvalidCELExpression"
+    VALIDATION_FAILED = "ValidationFailed"
 
 
 def now_rfc3339() -> str:

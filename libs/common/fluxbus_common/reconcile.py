@@ -74,8 +74,10 @@ Step = Callable[[ObjT, StateT], Awaitable[Result | None]]
 class DependencyWatch:
     """Re-run reconciles when something else changes.
 
-    `kind` is watched in the status bucket (`source="status"`) or the objects
-    bucket (`source="objects"`). `map` receives the changed key, its new value
+    `kind` is watched in the status bucket (`source="status"`), the objects
+    bucket (`source="objects"`) or, with `source="secrets"`, the Secrets and
+    ConfigMaps bucket (keys `<namespace>.<name>`; `kind` is then unused).
+    `map` receives the changed key, its new value
     (None when deleted) and this runtime's objects {key: document}, and returns
     the keys to reconcile at once.
     """
