@@ -222,14 +222,14 @@ def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
 
 
 IMAGE_HEADERS: dict[str, tuple[str, ...]] = {
-    "ImageRepository": ("NAME", "READY", "STATUS", "LAST SCAN", "TAGS", "SUSPENDED", "AGE"),
-    "ImagePolicy": ("NAME", "READY", "STATUS", "LATEST IMAGE", "AGE"),
+    "ImageRepository": ("NAME", "LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE", "AGE"),
+    "ImagePolicy": ("NAME", "LATEST IMAGE", "READY", "MESSAGE", "AGE"),
     "ImageUpdateAutomation": (
-        "NAME", "READY", "STATUS", "LAST RUN", "LAST PUSH", "SUSPENDED", "AGE",
+        "NAME", "LAST RUN", "LAST PUSH", "SUSPENDED", "READY", "MESSAGE", "AGE",
     ),
 }
-"""`flux get images repository|policy|update`'s columns (last scan, tags, latest
-image, last run), in the layout of fluxbus's other tables."""
+"""`flux get images repository|policy|update`'s columns (plus the tag count, the last
+pushed commit and AGE)."""
 
 
 def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
@@ -239,7 +239,7 @@ def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) ->
     if kind == "ImageRepository":
         scan = status.get("lastScanResult") or {}
         tags = str(scan["tagCount"]) if "tagCount" in scan else "-"
-        return [name, ready, message, str(scan.get("scanTime") or "-"), tags, suspended, created]
+        return [name, str(scan.get("scanTime") or "-"), tags, suspended, ready, message, created]
     if kind == "ImagePolicy":
         latest = status.get("latestRef") or {}
         image = "-"
@@ -247,10 +247,10 @@ def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) ->
             image = f"{latest['name']}:{latest.get('tag', '')}"
             if latest.get("digest"):
                 image += f"@{latest['digest']}"
-        return [name, ready, message, image, created]
+        return [name, image, ready, message, created]
     push = str(status.get("lastPushCommit") or "")[:7] or "-"
     last_run = str(status.get("lastAutomationRunTime") or "-")
-    return [name, ready, message, last_run, push, suspended, created]
+    return [name, last_run, push, suspended, ready, message, created]
 
 
 def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:

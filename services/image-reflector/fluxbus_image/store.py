@@ -12,9 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from fluxbus_common import keys, subjects
+from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
-from fluxbus_common.ports import BusError, Entry, RevisionConflict
+from fluxbus_common.ports import BusError, Entry
+from fluxbus_common.reconcile_requests import request_reconcile
 
 MAX_TAGS_BYTES = 64 * 1024 * 1024
 """A stored tag list larger than this is refused as corrupt (10 000 tags take ~200 KB)."""
@@ -84,20 +85,4 @@ class BusImageStore:
     # -- reconcile requests ----------------------------------------------------------
 
     async def request_reconcile(self, key: str, token: str) -> bool:
-        while True:
-            current = await self.bus.get_object(key)
-            if current is None:
-                return False
-            meta = current.value.setdefault("metadata", {})
-            annotations = dict(meta.get("annotations") or {})
-            if annotations.get(keys.RECONCILE_REQUESTED_AT) == token:
-                return True
-            annotations[keys.RECONCILE_REQUESTED_AT] = token
-            meta["annotations"] = annotations
-            try:
-                await self.bus.update_object(key, current.value, current.revision)
-            except RevisionConflict:
-                continue
-            return True
-
-
+        return await request_reconcile(self.bus, key, token) is not None

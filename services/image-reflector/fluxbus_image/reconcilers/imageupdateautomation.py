@@ -36,6 +36,7 @@ from fluxbus_common.errors import Generic, Stalling
 from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
+from fluxbus_common.reconcile_requests import request_token
 from fluxbus_common.selectors import SelectorError, parse_label_selector, selector_string
 from fluxbus_git.errors import GitError, GitNonFastForwardError, GitNotFoundError
 from fluxbus_git.logic.refs import Checkout, RefKind
@@ -333,8 +334,7 @@ class ImageUpdateAutomationReconciler(StepReconciler[ImageUpdateAutomation, Auto
         """Ask the GitRepository to fetch the pushed commit now (no wait for its interval)."""
         repo = source.repository
         key = subjects.object_key("GitRepository", repo.metadata.namespace, repo.metadata.name)
-        token = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
-            await self.store.request_reconcile(key, token)
+            await self.store.request_reconcile(key, request_token())
         except BusError as e:  # the poll will still get there
             log.warning("automation.request_reconcile_failed", key=key, error=str(e))
