@@ -104,6 +104,10 @@ class GPGKeys:
             keys.append(TestKey(armored, fpr.lower(), name, email, phrase))
         return cls(keys[0], keys[1], signing, verify)
 
+    def public(self, key: TestKey) -> bytes:
+        """The armored public key of `key` (not usable for signing)."""
+        return _gpg(self.verify_home, "--armor", "--export", key.fingerprint)
+
     def close(self) -> None:
         """Stop the gpg agents started for these homes and remove the homes."""
         for home in (self.signing_home, self.verify_home):
