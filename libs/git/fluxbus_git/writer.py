@@ -60,13 +60,7 @@ REMOTE = "origin"
 
 _ZERO = b"0" * 40
 
-_NON_FAST_FORWARD = (
-    "non-fast-forward",
-    "fetch first",
-    "stale info",
-    "cannot lock ref",
-    "failed to lock",
-)
+_NON_FAST_FORWARD = ("non-fast-forward", "fetch first", "stale info", "but expected")
 """Words of a server refusing an update because the ref moved (git's receive-pack wording)."""
 
 MAX_SERVER_LINES = 20
@@ -442,7 +436,9 @@ class GitWriter(GitClient):
             line.removeprefix("remote: ") for line in state.server_lines if "error:" in line
         ) or "; ".join(state.server_lines[-3:])
         detail = f" ({self._redact(said, auth)})" if said else ""
-        if any(word in reason.lower() for word in _NON_FAST_FORWARD):
+        # A lost compare-and-swap shows only in the server's messages ("failed to update
+        # ref" + "cannot lock ref 'x': is at A but expected B").
+        if any(word in f"{reason} {said}".lower() for word in _NON_FAST_FORWARD):
             return GitNonFastForwardError(
                 f"push to '{ref}' of '{url}' rejected: {reason}{detail}; someone pushed meanwhile",
                 ref,
