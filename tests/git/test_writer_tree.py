@@ -153,3 +153,18 @@ async def test_a_bad_author_is_an_invalid_spec(
 async def test_commit_outside_a_clone_is_a_git_error(git_writer: GitWriter, tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not a clone"):
         await git_writer.commit(tmp_path, "x", BOT)
+
+
+async def test_a_clone_larger_than_the_size_limit_is_refused_and_leaves_nothing(
+    app_repo: GitRepo, git_http_basic_server: GitHTTPServer, git_writer: GitWriter, tmp_path: Path
+) -> None:
+    from fluxbus_git.errors import GitSizeLimitError
+
+    app_repo.commit({"big.bin": os.urandom(64 * 1024)}, branch="main")
+    url, auth = git_http_basic_server.url(app_repo), basic(git_http_basic_server)
+    clone = tmp_path / "clone"
+    with pytest.raises(GitSizeLimitError):
+        await git_writer.clone(
+            url, checkout_for(RefSpec(branch="main")), clone, auth, size_limit=16 * 1024
+        )
+    assert list(clone.iterdir()) == []

@@ -157,6 +157,7 @@ class GitWriter(GitClient):
         *,
         timeout: float | None = None,
         proxy: GitProxy | None = None,
+        size_limit: int | None = None,
     ) -> CloneResult:
         """Clone the revision `checkout` names into `dest` as a work tree ready for edits.
 
@@ -164,21 +165,29 @@ class GitWriter(GitClient):
         and a `.git` directory; a branch checkout (or a commit with a branch) is
         on that local branch, tracking `origin/<branch>`; a tag, semver, ref name
         or bare commit leaves HEAD detached. The history is shallow where a
-        fetch is. On failure `dest` is left empty. Raises the errors of
+        fetch is; `size_limit` overrides the writer's limit on received pack
+        bytes. On failure `dest` is left empty. Raises the errors of
         `GitClient.fetch` (`GitAuthError`, `GitNotFoundError`, `GitUnreachableError`…).
         """
         gurl = parse_git_url(url)
         target = Path(dest)
+        limit = size_limit if size_limit is not None else self.size_limit
         return await self._run(
             gurl,
             auth,
             timeout,
-            lambda s: self._clone_sync(gurl, checkout, target, auth, s),
+            lambda s: self._clone_sync(gurl, checkout, target, auth, s, limit),
             proxy,
         )
 
     def _clone_sync(
-        self, gurl: GitURL, checkout: Checkout, dest: Path, auth: GitAuth | None, session: Session
+        self,
+        gurl: GitURL,
+        checkout: Checkout,
+        dest: Path,
+        auth: GitAuth | None,
+        session: Session,
+        limit: int | None,
     ) -> CloneResult:
         if dest.exists() and any(dest.iterdir()):
             raise GitError(f"clone directory '{dest}' is not empty")
@@ -186,7 +195,7 @@ class GitWriter(GitClient):
         try:
             with Repo.init(str(dest)) as repo:
                 commit, _resolved, _received = self.fetch_objects(
-                    repo, gurl, checkout, auth, session, self.size_limit
+                    repo, gurl, checkout, auth, session, limit
                 )
                 branch = _branch_of(checkout)
                 self._set_head(repo, gurl, commit.id, branch)
