@@ -43,9 +43,9 @@ from typing import TypeVar
 from dulwich.client import GitClient as DulwichClient
 from dulwich.errors import GitProtocolError, HangupException
 from dulwich.object_store import DiskObjectStore
-from dulwich.objects import ObjectID
+from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
-from dulwich.repo import MemoryRepo
+from dulwich.repo import MemoryRepo, Repo
 
 from fluxbus_common.tasks import to_daemon_thread
 from fluxbus_git.checkout import (
@@ -61,7 +61,7 @@ from fluxbus_git.errors import (
     GitError,
     GitSizeLimitError,
     GitUnreachableError,
-    InvalidURLError,
+    InvalidSpecError,
 )
 from fluxbus_git.http import PoolCache, http_transport, proxy_error, translate_http
 from fluxbus_git.logic.auth import GitAuth, GitProxy, check_auth
@@ -300,7 +300,7 @@ class GitClient:
     ) -> T:
         try:
             return work(session)
-        except (GitError, InvalidURLError):
+        except (GitError, InvalidSpecError):
             raise
         except Exception as e:
             raise _translate(e, gurl, auth, session.proxy) from None
@@ -375,101 +375,10 @@ class GitClient:
         limit: int | None,
         level: int,
     ) -> FetchResult:
-        url = gurl.redacted()
-        client, path = self.transport(gurl, auth, session)
         with contextlib.closing(_ScratchRepo(store / "objects")) as repo:
-            plan = _FetchPlan()
-
-            def determine_wants(
-                refs: Mapping[Ref, ObjectID | None], depth: int | None = None
-            ) -> list[ObjectID]:
-                session.check()
-                listing = {k.decode("utf-8", "replace"): v.decode() for k, v in refs.items() if v}
-                resolved = resolve(checkout, listing, url) if needs_remote_refs(checkout) else None
-                if resolved is None:
-                    resolved = resolve(checkout, {}, url)
-                plan.resolved = resolved
-                if checkout.kind is RefKind.COMMIT:
-                    if checkout.branch is not None:
-                        assert resolved.ref is not None
-                        plan.tip = listing[resolved.ref]
-                        return [ObjectID(listing[resolved.ref].encode())]
-                    if plan.all_heads:
-                        return sorted(
-                            {
-                                ObjectID(v.encode())
-                                for k, v in listing.items()
-                                if k.startswith("refs/heads/")
-                            }
-                        )
-                    return [ObjectID(resolved.commit.encode())]
-                assert resolved.ref is not None
-                # The advertised value (a tag object for annotated tags): always fetchable.
-                return [ObjectID((listing.get(resolved.ref) or resolved.commit).encode())]
-
-            def fetch(depth: int | None, protocol: int) -> None:
-                plan.received = 0
-                store = repo.object_store
-                f, pack_path = new_pack_file(store)
-
-                def abort() -> None:
-                    f.close()
-                    Path(pack_path).unlink(missing_ok=True)
-
-                def pack_data(data: bytes) -> int:
-                    session.check()
-                    plan.received += len(data)
-                    if limit is not None and plan.received > limit:
-                        raise SizeExceeded("pack data", limit)
-                    f.write(data)
-                    return len(data)
-
-                try:
-                    result = client.fetch_pack(
-                        path.encode(),
-                        determine_wants,
-                        repo.get_graph_walker(),
-                        pack_data,
-                        depth=depth,
-                        protocol_version=protocol,
-                    )
-                except BaseException:
-                    abort()
-                    raise
-                if plan.received:
-                    try:
-                        if limit is not None:
-                            check_unpacked_size(f, limit, session)
-                        add_pack_file(store, f, pack_path, session)
-                    except BaseException:
-                        abort()
-                        raise
-                else:
-                    abort()
-                repo.update_shallow(result.new_shallow, result.new_unshallow)
-
-            if checkout.kind is RefKind.COMMIT and checkout.branch is None:
-                try:
-                    fetch(depth=1, protocol=2)
-                except (GitProtocolError, HangupException):
-                    # Servers refuse ids they do not advertise (v0), answer with an
-                    # error or just hang up: fall back to all branches and look for
-                    # the commit there (an outage fails again, with its own error).
-                    session.check()
-                    plan.all_heads = True
-                    fetch(depth=None, protocol=0)
-            elif checkout.kind is RefKind.COMMIT:
-                fetch(depth=None, protocol=0)
-            else:
-                fetch(depth=1, protocol=0)
-            resolved = plan.resolved
-            assert resolved is not None  # determine_wants ran: fetch_pack asks it first
-            session.check()
-            if checkout.kind is RefKind.COMMIT and checkout.branch is not None:
-                assert plan.tip is not None
-                require_contained(repo, plan.tip, checkout, url)
-            commit_obj = peel_commit(repo, resolved.commit.encode(), checkout, url)
-            resolved = resolved.with_commit(commit_obj.id.decode())
+            commit_obj, resolved, received = self.fetch_objects(
+                repo, gurl, checkout, auth, session, limit
+            )
             written = Written()
             write_tree(repo, commit_obj.tree, dest, sparse, limit, session, written)
             if recurse:
@@ -478,8 +387,120 @@ class GitClient:
                 )
             message = commit_obj.message.decode("utf-8", "replace").strip().splitlines()
             return FetchResult(
-                resolved, dest, message[0] if message else "", written.files, plan.received
+                resolved, dest, message[0] if message else "", written.files, received
             )
+
+    def fetch_objects(
+        self,
+        repo: _ScratchRepo | Repo,
+        gurl: GitURL,
+        checkout: Checkout,
+        auth: GitAuth | None,
+        session: Session,
+        limit: int | None,
+    ) -> tuple[Commit, Resolved, int]:
+        """Negotiate `checkout` with the remote and receive its objects into `repo` (worker thread).
+
+        Resolves against the fetch's own ref advertisement, asks for depth 1
+        where that is enough (a commit on a branch fetches the branch's history
+        to prove containment), streams the pack into a file of `repo`'s object
+        store under the size limit and records the shallow boundary. Returns
+        the peeled commit, its resolution and the pack bytes received.
+        """
+        url = gurl.redacted()
+        client, path = self.transport(gurl, auth, session)
+        plan = _FetchPlan()
+
+        def determine_wants(
+            refs: Mapping[Ref, ObjectID | None], depth: int | None = None
+        ) -> list[ObjectID]:
+            session.check()
+            listing = {k.decode("utf-8", "replace"): v.decode() for k, v in refs.items() if v}
+            resolved = resolve(checkout, listing, url) if needs_remote_refs(checkout) else None
+            if resolved is None:
+                resolved = resolve(checkout, {}, url)
+            plan.resolved = resolved
+            if checkout.kind is RefKind.COMMIT:
+                if checkout.branch is not None:
+                    assert resolved.ref is not None
+                    plan.tip = listing[resolved.ref]
+                    return [ObjectID(listing[resolved.ref].encode())]
+                if plan.all_heads:
+                    return sorted(
+                        {
+                            ObjectID(v.encode())
+                            for k, v in listing.items()
+                            if k.startswith("refs/heads/")
+                        }
+                    )
+                return [ObjectID(resolved.commit.encode())]
+            assert resolved.ref is not None
+            # The advertised value (a tag object for annotated tags): always fetchable.
+            return [ObjectID((listing.get(resolved.ref) or resolved.commit).encode())]
+
+        def fetch(depth: int | None, protocol: int) -> None:
+            plan.received = 0
+            store = repo.object_store
+            f, pack_path = new_pack_file(store)
+
+            def abort() -> None:
+                f.close()
+                Path(pack_path).unlink(missing_ok=True)
+
+            def pack_data(data: bytes) -> int:
+                session.check()
+                plan.received += len(data)
+                if limit is not None and plan.received > limit:
+                    raise SizeExceeded("pack data", limit)
+                f.write(data)
+                return len(data)
+
+            try:
+                result = client.fetch_pack(
+                    path.encode(),
+                    determine_wants,
+                    repo.get_graph_walker(),
+                    pack_data,
+                    depth=depth,
+                    protocol_version=protocol,
+                )
+            except BaseException:
+                abort()
+                raise
+            if plan.received:
+                try:
+                    if limit is not None:
+                        check_unpacked_size(f, limit, session)
+                    add_pack_file(store, f, pack_path, session)
+                except BaseException:
+                    abort()
+                    raise
+            else:
+                abort()
+            repo.update_shallow(result.new_shallow, result.new_unshallow)
+
+        if checkout.kind is RefKind.COMMIT and checkout.branch is None:
+            try:
+                fetch(depth=1, protocol=2)
+            except (GitProtocolError, HangupException):
+                # Servers refuse ids they do not advertise (v0), answer with an
+                # error or just hang up: fall back to all branches and look for
+                # the commit there (an outage fails again, with its own error).
+                session.check()
+                plan.all_heads = True
+                fetch(depth=None, protocol=0)
+        elif checkout.kind is RefKind.COMMIT:
+            fetch(depth=None, protocol=0)
+        else:
+            fetch(depth=1, protocol=0)
+        resolved = plan.resolved
+        assert resolved is not None  # determine_wants ran: fetch_pack asks it first
+        session.check()
+        if checkout.kind is RefKind.COMMIT and checkout.branch is not None:
+            assert plan.tip is not None
+            require_contained(repo, plan.tip, checkout, url)
+        commit_obj = peel_commit(repo, resolved.commit.encode(), checkout, url)
+        return commit_obj, resolved.with_commit(commit_obj.id.decode()), plan.received
 
     def _submodules(
         self,

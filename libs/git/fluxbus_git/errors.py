@@ -74,3 +74,31 @@ class GitSizeLimitError(GitError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, Reason.SIZE_LIMIT_EXCEEDED)
+
+
+class GitSigningError(GitError):
+    """The commit signing key cannot be used (bad armor, several keys, wrong or missing passphrase).
+
+    The message names the secret key to fix and never contains key material.
+    """
+
+
+class GitNonFastForwardError(GitError):
+    """A push would not fast-forward the remote ref: someone pushed meanwhile.
+
+    Nothing was changed on the remote; clone again and redo the update.
+    """
+
+    def __init__(self, message: str, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+class GitPushRejectedError(GitError):
+    """The remote refused a ref update (a hook, a protected branch, a bad ref name…)."""
+
+    def __init__(self, message: str, ref: str, reason: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.rejection = reason
+        """The server's own words (`pre-receive hook declined`)."""

@@ -33,8 +33,15 @@ Serving them (all on 127.0.0.1, free ports, real sockets):
                                      `git_ssh_keys`; `GitSSHServer(root, dir, keys=...)`)
     http_proxy                       forward proxy (CONNECT too) with basic auth: .address,
                                      .auth, counters .requests/.tunnels
+    gpg_keys                         OpenPGP keys made by gpg (session): .plain, .protected
+                                     (.passphrase), .verify_home for `git verify-commit`
     git_http_server_factory(...)     any combination (auth=, tls=, require_client_cert=,
-                                     backend="git" | "dulwich" (in-process, protocol v0 only))
+                                     backend="git" | "dulwich" (in-process, protocol v0 only),
+                                     receive_pack=, push_options=)
+
+Pushes: the authenticated servers (and SSH) accept them; read them back with
+the real git: `repo.log("main")`, `repo.show(path, ref)`, `repo.fsck()`,
+`repo.verify_commit(sha, gpg_keys.verify_home)`.
 
 Each server has `url(repo)` (repo: a `GitRepo` or a name), `stop()`,
 `start()` (same port again: for "the server comes back" tests), and
@@ -52,25 +59,38 @@ s.ca.ca_pem}`, mTLS adds `tls.crt`/`tls.key` from `s.ca.client_cert_pem` /
 `client_key_pem`, SSH `{"identity": s.identity, "known_hosts": s.known_hosts}`.
 """
 
+from fluxbus_git.testing.gpg import GPG_TEST_PASSPHRASE, GPGKeys, TestKey
 from fluxbus_git.testing.http_server import BasicAuth, BearerAuth, GitHTTPServer
 from fluxbus_git.testing.network import free_port, wait_for_port
 from fluxbus_git.testing.proxy import HTTPProxy
-from fluxbus_git.testing.repos import File, FileValue, GitRepo, Symlink, make_repo, remove_tree
+from fluxbus_git.testing.repos import (
+    CommitInfo,
+    File,
+    FileValue,
+    GitRepo,
+    Symlink,
+    make_repo,
+    remove_tree,
+)
 from fluxbus_git.testing.ssh_server import SSH_TEST_PASSPHRASE, GitSSHServer, make_ssh_keys
 from fluxbus_git.testing.tls import TestCA
 
 __all__ = [
+    "GPG_TEST_PASSPHRASE",
     "SSH_TEST_PASSPHRASE",
     "BasicAuth",
     "BearerAuth",
+    "CommitInfo",
     "File",
     "FileValue",
+    "GPGKeys",
     "GitHTTPServer",
     "GitRepo",
     "GitSSHServer",
     "HTTPProxy",
     "Symlink",
     "TestCA",
+    "TestKey",
     "free_port",
     "make_repo",
     "make_ssh_keys",

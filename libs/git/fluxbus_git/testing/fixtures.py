@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from fluxbus_git.testing.gpg import GPGKeys
 from fluxbus_git.testing.http_server import BasicAuth, BearerAuth, GitHTTPServer
 from fluxbus_git.testing.proxy import HTTPProxy
 from fluxbus_git.testing.repos import GitRepo, make_repo
@@ -128,3 +129,11 @@ def git_ssh_server(git_root: Path, tmp_path: Path, git_ssh_keys: Path) -> Iterat
     server = GitSSHServer(git_root, tmp_path / "sshd", keys=git_ssh_keys).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GPGKeys]:
+    """OpenPGP signing keys (`.plain`, `.protected`) and `.verify_home` for `git verify-commit`."""
+    keys = GPGKeys.create(tmp_path_factory.mktemp("gpg"))
+    yield keys
+    keys.close()

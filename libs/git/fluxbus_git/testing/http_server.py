@@ -1,9 +1,11 @@
 """Git smart HTTP(S) on 127.0.0.1: `git http-backend` (or dulwich) behind a threaded HTTP/1.1 server.
 
 Test support, not production code. Basic or bearer auth, HTTPS with a
-`TestCA` certificate, mTLS; counters of ref listings, fetches and requests
-for "polling costs one request" tests; `stop()`/`start()` on the same port
-for outage tests.
+`TestCA` certificate, mTLS; counters of ref listings, fetches, pushes and
+requests for "polling costs one request" tests; `stop()`/`start()` on the
+same port for outage tests. Pushes (receive-pack) are accepted from
+authenticated clients, as `git http-backend` does by default; `receive_pack`
+and `push_options` change that.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class _Counters:
     requests: int = 0
     ref_listings: int = 0
     fetches: int = 0
+    pushes: int = 0
     busy_seconds: float = 0.0
     """Time spent inside request handlers (lets benchmarks split server from client time)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,6 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
                     owner.counters.ref_listings += 1
                 else:
                     owner.counters.fetches += 1
+        elif path.endswith("/git-receive-pack"):
+            with owner.counters.lock:
+                owner.counters.pushes += 1
         try:
             if owner.backend == "dulwich":
                 status, headers, payload = owner._serve_dulwich(self, path, query, body)
@@ -184,7 +190,10 @@ class GitHTTPServer:
     HTTPS with its server certificate; `require_client_cert`: mTLS;
     `backend`: "git" (`git http-backend` as CGI: the real thing, one fork
     per request) or "dulwich" (dulwich's WSGI server in-process, no fork;
-    protocol v0/v1 only).
+    protocol v0/v1 only). `receive_pack`: None keeps git's default (pushes
+    only from authenticated clients), True/False allows/forbids them for
+    everyone (`http.receivepack`); `push_options`: advertise push options
+    (`receive.advertisePushOptions`; git backend only).
     """
 
     def __init__(
@@ -195,8 +204,12 @@ class GitHTTPServer:
         require_client_cert: bool = False,
         port: int = 0,
         backend: str = "git",
+        receive_pack: bool | None = None,
+        push_options: bool = False,
     ) -> None:
         self.root = root
+        self.receive_pack = receive_pack
+        self.push_options = push_options
         self.auth = auth
         self.tls = tls
         self.backend = backend
@@ -235,6 +248,14 @@ class GitHTTPServer:
             "GIT_CONFIG_NOSYSTEM": "1",
             "HOME": str(self.root),
         }
+        config: list[tuple[str, str]] = []
+        if self.receive_pack is not None:
+            config.append(("http.receivepack", "true" if self.receive_pack else "false"))
+        if self.push_options:
+            config.append(("receive.advertisePushOptions", "true"))
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
         if enc := handler.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = enc
         if proto := handler.headers.get("Git-Protocol"):
@@ -322,9 +343,15 @@ class GitHTTPServer:
     def fetches(self) -> int:
         return self.counters.fetches
 
+    @property
+    def pushes(self) -> int:
+        """receive-pack requests (a push's ref advertisement is not one)."""
+        return self.counters.pushes
+
     def reset_counters(self) -> None:
         with self.counters.lock:
             self.counters.requests = self.counters.ref_listings = self.counters.fetches = 0
+            self.counters.pushes = 0
             self.counters.busy_seconds = 0.0
 
     # -- credentials helpers -----------------------------------------------------

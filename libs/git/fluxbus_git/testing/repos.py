@@ -12,6 +12,14 @@ from a fixed epoch).
     repo.commit_directory(Path("examples"), branch="main")   # a whole folder, as is
     repo.tag("v1.0.0", annotated=True)
     repo.head("master"), repo.refs()
+
+Reading back what a client pushed goes through the real `git` binary, so
+tests see what git sees: `repo.show("app/deploy.yaml", "main")`,
+`repo.log("main")` (`CommitInfo`: author, committer, times, message,
+whether it carries a signature), `repo.verify_commit(sha, gnupghome)`,
+`repo.fsck()` (raises when the repository is inconsistent), and server
+knobs: `repo.set_config("receive.denyNonFastForwards", "true")`,
+`repo.install_hook("pre-receive", script)`.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import contextlib
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +60,29 @@ class Symlink:
 
 
 FileValue = str | bytes | File | Symlink | None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as `git log` shows it."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    author_time: int
+    """Unix seconds."""
+    author_date: str
+    """ISO 8601 with the commit's own offset (`2024-01-02 03:04:05 +0100`)."""
+    committer_name: str
+    committer_email: str
+    message: str
+    """The raw message (`%B`)."""
+    parents: tuple[str, ...]
+    signed: bool
+    """Whether the commit carries a `gpgsig` header."""
+
+
+_LOG_FIELDS = ("%H", "%an", "%ae", "%at", "%ai", "%cn", "%ce", "%P", "%B")
 
 
 def _ref(name: str) -> Ref:
@@ -248,6 +280,80 @@ class GitRepo:
     def delete_ref(self, name: str) -> None:
         """Remove a ref (`refs/heads/x`)."""
         del self.repo.refs[_ref(name)]
+
+    # -- reading with the real git binary -------------------------------------------
+    def git(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+        """Run `git <args>` on this repository; return stdout (raises on failure when `check`)."""
+        proc = subprocess.run(
+            ["git", f"--git-dir={self.path}", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(self.path),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                **(env or {}),
+            },
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout + (proc.stderr if not check else "")
+
+    def show(self, path: str, ref: str = "master") -> str:
+        """The content of `path` at `ref` (a branch, ref or commit id)."""
+        return self.git("show", f"{ref}:{path}")
+
+    def log(self, ref: str = "master", count: int = 1) -> list[CommitInfo]:
+        """The last `count` commits of `ref`, newest first, as git reads them."""
+        fmt = "%x00".join(_LOG_FIELDS) + "%x01"
+        out = self.git("log", f"--max-count={count}", f"--format={fmt}", ref, "--")
+        infos = []
+        for record in out.split("\x01"):
+            record = record.lstrip("\n")
+            if not record:
+                continue
+            sha, an, ae, at, ai, cn, ce, parents, body = record.split("\x00")
+            raw = self.git("cat-file", "commit", sha)
+            headers = raw.split("\n\n", 1)[0]
+            signed = any(line.startswith("gpgsig ") for line in headers.splitlines())
+            infos.append(
+                CommitInfo(sha, an, ae, int(at), ai, cn, ce, body, tuple(parents.split()), signed)
+            )
+        return infos
+
+    def verify_commit(self, sha: str, gnupghome: Path) -> tuple[bool, str]:
+        """`git verify-commit` with the keys of `gnupghome`: (verified, gpg's output)."""
+        proc = subprocess.run(
+            ["git", f"--git-dir={self.path}", "verify-commit", "--verbose", sha],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(self.path),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GNUPGHOME": str(gnupghome),
+            },
+        )
+        return proc.returncode == 0, proc.stderr
+
+    def fsck(self) -> str:
+        """`git fsck --strict --full`: raises AssertionError when the repository is broken."""
+        return self.git("fsck", "--strict", "--full", "--no-progress")
+
+    def set_config(self, key: str, value: str) -> None:
+        """Set a config value of this (server side) repository."""
+        self.git("config", key, value)
+
+    def install_hook(self, name: str, script: str) -> Path:
+        """Install an executable hook (`pre-receive`, `update`…) with `script` as its body."""
+        hooks = self.path / "hooks"
+        hooks.mkdir(exist_ok=True)
+        hook = hooks / name
+        hook.write_text(script)
+        hook.chmod(0o755)
+        return hook
 
     def close(self) -> None:
         """Release dulwich's file handles (the fixtures do this at teardown)."""
