@@ -154,6 +154,6 @@ async def test_a_pushed_tag_is_committed_to_git_and_deployed(
             message="the deployment to run the new image",
         )
         head = git_repo.head("main")
-        assert f"{image}:1.1.0" in git_repo.read("apps/deployment.yaml", head).decode()
+        assert f"{image}:1.1.0" in git_repo.show("apps/deployment.yaml", head)
         listed = user.fluxbus("get", "imagepolicies")
         assert "1.1.0" in listed.stdout

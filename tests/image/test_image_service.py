@@ -198,18 +198,20 @@ async def test_automation_commits_the_new_tag_and_changes_nothing_else(
         )
     head = git_repo.head("main")
     assert head != start and st["lastPushCommit"] == head
-    assert git_repo.read("apps/web.yaml", head) == original.replace(
+    assert git_repo.show("apps/web.yaml", head) == original.replace(
         f"{image}:1.0.0", f"{image}:1.1.0"
-    ).encode()
-    assert git_repo.read("apps/other.yaml", head) == untouched.encode()
-    assert git_repo.message(head) == "Update from image update automation"
+    )
+    assert git_repo.show("apps/other.yaml", head) == untouched
+    assert git_repo.log(head)[0].message.rstrip("\n") == "Update from image update automation"
     assert st["observedPolicies"] == {"web": {"name": image, "tag": "1.1.0"}}
     pushed = [
         e.message
         for e in await events_of(bus, "ImageUpdateAutomation", "fleet")
         if e.message.startswith("pushed commit")
     ]
-    assert pushed == [f"pushed commit '{head[:7]}' to branch 'main'\nUpdate from image update automation"]
+    assert [m.rstrip("\n") for m in pushed] == [
+        f"pushed commit '{head[:7]}' to branch 'main'\nUpdate from image update automation"
+    ]
 
     # a restart (a new replica) finds nothing to do: no second commit
     await request_reconcile(bus, "ImageUpdateAutomation", "fleet", "again")
@@ -272,7 +274,7 @@ async def test_automation_pushes_to_another_branch_with_a_templated_message(
     assert git_repo.head("main") == main  # the checkout branch is untouched
     pushed = git_repo.head("image-updates")
     assert st["lastPushCommit"] == pushed
-    assert git_repo.message(pushed) == (
+    assert git_repo.log(pushed)[0].message.rstrip("\n") == (
         "Automated image update\n\nFiles:\n- web.yaml\n\nObjects:\n- Deployment web\n"
         f"  Changes:\n    - {image}:1.0.0 -> {image}:1.0.1\n"
     )
