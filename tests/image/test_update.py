@@ -4,6 +4,7 @@ changed ones, never follows a symbolic link nor leaves the tree, and reports wha
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def test_symbolic_links_are_never_followed(tmp_path: Path) -> None:
     assert list(result.files) == ["real.yaml"]
     assert target.read_bytes() == MARKED
     with pytest.raises(
-        ValueError, match="spec.update.path: 'linkdir' goes through a symbolic link"
+        ValueError, match=re.escape("spec.update.path: 'linkdir' goes through a symbolic link")
     ):
         update_tree(tree, "linkdir", POLICIES)
 
@@ -120,7 +121,7 @@ def test_an_update_path_outside_the_tree_is_refused(
     tmp_path: Path, sub_path: str, message: str
 ) -> None:
     write(tmp_path, "file.yaml", MARKED)
-    with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("/", "/")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         update_tree(tmp_path, sub_path, POLICIES)
 
 
