@@ -255,7 +255,7 @@ class _State:
             self.walk(dot, node.else_body)
 
     def printable(self, value: object) -> str:
-        if callable(value) and not is_struct(value) or inspect.isroutine(value):
+        if (callable(value) and not is_struct(value)) or inspect.isroutine(value):
             self.error(f"can't print {value!r} of type func")
         return vformat(value)
 

@@ -151,7 +151,7 @@ def _shortest(f: float) -> tuple[str, int]:
     """Shortest round-trip decimal digits of |f| and its decimal exponent."""
     if f == 0:
         return "0", 0
-    sign, digit_tuple, exponent = decimal.Decimal(repr(abs(f))).normalize().as_tuple()
+    _, digit_tuple, exponent = decimal.Decimal(repr(abs(f))).normalize().as_tuple()
     digits = "".join(map(str, digit_tuple))
     assert isinstance(exponent, int)
     return digits, len(digits) + exponent - 1
@@ -162,7 +162,13 @@ def _exp(exp: int) -> str:
 
 
 _CONTROL_ESCAPES = {
-    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
 }
 
 
@@ -249,7 +255,7 @@ def _format_one(verb: str, flags: str, prec: int | None, arg: object) -> str:
         return vformat(arg, plus="+" in flags)
     if verb == "T":
         return go_type(arg)
-    if isinstance(arg, (list, tuple)) and verb not in ("s", "q", "x", "X") or (
+    if (isinstance(arg, (list, tuple)) and verb not in ("s", "q", "x", "X")) or (
         isinstance(arg, (list, tuple)) and verb in ("s", "q") and arg
     ):
         return "[" + " ".join(_format_one(verb, flags, prec, a) for a in arg) + "]"
@@ -260,10 +266,8 @@ def _format_one(verb: str, flags: str, prec: int | None, arg: object) -> str:
         if verb == "d":
             return sign + str(arg)
         if verb in ("x", "X", "o", "b"):
-            base = {"x": "x", "X": "X", "o": "o", "b": "b"}[verb]
-            text = format(abs(arg), base)
             prefix = {"x": "0x", "X": "0X", "o": "0", "b": ""}[verb] if "#" in flags else ""
-            return ("-" if arg < 0 else sign) + prefix + text
+            return ("-" if arg < 0 else sign) + prefix + format(abs(arg), verb)
         if verb == "c":
             return chr(arg)
         if verb == "q":
@@ -281,18 +285,18 @@ def _format_one(verb: str, flags: str, prec: int | None, arg: object) -> str:
             sign = "+" if "+" in flags and arg >= 0 else ""
             return sign + (text.upper() if verb.isupper() else text)
         return _bad(verb, arg)
-    text: str | None = None
+    string: str | None = None
     if isinstance(arg, str):
-        text = arg
+        string = arg
     elif _stringer(arg) is not None:
-        text = vformat(arg)
-    if text is not None:
+        string = vformat(arg)
+    if string is not None:
         if verb == "s":
-            return text if prec is None else text[:prec]
+            return string if prec is None else string[:prec]
         if verb == "q":
-            return go_quote(text)
+            return go_quote(string)
         if verb in ("x", "X"):
-            hexa = text.encode().hex()
+            hexa = string.encode().hex()
             return hexa.upper() if verb == "X" else hexa
         return _bad(verb, arg)
     if verb == "s" and (is_struct(arg) or isinstance(arg, dict)):
@@ -315,15 +319,17 @@ def printf(fmt: str, args: Sequence[object]) -> str:
         if verb == "%":
             out.append("%")
             continue
-        width = None
+        width: int | None = None
         if width_s == "*":
-            width = args[argi] if argi < len(args) and isinstance(args[argi], int) else None
+            star = args[argi] if argi < len(args) else None
+            width = star if isinstance(star, int) else None
             argi += 1
         elif width_s:
             width = int(width_s)
-        prec = None
+        prec: int | None = None
         if prec_s == "*":
-            prec = args[argi] if argi < len(args) and isinstance(args[argi], int) else None
+            star = args[argi] if argi < len(args) else None
+            prec = star if isinstance(star, int) else None
             argi += 1
         elif prec_s is not None:
             prec = int(prec_s or "0")

@@ -158,7 +158,7 @@ def _lt(a: object, b: object) -> bool:
         raise FuncError("invalid type for comparison")
     if ka != kb:
         raise FuncError("incompatible types for comparison")
-    return a < b  # type: ignore[operator]
+    return bool(a < b)  # type: ignore[operator]
 
 
 def _args_text(args: tuple[object, ...]) -> str:
@@ -242,7 +242,7 @@ def _trunc(n: object, s: object) -> str:
 def _title(s: object) -> str:
     text = _s(s)
     return "".join(
-        c.upper() if i == 0 or not text[i - 1].isalnum() and text[i - 1] not in "'" else c
+        c.upper() if i == 0 or (not text[i - 1].isalnum() and text[i - 1] not in "'") else c
         for i, c in enumerate(text)
     )
 
@@ -279,7 +279,9 @@ SPRIG: dict[str, Func] = {
     "repeat": lambda n, s: _s(s) * max(_i(n), 0),
     "trunc": _trunc,
     "substr": lambda a, b, s: _s(s)[_i(a) : _i(b)] if _i(b) >= 0 else _s(s)[_i(a) :],
-    "quote": lambda *a: " ".join(json.dumps(to_string(v), ensure_ascii=False) for v in a if v is not None),
+    "quote": lambda *a: " ".join(
+        json.dumps(to_string(v), ensure_ascii=False) for v in a if v is not None
+    ),
     "squote": lambda *a: " ".join(f"'{to_string(v)}'" for v in a if v is not None),
     "cat": lambda *a: " ".join(to_string(v) for v in a if v is not None),
     "indent": _indent,

@@ -323,7 +323,9 @@ class _Lexer:
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _ESCAPES |= {"\\": "\\", "'": "'", '"': '"'}
-_ESCAPE = re.compile(r"\\(?:([abfnrtv\\'\"])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{3}))")
+_ESCAPE = re.compile(
+    r"\\(?:([abfnrtv\\'\"])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{3}))"
+)
 
 
 def unquote(quoted: str) -> str:
@@ -374,9 +376,7 @@ def _number(text: str) -> int | float:
 
 
 class _Parser:
-    def __init__(
-        self, toks: list[_Tok], src: str, name: str, funcs: Collection[str]
-    ) -> None:
+    def __init__(self, toks: list[_Tok], src: str, name: str, funcs: Collection[str]) -> None:
         self.toks, self.i, self.src, self.name, self.funcs = toks, 0, src, name, funcs
         self.vars: list[str] = ["$"]
         self.range_depth = 0
@@ -661,9 +661,7 @@ class _Parser:
         return None
 
 
-def parse(
-    src: str, name: str, funcs: Collection[str]
-) -> tuple[list[Node], dict[str, list[Node]]]:
+def parse(src: str, name: str, funcs: Collection[str]) -> tuple[list[Node], dict[str, list[Node]]]:
     """Parse a template; return its nodes and the templates it defines.
 
     `funcs` names the functions the template may call. Raises `TemplateError`.
@@ -672,4 +670,3 @@ def parse(
     parser = _Parser(toks, src, name, funcs)
     nodes = parser.parse()
     return nodes, parser.defines
-
