@@ -225,7 +225,13 @@ IMAGE_HEADERS: dict[str, tuple[str, ...]] = {
     "ImageRepository": ("NAME", "LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE", "AGE"),
     "ImagePolicy": ("NAME", "LATEST IMAGE", "READY", "MESSAGE", "AGE"),
     "ImageUpdateAutomation": (
-        "NAME", "LAST RUN", "LAST PUSH", "SUSPENDED", "READY", "MESSAGE", "AGE",
+        "NAME",
+        "LAST RUN",
+        "LAST PUSH",
+        "SUSPENDED",
+        "READY",
+        "MESSAGE",
+        "AGE",
     ),
 }
 """`flux get images repository|policy|update`'s columns (plus the tag count, the last

@@ -13,7 +13,6 @@ from typing import Any
 from fluxbus_cli.up import stack_up
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-
 from tests.e2e.test_gitops_loop import User
 
 KUSTOMIZATION = """\
@@ -120,7 +119,10 @@ async def test_a_pushed_tag_is_committed_to_git_and_deployed(
     image = f"{registry.host}/web"
     registry.push_tag("web", "1.0.0")
     git_repo.commit(
-        {"apps/kustomization.yaml": KUSTOMIZATION, "apps/deployment.yaml": DEPLOYMENT.format(image=image)},
+        {
+            "apps/kustomization.yaml": KUSTOMIZATION,
+            "apps/deployment.yaml": DEPLOYMENT.format(image=image),
+        },
         branch="main",
         message="initial",
     )
@@ -132,7 +134,9 @@ async def test_a_pushed_tag_is_committed_to_git_and_deployed(
     ) as stack:
         user = User(stack.nats_url, stack.kubeconfig, tmp_path / "kube-cache")
         applied = user.fluxbus(
-            "apply", "-f", "-",
+            "apply",
+            "-f",
+            "-",
             input=MANIFESTS.format(url=git_http_server.url(git_repo), image=image),
         )
         assert applied.returncode == 0, applied.stderr

@@ -124,7 +124,9 @@ async def apply(bus: Bus, *docs: dict[str, Any]) -> None:
         if doc["kind"] == "Secret":
             await bus.put_secret(meta["namespace"], meta["name"], doc)
         else:
-            await bus.apply_object(subjects.object_key(doc["kind"], meta["namespace"], meta["name"]), doc)
+            await bus.apply_object(
+                subjects.object_key(doc["kind"], meta["namespace"], meta["name"]), doc
+            )
 
 
 async def status(bus: Bus, kind: str, name: str) -> dict[str, Any]:
@@ -152,7 +154,12 @@ async def wait_ready(
 
 
 async def wait_condition(
-    bus: Bus, kind: str, name: str, status_value: str, reason: str | None = None, timeout: float = 20.0
+    bus: Bus,
+    kind: str,
+    name: str,
+    status_value: str,
+    reason: str | None = None,
+    timeout: float = 20.0,
 ) -> dict[str, Any]:
     """Wait until Ready has `status_value` (and `reason`); return the status."""
 

@@ -10,7 +10,6 @@ from typing import Any
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-
 from tests.image.image_helpers import (
     NS,
     apply,
@@ -22,7 +21,6 @@ from tests.image.image_helpers import (
     image_service,
     ready_of,
     request_reconcile,
-    status,
     wait_condition,
     wait_ready,
 )
@@ -106,7 +104,10 @@ async def test_a_failing_registry_keeps_the_previous_tags_and_recovers(
         registry.start()
         registry.push_tag("app", "1.1.0")
         recovered = await wait_ready(
-            bus, "ImageRepository", "app", lambda st: st["lastScanResult"]["tagCount"] == 2,
+            bus,
+            "ImageRepository",
+            "app",
+            lambda st: st["lastScanResult"]["tagCount"] == 2,
             timeout=30,
         )
         assert recovered["lastScanResult"]["tagCount"] == 2
@@ -121,7 +122,9 @@ async def test_basic_auth_credentials_come_from_a_docker_config_secret(
     await apply(
         bus,
         docker_config_secret("wrong", host, registry_basic.username, "not-the-password"),
-        image_repository("denied", f"{host}/private/app", insecure=True, secretRef={"name": "wrong"}),
+        image_repository(
+            "denied", f"{host}/private/app", insecure=True, secretRef={"name": "wrong"}
+        ),
         image_repository("anonymous", f"{host}/private/app", insecure=True),
     )
     async with image_service(bus_settings, tmp_path):

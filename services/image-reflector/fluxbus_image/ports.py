@@ -21,9 +21,9 @@ from fluxbus_common.ports import Entry, SecretReader, StatusReader
 from fluxbus_git.logic.auth import GitAuth, GitProxy
 from fluxbus_git.logic.refs import Checkout, Resolved
 from fluxbus_git.results import CloneResult, CommitAuthor, PushResult, SigningKey
-from fluxbus_image.logic.credentials import RegistryCredentials
+from fluxbus_image.logic.credentials import RegistryCredentials, RegistryTLS
+from fluxbus_image.logic.listing import TagListing
 from fluxbus_image.logic.reference import ImageName
-from fluxbus_image.registry import RegistryTLS, TagListing
 
 
 class ImageStore(StatusReader, SecretReader, Protocol):
@@ -68,7 +68,7 @@ class RegistryPort(Protocol):
         credentials: RegistryCredentials | None = None,
         tls: RegistryTLS | None = None,
         insecure: bool = False,
-        proxy: str | None = None,
+        proxy: GitProxy | None = None,
         timeout: float = 30.0,
         page_size: int = 1000,
     ) -> TagListing:
@@ -83,7 +83,7 @@ class RegistryPort(Protocol):
         credentials: RegistryCredentials | None = None,
         tls: RegistryTLS | None = None,
         insecure: bool = False,
-        proxy: str | None = None,
+        proxy: GitProxy | None = None,
         timeout: float = 30.0,
     ) -> str:
         """Return the manifest digest of a tag; raise a `fluxbus_image.registry` error."""

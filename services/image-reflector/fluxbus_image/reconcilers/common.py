@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fluxbus_common import subjects
-from fluxbus_common.ports import BusError
 from fluxbus_common.errors import Generic
+from fluxbus_common.ports import BusError
 
 T = TypeVar("T")
 

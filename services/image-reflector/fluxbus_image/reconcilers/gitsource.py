@@ -47,8 +47,10 @@ class GitSource:
     def follows_push_branch(self) -> bool:
         """The GitRepository fetches the branch pushed to (so request its reconcile)."""
         ref = self.repository.spec.effective_ref
-        return bool(ref.branch) and ref.branch == self.push_branch and not (
-            ref.tag or ref.semver or ref.name or ref.commit
+        return (
+            bool(ref.branch)
+            and ref.branch == self.push_branch
+            and not (ref.tag or ref.semver or ref.name or ref.commit)
         )
 
 
@@ -67,7 +69,9 @@ async def _secret(store: ImageStore, namespace: str, name: str, field: str) -> d
         ) from None
 
 
-def push_branch(obj: ImageUpdateAutomation, checkout_ref: GitRepositoryRef | None) -> tuple[str, bool]:
+def push_branch(
+    obj: ImageUpdateAutomation, checkout_ref: GitRepositoryRef | None
+) -> tuple[str, bool]:
     """(push branch, switch branch?) as Flux's configurePush decides them.
 
     Raises InvalidSourceConfig when no branch can be inferred.

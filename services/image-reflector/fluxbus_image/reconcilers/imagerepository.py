@@ -128,15 +128,12 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
         decision = should_scan(
             interval=spec.interval_seconds,
             last_scan_age=(
-                None
-                if scanned_at is None
-                else (datetime.now(UTC) - scanned_at).total_seconds()
+                None if scanned_at is None else (datetime.now(UTC) - scanned_at).total_seconds()
             ),
             reconcile_requested=requested is not None
             and requested != status.last_handled_reconcile_at,
             canonical_changed=status.canonical_image_name != state.image.canonical,
-            exclusions_changed=status.observed_exclusion_list
-            != spec.effective_exclusion_list,
+            exclusions_changed=status.observed_exclusion_list != spec.effective_exclusion_list,
             tags_stored=bool(stored),
         )
         state.wait = decision.wait

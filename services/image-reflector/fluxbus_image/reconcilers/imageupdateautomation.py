@@ -20,6 +20,7 @@ remote's current tip, so a commit already pushed changes nothing the next time.
 from __future__ import annotations
 
 import asyncio
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,8 +48,12 @@ from fluxbus_image.errors import (
     InvalidUpdateStrategy,
     UpdateFailed,
 )
-from fluxbus_image.logic.commitmsg import commit_message, template_data
-from fluxbus_image.logic.gotemplate import TemplateError
+from fluxbus_image.logic.commitmsg import (
+    RemovedTemplateFieldError,
+    commit_message,
+    template_data,
+)
+from fluxbus_image.logic.gotemplate_parse import TemplateError
 from fluxbus_image.ports import GitResolverPort, GitWriterPort, ImageStore, WorkDirPort
 from fluxbus_image.reconcilers.gitsource import GitSource, git_source
 from fluxbus_image.update import TreeUpdate, update_tree
@@ -172,9 +177,7 @@ class ImageUpdateAutomationReconciler(StepReconciler[ImageUpdateAutomation, Auto
         state.remote_revision = resolved.revision
         return None
 
-    async def reconcile_update(
-        self, obj: ImageUpdateAutomation, state: AutomationState
-    ) -> Result:
+    async def reconcile_update(self, obj: ImageUpdateAutomation, state: AutomationState) -> Result:
         """Clone, update, commit and push (retrying when the remote moved meanwhile)."""
         source = state.source
         assert source is not None
@@ -311,14 +314,19 @@ class ImageUpdateAutomationReconciler(StepReconciler[ImageUpdateAutomation, Auto
         git = obj.spec.git
         assert git is not None
         commit = git.commit
+        path = posixpath.normpath(obj.spec.effective_update.path or ".")
         data = template_data(
-            obj.metadata.name, obj.metadata.namespace, changes, commit.message_template_values
+            obj.metadata.name,
+            obj.metadata.namespace,
+            changes.changes,
+            commit.message_template_values,
+            update_path="" if path == "." else path,
         )
         try:
             return commit_message(commit.message_template, data)
+        except RemovedTemplateFieldError as e:
+            raise Stalling(str(e), ImageReason.REMOVED_TEMPLATE_FIELD) from None
         except TemplateError as e:
-            if e.removed_field:
-                raise Stalling(str(e), ImageReason.REMOVED_TEMPLATE_FIELD) from None
             raise GitOperationFailed(f"failed to update source: {e}") from None
 
     async def _report_skipped(self, obj: ImageUpdateAutomation, changes: TreeUpdate) -> None:
