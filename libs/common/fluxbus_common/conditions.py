@@ -63,6 +63,11 @@ class Reason(StrEnum):
     # image
     REPOSITORY_SCAN_FAILED = "ScanFailed"
     POLICY_FAILED = "PolicyFailed"
+    # notification
+    NOTIFICATION_DISPATCH_FAILED = "NotificationDispatchFailed"
+    INVALID_CONFIG = "InvalidConfig"
+    PROVIDER_NOT_FOUND = "ProviderNotFound"
+    SECRET_NOT_FOUND = "SecretNotFound"
 
 
 def now_rfc3339() -> str:

@@ -74,8 +74,8 @@ Step = Callable[[ObjT, StateT], Awaitable[Result | None]]
 class DependencyWatch:
     """Re-run reconciles when something else changes.
 
-    `kind` is watched in the status bucket (`source="status"`) or the objects
-    bucket (`source="objects"`). `map` receives the changed key, its new value
+    `kind` is watched in the status bucket (`source="status"`), the objects
+    bucket (`source="objects"`) or a bucket of the service's own (`bucket`). `map` receives the changed key, its new value
     (None when deleted) and this runtime's objects {key: document}, and returns
     the keys to reconcile at once.
     """
@@ -83,6 +83,9 @@ class DependencyWatch:
     kind: str
     map: Callable[[str, dict[str, Any] | None, Mapping[str, dict[str, Any]]], Iterable[str]]
     source: str = "status"
+    bucket: str | None = None
+    """When set, the keys `<kind>.>` of this KV bucket are watched instead (a
+    service's own state, e.g. the notifier's delivery health of Providers)."""
 
 
 class Reconciler(Protocol[ObjT]):

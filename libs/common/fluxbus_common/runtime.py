@@ -346,11 +346,12 @@ class Runtime:
                 self._status[change.key] = (change.value, change.revision)
 
     async def _watch_dependency(self, watch: DependencyWatch) -> None:
-        source = (
-            self.bus.watch_status(watch.kind)
-            if watch.source == "status"
-            else self.bus.watch_objects(watch.kind)
-        )
+        if watch.bucket is not None:
+            source = self.bus.kv_watch(watch.bucket, subjects.kind_filter(watch.kind))
+        elif watch.source == "status":
+            source = self.bus.watch_status(watch.kind)
+        else:
+            source = self.bus.watch_objects(watch.kind)
         async for change in source:
             try:
                 targets = list(watch.map(change.key, change.value, self.objects))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import nats.errors
 import nats.js.api as jsapi
@@ -134,6 +134,40 @@ class Events(Connection):
             await box.close()
         await super().close()
 
+    async def ensure_event_consumer(
+        self, durable: str, *, deliver_all: bool = False, ack_wait: float = 30.0
+    ) -> None:
+        """Create the durable consumer `durable` on the events stream if it does not
+        exist yet (from then on, every event is kept for it until acknowledged).
+
+        A new consumer starts with the events published from now on (or, with
+        `deliver_all`, every stored one). Raises BusError when JetStream does not answer.
+        """
+        try:
+            with contextlib.suppress(jserrors.NotFoundError):
+                await self._js.consumer_info(subjects.EVENTS_STREAM, durable)
+                return
+            await self._js.add_consumer(
+                subjects.EVENTS_STREAM,
+                config=self._consumer_config(durable, deliver_all, ack_wait, None),
+            )
+        except nats.errors.Error as err:  # JetStream's errors derive from it too
+            raise BusError(f"create events consumer {durable}: {err}") from err
+
+    @staticmethod
+    def _consumer_config(
+        durable: str | None, deliver_all: bool, ack_wait: float, max_ack_pending: int | None
+    ) -> jsapi.ConsumerConfig:
+        return jsapi.ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            deliver_policy=jsapi.DeliverPolicy.ALL if deliver_all else jsapi.DeliverPolicy.NEW,
+            ack_wait=ack_wait,
+            ack_policy=jsapi.AckPolicy.EXPLICIT,
+            max_ack_pending=max_ack_pending,
+            filter_subject=subjects.EVENTS_SUBJECTS,
+        )
+
     async def events(
         self,
         *,
@@ -143,7 +177,7 @@ class Events(Connection):
         ack_wait: float = 30.0,
         max_ack_pending: int | None = None,
         batch: int = 64,
-    ) -> AsyncIterator[Delivery]:
+    ) -> AsyncGenerator[Delivery]:
         """Yield deliveries from the events stream; call `await d.ack()` once handled.
 
         An event not acknowledged (the consumer crashed mid-way) is delivered
@@ -155,13 +189,7 @@ class Events(Connection):
         handed out and not yet acknowledged. A lost connection or consumer is
         waited out (woken by the reconnect), never raised.
         """
-        policy = jsapi.DeliverPolicy.ALL if deliver_all else jsapi.DeliverPolicy.NEW
-        config = jsapi.ConsumerConfig(
-            deliver_policy=policy,
-            ack_wait=ack_wait,
-            ack_policy=jsapi.AckPolicy.EXPLICIT,
-            max_ack_pending=max_ack_pending,
-        )
+        config = self._consumer_config(None, deliver_all, ack_wait, max_ack_pending)
         delays = exponential(base=0.2, cap=5.0)
         failing = False
         while True:
