@@ -92,6 +92,8 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self.synced = asyncio.Event()
         """Set once Alerts and Providers are listed and consuming has begun."""
+        self.handled = 0
+        """Events this replica acknowledged."""
 
     # -- entry point -------------------------------------------------------
 
@@ -190,6 +192,7 @@ class Dispatcher:
             ):
                 try:
                     await self._handle(delivery)
+                    self.handled += 1
                 except BusError as e:
                     log.warning("notify.bus_unavailable", error=str(e), action="redeliver")
                     with contextlib.suppress(BusError):
