@@ -4,6 +4,7 @@ fail on demand (the next N requests, or every request, with a given status)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -44,6 +45,10 @@ class Sink:
     fail_next: int = 0
     fail_always: bool = False
     fail_status: int = 503
+    arrived: int = 0
+    """Every request that reached it, answered or not."""
+    hold: asyncio.Event | None = None
+    """When set, requests wait for this event before they are answered."""
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -53,6 +58,9 @@ class Sink:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrived += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_always or self.fail_next > 0:
             self.fail_next = max(0, self.fail_next - 1)
             self.refused += 1

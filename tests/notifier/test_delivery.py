@@ -4,7 +4,9 @@ when two replicas share the work."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import dataclasses
 
 from delivery_helpers import (
     FAST,
@@ -86,9 +88,7 @@ async def test_two_replicas_share_the_events_and_never_send_one_twice(
             running_notifier(bus_settings, FAST, instance="a") as (_, first),
             running_notifier(bus_settings, FAST, instance="b") as (_, second),
         ):
-            ids = [
-                await bus.emit_event(event(f"app-{i % 10}", f"event {i}")) for i in range(60)
-            ]
+            ids = [await bus.emit_event(event(f"app-{i % 10}", f"event {i}")) for i in range(60)]
             await until_received(sink, 60)
             # Nothing more arrives: the stream has no event waiting for either replica.
             await wait_for(lambda: not first._held and not second._held, message="all acked")
@@ -98,3 +98,28 @@ async def test_two_replicas_share_the_events_and_never_send_one_twice(
         assert set(by_id) == set(ids)
         assert max(by_id.values()) == 1
         assert max(by_body.values()) == 1
+
+
+async def test_a_long_delivery_is_not_handed_to_the_other_replica(
+    bus: Bus, bus_settings: BusSettings
+):
+    """The endpoint answers only after the ack wait has passed several times: the
+    replica holding the event reports progress, so the stream never redelivers it."""
+    settings = dataclasses.replace(FAST, ack_wait=0.6)
+    async with running_sink() as sink:
+        await apply(bus, provider("hook", sink.url()), alert("all", "hook"))
+        sink.hold = asyncio.Event()
+        async with (
+            running_notifier(bus_settings, settings, instance="a") as (_, first),
+            running_notifier(bus_settings, settings, instance="b") as (_, second),
+        ):
+            await bus.emit_event(event("app", "slow endpoint"))
+            await wait_for(lambda: sink.arrived == 1, message="the request")
+            await wait_for(
+                lambda: first.progress_reports + second.progress_reports >= 5,
+                message="progress reported for longer than the ack wait",
+            )
+            sink.hold.set()
+            await until_received(sink, 1)
+            await wait_for(lambda: first.handled + second.handled == 1, message="acked")
+        assert sink.arrived == 1

@@ -94,6 +94,8 @@ class Dispatcher:
         """Set once Alerts and Providers are listed and consuming has begun."""
         self.handled = 0
         """Events this replica acknowledged."""
+        self.progress_reports = 0
+        """Rounds of in-progress reports sent for held events."""
 
     # -- entry point -------------------------------------------------------
 
@@ -215,9 +217,12 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self._settings.ack_wait * PROGRESS_FRACTION)
             raise_if_cancelling()  # nats-py may have swallowed a cancellation
-            for delivery in list(self._held.values()):
+            held = list(self._held.values())
+            for delivery in held:
                 with contextlib.suppress(BusError):
                     await delivery.in_progress()
+            if held:
+                self.progress_reports += 1
 
     # -- one event -----------------------------------------------------------
 
