@@ -197,12 +197,10 @@ class Dispatcher:
                     self.handled += 1
                 except BusError as e:
                     log.warning("notify.bus_unavailable", error=str(e), action="redeliver")
-                    with contextlib.suppress(BusError):
-                        await delivery.nak(self._settings.retry_base)
+                    await self._redeliver(delivery)
                 except Exception:
                     log.exception("notify.crashed", action="redeliver")
-                    with contextlib.suppress(BusError):
-                        await delivery.nak(self._settings.retry_base)
+                    await self._redeliver(delivery)
         except asyncio.CancelledError:
             # Stopping: hand the event back at once rather than after the ack wait.
             with contextlib.suppress(BusError):
@@ -211,6 +209,13 @@ class Dispatcher:
         finally:
             self._held.pop(id(delivery), None)
             slots.release()
+
+    async def _redeliver(self, delivery: Delivery) -> None:
+        """Hand an event back to the stream, later each time it comes back."""
+        s = self._settings
+        delay = min(s.retry_cap, s.retry_base * 2 ** min(delivery.attempt - 1, 16))
+        with contextlib.suppress(BusError):
+            await delivery.nak(delay)
 
     async def _report_progress(self) -> None:
         """Keep the stream from handing held events to another replica."""

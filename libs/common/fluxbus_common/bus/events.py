@@ -53,9 +53,9 @@ class Delivery:
         self._msg = msg
 
     @property
-    def redelivered(self) -> bool:
-        """Whether the stream delivered this event before (to this or another consumer)."""
-        return (self._msg.metadata.num_delivered or 1) > 1
+    def attempt(self) -> int:
+        """How often the stream has handed out this event, this time included."""
+        return self._msg.metadata.num_delivered or 1
 
     async def ack(self) -> None:
         """Done with it: the stream never delivers it to this consumer again.
