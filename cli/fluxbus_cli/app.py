@@ -19,6 +19,7 @@ from fluxbus_cli.commands import check as check_cmd
 from fluxbus_cli.commands import delete as delete_cmd
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.commands import get as get_cmd
+from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
 from fluxbus_cli.commands import secret as secret_cmd
 from fluxbus_cli.commands.kinds import kind, kind_and_name, kinds
@@ -433,6 +434,64 @@ def create_secret_docker_registry(
         return secret_document(name, namespace, data, DOCKER_CONFIG_JSON_TYPE)
 
     _create_secret(export, build)
+
+
+# -- create receiver -------------------------------------------------------------------
+
+
+@create_app.command("receiver")
+def create_receiver(
+    name: str,
+    type_: Annotated[
+        str, typer.Option("--type", help=f"One of {', '.join(receiver_cmd.RECEIVER_TYPES)}.")
+    ],
+    resource: Annotated[
+        list[str], typer.Option("--resource", help="KIND/NAME to reconcile (repeatable, a,b).")
+    ],
+    secret_ref: Annotated[
+        str, typer.Option("--secret-ref", help="The Secret holding the token (key `token`).")
+    ],
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="Only these events, e.g. push (repeatable, a,b)."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Store this token in the Secret (else: kept or generated)."),
+    ] = None,
+    url_base: Annotated[
+        str,
+        typer.Option("--url-base", help="How the sender reaches the notifier's receiver server."),
+    ] = receiver_cmd.DEFAULT_URL_BASE,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until the Receiver is Ready.")
+    ] = True,
+    timeout: Timeout = "1m",
+    export: Export = False,
+) -> None:
+    """A Receiver: an inbound webhook (GitHub, GitLab, a registry…) that requests reconciles.
+
+    Prints the webhook URL to configure in the sender."""
+    out = Output()
+    req = receiver_cmd.ReceiverRequest(
+        name=name,
+        namespace=namespace,
+        type=type_,
+        events=event or [],
+        resources=resource,
+        secret_ref=secret_ref,
+        token=token,
+        url_base=url_base,
+    )
+    try:
+        seconds = _duration(timeout)
+        if export:
+            _exit(receiver_cmd.export_receiver(out, req))
+        receiver_cmd.receiver_document(req)
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: receiver_cmd.create_receiver(bus, o, req, wait=wait, timeout=seconds))
 
 
 # -- check / version / up --------------------------------------------------------------

@@ -178,6 +178,42 @@ def toolkit_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str
     ]
 
 
+NOTIFICATION_HEADERS: dict[str, tuple[str, ...]] = {
+    "Receiver": ("NAME", "SUSPENDED", "READY", "MESSAGE", "AGE"),
+    "Alert": ("NAME", "SUSPENDED", "READY", "MESSAGE", "AGE"),
+    "Provider": ("NAME", "READY", "MESSAGE", "AGE"),
+}
+"""`flux get receivers|alerts|alert-providers` columns (plus AGE, as every fluxbus table)."""
+NOTIFICATION_READY_DEFAULTS = {"Alert": "Alert is Ready", "Provider": "Provider is Ready"}
+"""What `flux get` says of v1beta3 Alerts and Providers, which have no status in Flux;
+fluxbus shows their Ready condition once the notifier wrote one."""
+
+
+def notification_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """A row under NOTIFICATION_HEADERS[kind]; a Receiver's message carries its webhook path
+    ("Receiver initialized for path: /hook/…"), as in `flux get receivers`."""
+    kind = str(doc.get("kind", ""))
+    meta = doc.get("metadata") or {}
+    ready = ready_condition(doc)
+    if meta.get("deletionTimestamp"):
+        ready_text, message = "False", "terminating"
+    elif ready is not None:
+        ready_text, message = str(ready.get("status", "Unknown")), str(ready.get("message", ""))
+    elif kind in NOTIFICATION_READY_DEFAULTS:
+        ready_text, message = "True", NOTIFICATION_READY_DEFAULTS[kind]
+    else:
+        ready_text, message = "Unknown", "waiting to be reconciled"
+    suspended = "True" if (doc.get("spec") or {}).get("suspend") else "False"
+    cells = {
+        "NAME": str(meta.get("name", "")),
+        "SUSPENDED": suspended,
+        "READY": ready_text,
+        "MESSAGE": " ".join(message.split()),
+        "AGE": age(meta.get("creationTimestamp"), now),
+    }
+    return [cells[h] for h in NOTIFICATION_HEADERS.get(kind, ())]
+
+
 def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
     keys: set[str] = set()
     for field in fields:

@@ -6,7 +6,6 @@ compare-and-set edits of stored objects, and waits on KV watches.
 from __future__ import annotations
 
 import base64
-import copy
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,8 @@ from fluxbus_common import keys, subjects
 from fluxbus_common.api import KINDS, AnyObject, ConfigMap, KindInfo, Secret, dump_object
 from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import now_rfc3339
-from fluxbus_common.ports import ApplyResult, RevisionConflict
+from fluxbus_common.ports import ApplyResult
+from fluxbus_common.reconcile_requests import edit_object
 
 TOOLKIT_KINDS: tuple[KindInfo, ...] = tuple(k for k in KINDS if k.store == "objects")
 PRESERVED_ANNOTATIONS = (keys.RECONCILE_REQUESTED_AT, keys.FORCE_REQUESTED_AT)
@@ -120,23 +120,10 @@ async def edit(
     """Apply `change` to a stored object with compare-and-set (retrying on a
     concurrent write); bump `metadata.generation` when the spec changed.
     Returns the written document. Raises CliError when the object is absent."""
-    key = subjects.object_key(info.kind, namespace, name)
-    while True:
-        entry = await bus.get_object(key)
-        if entry is None:
-            raise not_found(info, namespace, name)
-        doc = copy.deepcopy(entry.value)
-        change(doc)
-        meta = doc.setdefault("metadata", {})
-        if doc.get("spec") != entry.value.get("spec"):
-            meta["generation"] = int(meta.get("generation") or 1) + 1
-        if doc == entry.value:
-            return doc
-        try:
-            await bus.update_object(key, doc, entry.revision)
-        except RevisionConflict:
-            continue
-        return doc
+    written = await edit_object(bus, subjects.object_key(info.kind, namespace, name), change)
+    if written is None:
+        raise not_found(info, namespace, name)
+    return written
 
 
 async def wait_for_status(

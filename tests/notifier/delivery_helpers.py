@@ -17,6 +17,7 @@ from fluxbus_common.tasks import cancel_and_wait
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_notifier import app
 from fluxbus_notifier.dispatch import Dispatcher
+from fluxbus_notifier.receivers.settings import ReceiverSettings
 from fluxbus_notifier.settings import NotifierSettings
 
 FAST = NotifierSettings(retry_base=0.05, retry_cap=0.2, delivery_timeout=5.0)
@@ -118,6 +119,7 @@ async def running_notifier(
             RuntimeSettings(http_addr="", instance=instance, lease_ttl=5),
             stop=stop,
             settings=settings,
+            receiver_settings=ReceiverSettings(addr="127.0.0.1:0"),
             on_ready=lambda runtimes, d: started.set_result((runtimes, d)),
         ),
         name=f"notifier-{instance}",

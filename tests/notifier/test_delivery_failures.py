@@ -56,7 +56,7 @@ async def test_a_failing_provider_is_not_ready_and_its_alert_warns_until_deliver
             await wait_for(lambda: dispatch_failures(bus), message="warning event on the Alert")
             [warning] = await dispatch_failures(bus)
             assert "Kustomization/default/app" in warning
-            assert "HTTP 503" in warning
+            assert "503" in warning
             await wait_for(
                 lambda: _is_ready(bus, "Provider", "hook", "False"), message="Provider not ready"
             )
@@ -126,6 +126,7 @@ async def test_the_entry_point_runs_the_service_and_stops_on_sigterm(bus_setting
         **os.environ,
         "FLUXBUS_NATS_URL": bus_settings.url,
         "FLUXBUS_HTTP_ADDR": "127.0.0.1:0",
+        "FLUXBUS_RECEIVER_ADDR": "127.0.0.1:0",
         "FLUXBUS_INSTANCE": "entry-point",
     }
     proc = await asyncio.create_subprocess_exec(
@@ -150,3 +151,28 @@ async def test_the_entry_point_runs_the_service_and_stops_on_sigterm(bus_setting
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_an_alert_with_an_invalid_pattern_is_stalled(bus: Bus, bus_settings: BusSettings):
+    await apply(
+        bus, provider("hook", "http://127.0.0.1:1/"), alert("bad", "hook", inclusionList=["("])
+    )
+    async with running_notifier(bus_settings):
+        await wait_for(lambda: _is_ready(bus, "Alert", "bad", "False"), message="not ready")
+        cond = await ready_condition(bus, "Alert", "bad")
+        assert cond is not None and cond["reason"] == Reason.INVALID_CONFIG
+
+
+async def test_a_provider_waits_for_its_secret_and_is_ready_once_it_exists(
+    bus: Bus, bus_settings: BusSettings
+):
+    await apply(bus, provider("hook", secretRef={"name": "later"}))
+    async with running_notifier(bus_settings):
+        await wait_for(lambda: _is_ready(bus, "Provider", "hook", "False"), message="not ready")
+        cond = await ready_condition(bus, "Provider", "hook")
+        assert cond is not None and cond["reason"] == Reason.SECRET_NOT_FOUND
+        await apply(bus, secret("later", address="http://127.0.0.1:1/hook"))
+        await wait_for(
+            lambda: _is_ready(bus, "Provider", "hook", "True"),
+            message="ready once the Secret exists",
+        )

@@ -131,13 +131,11 @@ def test_on_change_is_an_annotation_and_its_memory_is_per_alert_and_object():
         pytest.param({}, NotifierSettings(), id="defaults"),
         pytest.param(
             {
-                "FLUXBUS_RECEIVER_ADDR": "127.0.0.1:9000",
                 "FLUXBUS_NOTIFY_DEDUP_WINDOW": "10m",
                 "FLUXBUS_NOTIFY_DELIVERY_TIMEOUT": "30",
                 "FLUXBUS_NOTIFY_CONSUMER": "n2",
             },
             NotifierSettings(
-                receiver_addr="127.0.0.1:9000",
                 dedup_window=600.0,
                 delivery_timeout=30.0,
                 consumer="n2",
@@ -148,7 +146,6 @@ def test_on_change_is_an_annotation_and_its_memory_is_per_alert_and_object():
 )
 def test_settings_come_from_the_environment(env: dict[str, str], expected: NotifierSettings):
     assert NotifierSettings.from_env(env) == expected
-    assert NotifierSettings().receiver_addr == "0.0.0.0:9292"
 
 
 def test_a_bad_duration_names_the_variable():

@@ -25,6 +25,8 @@ def _headers(info: KindInfo, all_namespaces: bool) -> list[str]:
         headers = list(render.SECRET_HEADERS)
     elif info.kind == "ConfigMap":
         headers = list(render.CONFIGMAP_HEADERS)
+    elif info.kind in render.NOTIFICATION_HEADERS:
+        headers = list(render.NOTIFICATION_HEADERS[info.kind])
     else:
         headers = list(render.TOOLKIT_HEADERS)
     return ["NAMESPACE", *headers] if all_namespaces else headers
@@ -35,6 +37,8 @@ def _row(info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str)
         row = render.secret_row(doc)
     elif info.kind == "ConfigMap":
         row = render.configmap_row(doc)
+    elif info.kind in render.NOTIFICATION_HEADERS:
+        row = render.notification_row(doc)
     else:
         row = render.toolkit_row(doc)
     row[0] = f"{prefix}{row[0]}"
@@ -171,7 +175,7 @@ async def watch(
             gone = last.pop(key, None) if which == "objects" else None
             if gone is not None and fmt == "table":
                 row = list(gone)
-                row[headers.index("STATUS")] = "deleted"
+                row[headers.index("STATUS" if "STATUS" in headers else "MESSAGE")] = "deleted"
                 print_(render.format_row(row, widths))
             continue
         doc = {**objects[key]}

@@ -8,8 +8,7 @@ annotation set to a fresh value; the owning service copies it to
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from fluxbus_cli import render, store
@@ -18,24 +17,11 @@ from fluxbus_cli.render import Output
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
 from fluxbus_common.bus import Bus
+from fluxbus_common.reconcile_requests import annotate_request, request_token
 
 
-def request_token() -> str:
-    """Return the current time as RFC 3339 with nanoseconds (unique per request)."""
-    ns = time.time_ns()
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{fraction:09d}Z"
-
-
-def _annotate(token: str) -> Any:
-    def change(doc: dict[str, Any]) -> None:
-        meta = doc.setdefault("metadata", {})
-        annotations = dict(meta.get("annotations") or {})
-        annotations[keys.RECONCILE_REQUESTED_AT] = token
-        meta["annotations"] = annotations
-
-    return change
+def _annotate(token: str) -> Callable[[dict[str, Any]], None]:
+    return lambda doc: annotate_request(doc, token)
 
 
 def _outcome(info: KindInfo, status: dict[str, Any]) -> tuple[bool, str]:

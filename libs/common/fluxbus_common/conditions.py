@@ -68,6 +68,10 @@ class Reason(StrEnum):
     INVALID_CONFIG = "InvalidConfig"
     PROVIDER_NOT_FOUND = "ProviderNotFound"
     SECRET_NOT_FOUND = "SecretNotFound"
+    # notifier: Receivers (notification-controller api/v1)
+    TOKEN_NOT_FOUND = "TokenNotFound"
+    INVALID_CEL_EXPRESSION = "InvalidCELExpression"
+    VALIDATION_FAILED = "ValidationFailed"
 
 
 def now_rfc3339() -> str:

@@ -18,7 +18,6 @@ async def start_http(
     /healthz answers 200 while the process runs; /readyz 200 only when
     `ready()` is true (connected to NATS, initial lists read), else 503.
     """
-    host, _, port = addr.rpartition(":")
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -39,10 +38,24 @@ async def start_http(
             web.get("/metrics", metrics_handler),
         ]
     )
+    return await serve_app(app, addr)
+
+
+async def serve_app(app: web.Application, addr: str) -> tuple[web.AppRunner, int]:
+    """Serve an aiohttp application on `host:port` (port 0 = any; no host = every
+    interface) without an access log (paths may carry secrets, e.g. webhook paths).
+
+    Returns (runner, bound port); `await runner.cleanup()` stops it.
+    """
+    host, _, port = addr.rpartition(":")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host or "0.0.0.0", int(port or 0))
-    await site.start()
+    try:
+        site = web.TCPSite(runner, host or "0.0.0.0", int(port or 0))
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner, _bound_port(runner, int(port or 0))
 
 

@@ -87,6 +87,20 @@ class ObjectStore(Protocol):
         ...
 
 
+class ObjectEditor(Protocol):
+    """Compare-and-set edits of stored objects (annotations, finalizers, suspend)."""
+
+    async def get_object(self, key: str) -> Entry | None:
+        """Return a desired object (without status) by key."""
+        ...
+
+    async def update_object(self, key: str, doc: dict[str, Any], revision: int) -> int:
+        """Write `doc` as is if the key is still at `revision`; return the new revision.
+
+        Raises RevisionConflict when the key moved on."""
+        ...
+
+
 class SecretReader(Protocol):
     """Secrets and ConfigMaps kept in the fluxbus store."""
 

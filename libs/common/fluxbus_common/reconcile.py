@@ -75,7 +75,10 @@ class DependencyWatch:
     """Re-run reconciles when something else changes.
 
     `kind` is watched in the status bucket (`source="status"`), the objects
-    bucket (`source="objects"`) or a bucket of the service's own (`bucket`). `map` receives the changed key, its new value
+    bucket (`source="objects"`), with `source="secrets"` the Secrets and
+    ConfigMaps bucket (keys `<namespace>.<name>`; `kind` is then unused), or
+    the keys `<kind>.>` of a bucket of the service's own (`bucket`).
+    `map` receives the changed key, its new value
     (None when deleted) and this runtime's objects {key: document}, and returns
     the keys to reconcile at once.
     """

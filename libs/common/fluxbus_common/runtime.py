@@ -350,6 +350,8 @@ class Runtime:
             source = self.bus.kv_watch(watch.bucket, subjects.kind_filter(watch.kind))
         elif watch.source == "status":
             source = self.bus.watch_status(watch.kind)
+        elif watch.source == "secrets":
+            source = self.bus.kv_watch(subjects.SECRETS_BUCKET)
         else:
             source = self.bus.watch_objects(watch.kind)
         async for change in source:

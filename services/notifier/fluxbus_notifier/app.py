@@ -1,8 +1,9 @@
 """Composition root of the notifier service: wiring only.
 
-The bus, the notifier's shared state (`state`), the Provider and Alert
-reconcilers (served by the shared runtime) and, beside them, the dispatcher
-that consumes the events stream (`dispatch`) — all run by
+The bus, the notifier's shared state (`state`), the Provider, Alert and
+Receiver reconcilers (served by the shared runtime) and, beside them, the
+dispatcher that consumes the events stream (`dispatch`) and the Receivers'
+webhook server (`receivers.server`) — all run by
 `fluxbus_common.service.run_service` until SIGTERM.
 """
 
@@ -18,6 +19,9 @@ from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_notifier.dispatch import Dispatcher
+from fluxbus_notifier.receivers.reconciler import ReceiverReconciler
+from fluxbus_notifier.receivers.server import ReceiverServer
+from fluxbus_notifier.receivers.settings import ReceiverSettings
 from fluxbus_notifier.reconcilers import AlertReconciler, ProviderReconciler
 from fluxbus_notifier.settings import NotifierSettings
 from fluxbus_notifier.state import NotifierState
@@ -33,6 +37,7 @@ async def run(
     *,
     stop: asyncio.Event | None = None,
     settings: NotifierSettings | None = None,
+    receiver_settings: ReceiverSettings | None = None,
     on_ready: Callable[[list[Runtime], Dispatcher], None] | None = None,
 ) -> None:
     """Run the notifier until stopped (SIGTERM/SIGINT or `stop`).
@@ -42,6 +47,7 @@ async def run(
     """
     runtime_settings = runtime_settings or RuntimeSettings.from_env()
     settings = settings or NotifierSettings.from_env()
+    receiver_settings = receiver_settings or ReceiverSettings.from_env()
     states: list[NotifierState] = []
     dispatchers: list[Dispatcher] = []
 
@@ -49,21 +55,21 @@ async def run(
         state = NotifierState(bus, settings.dedup_window)
         await state.open()
         states.append(state)
+        recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
         return [
             ProviderReconciler(bus, state),
             AlertReconciler(bus),
-            # -- the lead wires the Receiver reconciler here (branch notif-receivers) --
+            ReceiverReconciler(bus, recorder),
         ]
 
     def background(bus: Bus, runtimes: list[Runtime]) -> Mapping[str, Coroutine[Any, Any, None]]:
         recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
         dispatcher = Dispatcher(bus, states[0], recorder, settings)
         dispatchers.append(dispatcher)
-        return {
-            "dispatch": dispatcher.run(),
-            # -- the lead wires the Receiver HTTP server here, on settings.receiver_addr
-            #    (branch notif-receivers) --
-        }
+        receivers = ReceiverServer(
+            bus, receiver_settings.addr, max_body=receiver_settings.max_body, recorder=recorder
+        )
+        return {"dispatch": dispatcher.run(), "receivers": receivers.run()}
 
     def ready(runtimes: list[Runtime], _port: int) -> None:
         if on_ready is not None:

@@ -46,7 +46,7 @@ from fluxbus_common.ports import BusError, KVChange
 from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.tasks import raise_if_cancelling
 from fluxbus_notifier import providers
-from fluxbus_notifier.logic.matching import alert_matches, enrich
+from fluxbus_notifier.logic.matching import alert_matches, enrich, provider_accepts
 from fluxbus_notifier.logic.noise import dedup_key, is_on_change, on_change, on_change_key
 from fluxbus_notifier.logic.provider_config import ProviderConfig
 from fluxbus_notifier.resolve import resolve_provider
@@ -277,6 +277,8 @@ class Dispatcher:
         if provider.spec.suspend:
             log.debug("notify.provider_suspended", provider=provider_name)
             return
+        if not provider_accepts(provider.spec.type, event):  # a commit-status-only event
+            return
         to_send = enrich(alert, event)
         onchange: tuple[str, Any, int] | None = None
         if is_on_change(alert):
@@ -325,7 +327,7 @@ class Dispatcher:
                 message = config.redact(str(e))
                 if not e.retryable:
                     return message
-                delay = next(delays)
+                delay = max(next(delays), e.retry_after or 0.0)  # the server's Retry-After
                 if loop.time() + delay > deadline:
                     return f"{message} (gave up after {attempt} attempts)"
                 log.info(

@@ -11,11 +11,7 @@ from fluxbus_common.api.core import Secret
 from fluxbus_common.api.notification import Provider
 from fluxbus_common.ports import SecretReader
 from fluxbus_notifier.errors import InvalidProviderConfig, SecretNotFound
-from fluxbus_notifier.logic.provider_config import (
-    ProviderConfig,
-    ProviderConfigError,
-    provider_config,
-)
+from fluxbus_notifier.logic.provider_config import ProviderConfig, provider_config
 
 
 async def _secret_data(
@@ -40,8 +36,9 @@ async def _secret_data(
 async def resolve_provider(store: SecretReader, provider: Provider) -> ProviderConfig:
     """Return the Provider's configuration with its Secrets applied.
 
-    Raises SecretNotFound, InvalidProviderConfig (the message never holds a
-    secret value), or BusError when the store is unreachable.
+    Raises SecretNotFound, InvalidProviderConfig (an unreadable Secret),
+    ProviderConfigError (a Stalling: the spec or Secret needs a human; the
+    message never holds a secret value), or BusError when the store is unreachable.
     """
     spec = provider.spec
     secret = await _secret_data(
@@ -53,7 +50,4 @@ async def resolve_provider(store: SecretReader, provider: Provider) -> ProviderC
         spec.cert_secret_ref.name if spec.cert_secret_ref else None,
         "spec.certSecretRef",
     )
-    try:
-        return provider_config(provider, secret, cert)
-    except ProviderConfigError as e:
-        raise InvalidProviderConfig(str(e)) from None
+    return provider_config(provider, secret, cert)

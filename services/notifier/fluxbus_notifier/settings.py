@@ -3,8 +3,6 @@
 Pure: reads only the mapping it is given (defaults to os.environ).
 
 FLUXBUS_LOG_LEVEL: log level (default info).
-FLUXBUS_RECEIVER_ADDR: host:port of the Receiver webhook server (default
-  0.0.0.0:9292, Flux's port).
 FLUXBUS_NOTIFY_DEDUP_WINDOW: seconds within which identical events are sent
   once (default 300, Flux's rate-limit interval; 0 disables).
 FLUXBUS_NOTIFY_DELIVERY_TIMEOUT: seconds one event may spend retrying one
@@ -14,7 +12,9 @@ FLUXBUS_NOTIFY_RETRY_BASE / FLUXBUS_NOTIFY_RETRY_CAP: first and longest delay
 FLUXBUS_NOTIFY_CONSUMER: the durable consumer's name, shared by the replicas
   (default "notifier").
 FLUXBUS_NOTIFY_IN_FLIGHT: events handled at once per replica (default 64).
-The bus and runtime settings are the shared ones (`fluxbus_common.settings`).
+The Receiver webhook server's (FLUXBUS_RECEIVER_ADDR) are
+`fluxbus_notifier.receivers.settings`; the bus and runtime settings are the
+shared ones (`fluxbus_common.settings`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from fluxbus_common.duration import parse_duration
 
-DEFAULT_RECEIVER_ADDR = "0.0.0.0:9292"
 DEFAULT_DEDUP_WINDOW = 300.0
 """Flux's notification-controller rate-limits identical events for 5 minutes."""
 DEFAULT_DELIVERY_TIMEOUT = 180.0
@@ -54,7 +53,6 @@ class NotifierSettings:
     """What the notifier needs beyond the shared bus and runtime settings."""
 
     log_level: str = "info"
-    receiver_addr: str = DEFAULT_RECEIVER_ADDR
     dedup_window: float = DEFAULT_DEDUP_WINDOW
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     retry_base: float = 1.0
@@ -70,7 +68,6 @@ class NotifierSettings:
         d = cls()
         return cls(
             log_level=e.get("FLUXBUS_LOG_LEVEL", d.log_level),
-            receiver_addr=e.get("FLUXBUS_RECEIVER_ADDR") or d.receiver_addr,
             dedup_window=_seconds(e, "FLUXBUS_NOTIFY_DEDUP_WINDOW", d.dedup_window),
             delivery_timeout=_seconds(e, "FLUXBUS_NOTIFY_DELIVERY_TIMEOUT", d.delivery_timeout),
             retry_base=_seconds(e, "FLUXBUS_NOTIFY_RETRY_BASE", d.retry_base),

@@ -8,6 +8,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import Field
@@ -38,6 +39,7 @@ __all__ = [
     "ReceiverSpec",
     "ReceiverStatus",
     "ReceiverType",
+    "webhook_path",
 ]
 
 NOTIFICATION_GROUP = "notification.toolkit.fluxcd.io"
@@ -187,6 +189,12 @@ class ReceiverStatus(ObjectStatus):
     """`/hook/<sha256(token + name + namespace)>`."""
 
 
+def webhook_path(token: str, name: str, namespace: str) -> str:
+    """Return `/hook/<hex sha256(token + name + namespace)>` (Flux's GetWebhookPath)."""
+    digest = hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
+    return f"{RECEIVER_WEBHOOK_PATH}{digest}"
+
+
 class Receiver(ToolkitObject[ReceiverSpec, ReceiverStatus]):
     """A webhook receiver (GitHub, GitLab, a registry…)."""
 
@@ -194,3 +202,7 @@ class Receiver(ToolkitObject[ReceiverSpec, ReceiverStatus]):
     kind: Literal["Receiver"] = "Receiver"
     spec: ReceiverSpec
     status: ReceiverStatus = Field(default_factory=ReceiverStatus)
+
+    def webhook_path(self, token: str) -> str:
+        """The path this Receiver listens on with `token`."""
+        return webhook_path(token, self.metadata.name, self.metadata.namespace)

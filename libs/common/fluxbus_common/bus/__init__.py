@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fluxbus_common.ports import (
         ArtifactStore,
         EventPublisher,
+        ObjectEditor,
         ObjectStore,
         SecretReader,
         StatusReader,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
     def _serves_every_port(
         bus: Bus,
-    ) -> tuple[StatusReader, ObjectStore, SecretReader, ArtifactStore, EventPublisher]:
+    ) -> tuple[
+        StatusReader, ObjectStore, ObjectEditor, SecretReader, ArtifactStore, EventPublisher
+    ]:
         """mypy checks here that `Bus` structurally satisfies every port."""
-        return bus, bus, bus, bus, bus
+        return bus, bus, bus, bus, bus, bus

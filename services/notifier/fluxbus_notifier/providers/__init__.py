@@ -1,6 +1,12 @@
-"""STAND-IN (branch notif-service): a generic-only provider adapter so the
-dispatcher can run; the notif-providers branch delivers the real package
-(every provider type behind one table).
+"""Provider adapters: deliver one event to one Provider over HTTP.
+
+Adapter. `send` looks the Provider type up in `registry.SENDERS`, the one table
+of supported types, and runs that module's sender with a `ProviderHTTP` bound to
+the Provider's TLS, proxy, timeout and the event id (sent as
+`X-Fluxbus-Event-Id` on every request, for receiver-side de-duplication).
+
+Failures raise `DeliveryError` (`retryable`, `status`, `retry_after`), its text
+already redacted: neither the address nor a token ever appears in it.
 """
 
 from __future__ import annotations
@@ -9,48 +15,27 @@ import aiohttp
 
 from fluxbus_common.events import Event
 from fluxbus_notifier.logic.provider_config import ProviderConfig
+from fluxbus_notifier.providers.registry import SENDERS
+from fluxbus_notifier.providers.transport import EVENT_ID_HEADER, DeliveryError, ProviderHTTP
 
-EVENT_ID_HEADER = "X-Fluxbus-Event-Id"
-SUPPORTED_TYPES = frozenset({"generic"})
+__all__ = ["EVENT_ID_HEADER", "SUPPORTED_TYPES", "DeliveryError", "send"]
 
-
-class DeliveryError(Exception):
-    """A send failed; `retryable` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
+SUPPORTED_TYPES: frozenset[str] = frozenset(SENDERS)
+"""Provider types fluxbus can deliver to."""
 
 
 async def send(
     session: aiohttp.ClientSession, config: ProviderConfig, event: Event, *, event_id: str
 ) -> None:
-    """POST Flux's event JSON to the Provider's address; raise DeliveryError."""
-    if config.type not in SUPPORTED_TYPES:
-        raise DeliveryError(f"unsupported provider type {config.type}", retryable=False)
-    headers = {
-        "Content-Type": "application/json",
-        "Gotk-Component": event.reporting_controller,
-        EVENT_ID_HEADER: event_id,
-    }
-    body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
-    try:
-        async with session.post(
-            config.address,
-            data=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=config.timeout),
-        ) as resp:
-            if resp.status >= 300:
-                retryable = resp.status >= 500 or resp.status == 429
-                raise DeliveryError(
-                    f"provider {config.namespace}/{config.name}: HTTP {resp.status}",
-                    retryable=retryable,
-                    status=resp.status,
-                )
-    except (aiohttp.ClientError, TimeoutError) as err:
-        raise DeliveryError(
-            config.redact(f"provider {config.namespace}/{config.name}: {type(err).__name__}"),
-            retryable=True,
-        ) from err
+    """Deliver `event` (already enriched for its Alert) to the Provider `config` describes.
+
+    Returns when the endpoint accepted it, or when the provider skips the event
+    (a commit-status provider and an event without a revision). Raises
+    DeliveryError: retryable for connection errors, timeouts, 429 and 5xx; not
+    retryable for other 4xx, TLS and configuration problems and unsupported types.
+    """
+    http = ProviderHTTP(session, config, event_id=event_id)
+    sender = SENDERS.get(config.type)
+    if sender is None:
+        raise http.fail(f"provider type '{config.type}' is not supported", retryable=False)
+    await sender(http, event)

@@ -1,9 +1,13 @@
 """AlertReconciler: an Alert's Ready condition.
 
 Flux's v1beta3 Alert is a static object without conditions; fluxbus reports
-one thing there: `reconcile_provider` — the Provider it names exists in its
-namespace (Ready=False, ProviderNotFound, until it does: a Provider watch
-re-runs the Alert when it appears). Ready=True reads "Initialized", as Flux's
+there what Flux only logs or raises as warning events:
+1. `reconcile_patterns` — every inclusionList/exclusionList entry compiles
+   (Stalled, InvalidConfig, until the spec changes; an invalid pattern never
+   matches, as in Flux);
+2. `reconcile_provider` — the Provider it names exists in its namespace
+   (Ready=False, ProviderNotFound, until it does: a Provider watch re-runs the
+   Alert when it appears). Ready=True reads "Initialized", as Flux's
 v1beta2 Alert did. Delivery failures are warning events on the Alert.
 """
 
@@ -16,9 +20,11 @@ from typing import Any, ClassVar
 from fluxbus_common import subjects
 from fluxbus_common.api.notification import Alert
 from fluxbus_common.conditions import Reason
+from fluxbus_common.errors import Stalling
 from fluxbus_common.ports import ObjectStore
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_notifier.errors import ProviderNotFound
+from fluxbus_notifier.logic.matching import invalid_patterns
 from fluxbus_notifier.reconcilers.provider import DEFAULT_INTERVAL, READY_MESSAGE
 
 
@@ -56,7 +62,17 @@ class AlertReconciler(StepReconciler[Alert, AlertState]):
         return AlertState()
 
     def steps(self) -> tuple[Step[Alert, AlertState], ...]:
-        return (self.reconcile_provider,)
+        return (self.reconcile_patterns, self.reconcile_provider)
+
+    async def reconcile_patterns(self, obj: Alert, state: AlertState) -> None:
+        """Raise Stalling when an inclusion or exclusion pattern is not a valid regex."""
+        bad = invalid_patterns(obj)
+        if bad:
+            listed = ", ".join(f"'{p}'" for p in bad)
+            raise Stalling(
+                f"invalid regular expression in inclusionList/exclusionList: {listed}",
+                Reason.INVALID_CONFIG,
+            )
 
     async def reconcile_provider(self, obj: Alert, state: AlertState) -> Result:
         """Raise ProviderNotFound while the providerRef names no Provider."""

@@ -4,7 +4,8 @@ Flux's v1beta3 Provider is a static object without conditions; fluxbus keeps
 the common status fields and reports what a user needs to know there:
 
 1. `reconcile_config` — the Provider's Secret and cert Secret exist and make a
-   usable configuration (an unusable one is Ready=False, retried with backoff);
+   usable configuration (a missing Secret is retried with backoff; an unusable
+   configuration stalls, InvalidConfig, until the spec or a Secret it names changes);
 2. `reconcile_delivery` — the last delivery to it did not give up; a failing
    Provider is Ready=False (reason NotificationDispatchFailed) until a later
    delivery succeeds: the dispatchers record it in the notifier's KV bucket,
@@ -40,6 +41,18 @@ class ProviderState:
     """What the Provider steps hand each other (nothing yet beyond the object)."""
 
 
+def _providers_of_secret(
+    secret_key: str, _: Any, providers: Mapping[str, dict[str, Any]]
+) -> Iterable[str]:
+    """The Providers whose secretRef or certSecretRef names the Secret that changed."""
+    namespace, _sep, name = secret_key.partition(".")
+    for key, doc in providers.items():
+        spec = doc.get("spec") or {}
+        refs = {(spec.get(f) or {}).get("name") for f in ("secretRef", "certSecretRef")}
+        if (doc.get("metadata") or {}).get("namespace") == namespace and name in refs:
+            yield key
+
+
 def _same_provider(key: str, _: Any, providers: Mapping[str, dict[str, Any]]) -> Iterable[str]:
     """A change of a Provider's delivery health re-runs that Provider."""
     return [key] if key in providers else []
@@ -51,6 +64,7 @@ class ProviderReconciler(StepReconciler[Provider, ProviderState]):
     kind: ClassVar[str] = "Provider"
     watches = (
         DependencyWatch(kind="Provider", map=_same_provider, bucket=subjects.NOTIFIER_BUCKET),
+        DependencyWatch(kind="Secret", map=_providers_of_secret, source="secrets"),
     )
 
     def __init__(self, secrets: SecretReader, health: DeliveryHealth) -> None:
@@ -70,7 +84,8 @@ class ProviderReconciler(StepReconciler[Provider, ProviderState]):
         return (self.reconcile_config, self.reconcile_delivery)
 
     async def reconcile_config(self, obj: Provider, state: ProviderState) -> Result:
-        """Raise SecretNotFound / InvalidProviderConfig when it cannot be used."""
+        """Raise SecretNotFound / InvalidProviderConfig / ProviderConfigError when it
+        cannot be used."""
         await resolve_provider(self.secrets, obj)
         return Result(ready_reason=Reason.SUCCEEDED, ready_message=READY_MESSAGE)
 

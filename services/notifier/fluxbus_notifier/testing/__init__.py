@@ -1,0 +1,1 @@
+"""Test support of the notifier service (stand-in endpoints for the providers)."""
