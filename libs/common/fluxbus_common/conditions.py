@@ -63,6 +63,11 @@ class Reason(StrEnum):
     # image
     REPOSITORY_SCAN_FAILED = "ScanFailed"
     POLICY_FAILED = "PolicyFailed"
+    # notification
+    NOTIFICATION_DISPATCH_FAILED = "NotificationDispatchFailed"
+    INVALID_CONFIG = "InvalidConfig"
+    PROVIDER_NOT_FOUND = "ProviderNotFound"
+    SECRET_NOT_FOUND = "SecretNotFound"
     # notifier: Receivers (notification-controller api/v1)
     TOKEN_NOT_FOUND = "TokenNotFound"
     INVALID_CEL_EXPRESSION = "InvalidCELExpression"

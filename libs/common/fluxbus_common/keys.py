@@ -23,3 +23,7 @@ SUSPENDED_REASON_ANNOTATION = "fluxbus.io/suspend-reason"
 FIELD_MANAGER = "fluxbus"
 """Server-side apply field manager of the kustomize service."""
 FINALIZER = "finalizers.fluxcd.io"
+
+NOTIFY_ANNOTATION = "fluxbus.io/notify"
+"""An Alert's noise control: `on-change` sends a failure once, then one "resolved"."""
+NOTIFY_ON_CHANGE = "on-change"

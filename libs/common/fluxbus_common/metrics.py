@@ -4,7 +4,38 @@ create several services in one process, so nothing uses the global registry)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class OutboxStats(Protocol):
+    """What the metrics read from the bus's event outbox."""
+
+    @property
+    def pending(self) -> int: ...
+
+    dropped: int
+
+
+class _OutboxCollector(Collector):
+    def __init__(self, outbox: OutboxStats) -> None:
+        self._outbox = outbox
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "fluxbus_events_outbox_pending",
+            "Events waiting in the outbox for NATS to take them.",
+            value=self._outbox.pending,
+        )
+        yield CounterMetricFamily(
+            "fluxbus_events_outbox_dropped",
+            "Events dropped because the outbox was full (the oldest go first).",
+            value=self._outbox.dropped,
+        )
 
 
 class Metrics:
@@ -31,3 +62,7 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+
+    def track_outbox(self, outbox: OutboxStats) -> None:
+        """Expose the event outbox's depth and drop counter."""
+        self.registry.register(_OutboxCollector(outbox))

@@ -140,6 +140,11 @@ class ArtifactStore(Protocol):
 class EventPublisher(Protocol):
     """The durable events stream."""
 
-    async def publish_event(self, event: Event) -> None:
-        """Publish an event durably."""
+    async def publish_event(self, event: Event, *, event_id: str | None = None) -> None:
+        """Publish an event durably (stored once per `event_id`); raise BusError on failure."""
+        ...
+
+    async def emit_event(self, event: Event, event_id: str | None = None) -> str:
+        """Publish an event now or, while NATS is unreachable, as soon as it is back
+        (in order, from a bounded outbox); never raises BusError. Return its stable id."""
         ...

@@ -75,8 +75,9 @@ class DependencyWatch:
     """Re-run reconciles when something else changes.
 
     `kind` is watched in the status bucket (`source="status"`), the objects
-    bucket (`source="objects"`) or, with `source="secrets"`, the Secrets and
-    ConfigMaps bucket (keys `<namespace>.<name>`; `kind` is then unused).
+    bucket (`source="objects"`), with `source="secrets"` the Secrets and
+    ConfigMaps bucket (keys `<namespace>.<name>`; `kind` is then unused), or
+    the keys `<kind>.>` of a bucket of the service's own (`bucket`).
     `map` receives the changed key, its new value
     (None when deleted) and this runtime's objects {key: document}, and returns
     the keys to reconcile at once.
@@ -85,6 +86,9 @@ class DependencyWatch:
     kind: str
     map: Callable[[str, dict[str, Any] | None, Mapping[str, dict[str, Any]]], Iterable[str]]
     source: str = "status"
+    bucket: str | None = None
+    """When set, the keys `<kind>.>` of this KV bucket are watched instead (a
+    service's own state, e.g. the notifier's delivery health of Providers)."""
 
 
 class Reconciler(Protocol[ObjT]):

@@ -35,7 +35,7 @@ from fluxbus_common.conditions import Condition, ConditionType, Reason, set_cond
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import Event, ObjectReference, Severity
 from fluxbus_common.metrics import Metrics
-from fluxbus_common.ports import BusError, KVChange, RevisionConflict
+from fluxbus_common.ports import BusError, EventPublisher, KVChange, RevisionConflict
 from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.tasks import raise_if_cancelling
@@ -91,14 +91,17 @@ def _outcome(error: ReconcileError | None) -> str:
 
 
 class EventRecorder:
-    """Publishes Flux-schema events about objects for one controller."""
+    """Publishes Flux-schema events about objects for one controller.
 
-    def __init__(self, bus: Bus, controller: str, instance: str) -> None:
+    Each event gets a stable id when it is made here; an event that cannot be
+    published now waits in the bus's outbox and is published, with its original
+    timestamp, when NATS is back (`fluxbus_common.bus.outbox`).
+    """
+
+    def __init__(self, bus: EventPublisher, controller: str, instance: str) -> None:
         self._bus = bus
         self.controller = controller
         self.instance = instance
-        self._failing = False
-        """The last publish failed: further failures are not logged again."""
 
     async def event(
         self,
@@ -108,7 +111,18 @@ class EventRecorder:
         message: str,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        """Publish an event about `obj` (a toolkit model); failures are logged, not raised."""
+        """Publish an event about `obj` (a toolkit model); never raises for an outage."""
+        await self.record(obj, severity, reason, message, metadata)
+
+    async def record(
+        self,
+        obj: Any,
+        severity: Severity,
+        reason: str,
+        message: str,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """Like `event`, and return the event's stable id."""
         meta = obj.metadata
         event = Event(
             involved_object=ObjectReference(
@@ -125,17 +139,7 @@ class EventRecorder:
             reporting_controller=self.controller,
             reporting_instance=self.instance,
         )
-        try:
-            await self._bus.publish_event(event)
-        except BusError as e:
-            # One warning per outage, not one per event.
-            if not self._failing:
-                log.warning("event.publish_failed", error=str(e), reason=reason)
-            self._failing = True
-            return
-        if self._failing:
-            log.info("event.publish_recovered")
-        self._failing = False
+        return await self._bus.emit_event(event)
 
 
 class Runtime:
@@ -342,7 +346,9 @@ class Runtime:
                 self._status[change.key] = (change.value, change.revision)
 
     async def _watch_dependency(self, watch: DependencyWatch) -> None:
-        if watch.source == "status":
+        if watch.bucket is not None:
+            source = self.bus.kv_watch(watch.bucket, subjects.kind_filter(watch.kind))
+        elif watch.source == "status":
             source = self.bus.watch_status(watch.kind)
         elif watch.source == "secrets":
             source = self.bus.kv_watch(subjects.SECRETS_BUCKET)

@@ -78,6 +78,7 @@ async def run_service(
                 return
             stack.push_async_callback(bus.close)
             metrics = Metrics()
+            metrics.track_outbox(bus.outbox)
             runtimes = [
                 Runtime(bus, r, runtime_settings, service=name, metrics=metrics)
                 for r in await make_reconcilers(bus)

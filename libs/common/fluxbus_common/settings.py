@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_OUTBOX_LIMIT = 1000
+"""Events kept while NATS is unreachable: a few minutes of a busy cluster's
+events (a 1000-object rollout emits about one per object) in well under 1 MiB."""
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -33,7 +36,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class BusSettings:
     """How to reach NATS: FLUXBUS_NATS_URL (comma-separated for a cluster),
     FLUXBUS_NATS_CREDS (credentials file), FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
-    FLUXBUS_NATS_REPLICAS (JetStream replicas of the buckets, 3 on a cluster)."""
+    FLUXBUS_NATS_REPLICAS (JetStream replicas of the buckets, 3 on a cluster),
+    FLUXBUS_EVENTS_OUTBOX (events kept while NATS is unreachable, default 1000)."""
 
     url: str = DEFAULT_NATS_URL
     credentials: str | None = None
@@ -43,6 +47,8 @@ class BusSettings:
     replicas: int = 1
     connect_timeout: float = 5.0
     request_timeout: float = 5.0
+    outbox_limit: int = DEFAULT_OUTBOX_LIMIT
+    """Events kept in memory while NATS is unreachable (`fluxbus_common.bus.outbox`)."""
 
     @property
     def urls(self) -> list[str]:
@@ -63,6 +69,7 @@ class BusSettings:
             tls_cert=e.get("FLUXBUS_NATS_TLS_CERT") or None,
             tls_key=e.get("FLUXBUS_NATS_TLS_KEY") or None,
             replicas=_int(e, "FLUXBUS_NATS_REPLICAS", 1),
+            outbox_limit=_int(e, "FLUXBUS_EVENTS_OUTBOX", DEFAULT_OUTBOX_LIMIT),
         )
 
 

@@ -13,6 +13,13 @@ SECRETS_BUCKET = "fluxbus-secrets"
 """KV bucket of Secrets and ConfigMaps, keyed by `secret_key()`."""
 LEASES_BUCKET = "fluxbus-leases"
 """KV bucket with a TTL, keyed by `lease_key()` and `members_key()`."""
+NOTIFIER_BUCKET = "fluxbus-notifier"
+"""KV bucket of the notifier's shared delivery state: per-Provider delivery
+health (`object_key()` of the Provider) and per-Alert on-change memory
+(`onchange.<hash>`); created by the notifier."""
+NOTIFIER_DEDUP_BUCKET = "fluxbus-notifier-dedup"
+"""KV bucket whose entries live for the notifier's dedup window, keyed
+`dedup.<hash of object, reason, message, revision>`; created by the notifier."""
 ARTIFACTS_STORE = "fluxbus-artifacts"
 """Object store of source artifacts, named by `artifact_name()`, and of scanned image
 tag lists, named by `image_tags_name()` (a list of 10 000 tags is larger than one

@@ -1,12 +1,19 @@
-"""Entry point of the notifier service (not implemented yet: a later issue fills it)."""
+"""`fluxbus-notifier`: settings → logging → asyncio.run(app.run())."""
 
-import sys
+from __future__ import annotations
+
+import asyncio
+
+from fluxbus_common import logconfig
+from fluxbus_notifier import app
+from fluxbus_notifier.settings import NotifierSettings
 
 
 def main() -> None:
-    """Say that the service is not written yet and exit 1."""
-    print("fluxbus-notifier: not implemented", file=sys.stderr)
-    sys.exit(1)
+    """Run the notifier until SIGTERM/SIGINT (settings from FLUXBUS_* variables)."""
+    settings = NotifierSettings.from_env()
+    logconfig.configure(settings.log_level)
+    asyncio.run(app.run(settings=settings))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 from typing import Any, Self
 
@@ -25,7 +26,7 @@ from nats.js.object_store import ObjectStore
 from fluxbus_common import subjects
 from fluxbus_common.kvwatch import Epoch
 from fluxbus_common.ports import BusError
-from fluxbus_common.settings import BusSettings
+from fluxbus_common.settings import DEFAULT_OUTBOX_LIMIT, BusSettings
 
 KV_HISTORY = 5
 """Revisions kept per key: enough to debug a flapping object, small enough to stay cheap."""
@@ -33,6 +34,11 @@ LEASE_BUCKET_MAX_AGE = 24 * 3600.0
 """Lease entries older than a day are garbage-collected by the server."""
 EVENTS_MAX_AGE = 7 * 24 * 3600.0
 """Events are kept a week, so a notifier that was down delivers what it missed."""
+EVENTS_DUPLICATE_WINDOW = 300.0
+"""How long the events stream remembers the ids of the events it stored (NATS'
+default is 2 min): an outbox retry comes right after the reconnect that lets it
+through, and a publish nats-py buffered during the outage reaches the server at
+that same reconnect, so five minutes is ample and stays cheap."""
 
 
 def _ssl_context(settings: BusSettings) -> ssl.SSLContext | None:
@@ -55,6 +61,7 @@ class Connection:
         name: str,
         epoch: Epoch | None = None,
         request_timeout: float = 5.0,
+        outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -62,10 +69,14 @@ class Connection:
         self._epoch = epoch or Epoch()
         """Moves on every reconnect or reported JetStream error: watches resync."""
         self._request_timeout = request_timeout
+        self._outbox_limit = outbox_limit
+        """Events kept while NATS is unreachable (`fluxbus_common.bus.outbox`)."""
         self._kv: dict[str, KeyValue] = {}
         """The KV buckets by name, filled by `_ensure`."""
         self._store: ObjectStore | None = None
         """The artifact object store, set by `_ensure`."""
+        self._replicas = 1
+        """JetStream replicas of the buckets (from the settings, set by `_ensure`)."""
 
     @classmethod
     async def connect(cls, settings: BusSettings, name: str = "fluxbus") -> Self:
@@ -115,7 +126,7 @@ class Connection:
                 f"cannot connect to NATS at {settings.redacted_urls}: {reason or 'timed out'}"
             ) from e
         js = nc.jetstream(timeout=settings.request_timeout)
-        bus = cls(nc, js, name, epoch, settings.request_timeout)
+        bus = cls(nc, js, name, epoch, settings.request_timeout, settings.outbox_limit)
         try:
             await bus._ensure(settings)
         except BaseException:
@@ -126,6 +137,7 @@ class Connection:
     async def _ensure(self, settings: BusSettings) -> None:
         """Create the buckets, object store and stream if they do not exist yet."""
         replicas = settings.replicas
+        self._replicas = replicas
         try:
             for bucket in (
                 subjects.OBJECTS_BUCKET,
@@ -150,13 +162,26 @@ class Connection:
                 bucket=subjects.ARTIFACTS_STORE,
                 config=jsapi.ObjectStoreConfig(replicas=replicas),
             )
-            with contextlib.suppress(jserrors.BadRequestError):
-                await self._js.add_stream(
-                    name=subjects.EVENTS_STREAM,
-                    subjects=[subjects.EVENTS_SUBJECTS],
-                    max_age=EVENTS_MAX_AGE,
-                    num_replicas=replicas,
-                )
+            events = jsapi.StreamConfig(
+                name=subjects.EVENTS_STREAM,
+                subjects=[subjects.EVENTS_SUBJECTS],
+                max_age=EVENTS_MAX_AGE,
+                num_replicas=replicas,
+                duplicate_window=EVENTS_DUPLICATE_WINDOW,
+            )
+            try:
+                await self._js.add_stream(events)
+            except jserrors.BadRequestError:
+                # It exists with another configuration (an older fluxbus, other
+                # replicas): bring the duplicate window up to date, keep the rest.
+                info = await self._js.stream_info(subjects.EVENTS_STREAM)
+                if info.config.duplicate_window != EVENTS_DUPLICATE_WINDOW:
+                    with contextlib.suppress(jserrors.BadRequestError):
+                        await self._js.update_stream(
+                            dataclasses.replace(
+                                info.config, duplicate_window=EVENTS_DUPLICATE_WINDOW
+                            )
+                        )
         except nats.errors.Error as e:  # JetStream's errors derive from it too
             raise BusError(f"cannot set up JetStream: {e}") from e
 

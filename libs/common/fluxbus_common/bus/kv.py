@@ -9,6 +9,7 @@ reports itself synced there), working around a nats-py race described at
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +41,30 @@ class KV(Connection):
 
     def _bucket(self, bucket: str) -> KeyValue:
         return self._kv[bucket]
+
+    async def ensure_bucket(
+        self, bucket: str, *, ttl: float | None = None, history: int = 1
+    ) -> None:
+        """Create a service's own KV bucket if missing (entries expire after `ttl`
+        seconds when given); an existing bucket gets the `ttl` asked for.
+
+        Raises BusError when JetStream does not answer.
+        """
+        try:
+            try:
+                kv = await self._js.create_key_value(
+                    bucket=bucket, history=history, ttl=ttl, replicas=self._replicas
+                )
+            except jserrors.BadRequestError:
+                # It exists with another configuration: adjust its max age only.
+                kv = await self._js.key_value(bucket)
+                info = await self._js.stream_info(f"KV_{bucket}")
+                if (info.config.max_age or None) != (ttl or None):
+                    await self._js.update_stream(dataclasses.replace(info.config, max_age=ttl or 0))
+        except nats.errors.Error as err:  # JetStream's errors derive from it too
+            raise BusError(f"cannot set up bucket {bucket}: {err}") from err
+        kv._direct = False  # reads through the stream leader (see Connection._ensure)
+        self._kv[bucket] = kv
 
     async def kv_get(self, bucket: str, key: str) -> Entry | None:
         """Return the current value of a key, or None when absent or deleted."""
