@@ -26,6 +26,7 @@ Flow, as go-containerregistry (Flux's library) runs it:
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -115,7 +116,7 @@ class _Call:
     credentials: RegistryCredentials | None
     ssl: ssl.SSLContext | bool
     proxy: str | None
-    proxy_auth: aiohttp.BasicAuth | None
+    proxy_headers: dict[str, str] | None
     requests: int = 0
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -123,7 +124,12 @@ class _Call:
         return f"{self.what} {self.image.canonical}: {detail}"
 
 
-def _proxy_parts(proxy: GitProxy | str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
+def _basic(username: str, password: str) -> str:
+    """An `Authorization: Basic` value (UTF-8, as Docker and go-containerregistry send it)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _proxy_parts(proxy: GitProxy | str | None) -> tuple[str | None, dict[str, str] | None]:
     """The proxy URL without credentials and its Basic auth (credentials never sit in a URL)."""
     if proxy is None:
         return None, None
@@ -135,7 +141,7 @@ def _proxy_parts(proxy: GitProxy | str | None) -> tuple[str | None, aiohttp.Basi
         proxy = GitProxy(address, parts.username, parts.password or "")
     if not proxy.username:
         return proxy.address, None
-    return proxy.address, aiohttp.BasicAuth(proxy.username, proxy.password or "")
+    return proxy.address, {"Proxy-Authorization": _basic(proxy.username, proxy.password or "")}
 
 
 def _error_text(body: bytes) -> str:
@@ -236,7 +242,7 @@ class RegistryClient:
         insecure: bool,
         proxy: GitProxy | str | None,
     ) -> _Call:
-        proxy_url, proxy_auth = _proxy_parts(proxy)
+        proxy_url, proxy_headers = _proxy_parts(proxy)
         endpoint = _Endpoint(
             image.registry, insecure, insecure or image.plain_http_fallback, tls, proxy_url
         )
@@ -248,7 +254,7 @@ class RegistryClient:
                 raise RegistryTLSError(
                     f"{what} {image.canonical}: the certificate secret cannot be used: {e}"
                 ) from None
-        return _Call(image, what, endpoint, credentials, context, proxy_url, proxy_auth)
+        return _Call(image, what, endpoint, credentials, context, proxy_url, proxy_headers)
 
     def _timed_out(self, call: _Call, timeout: float) -> RegistryUnreachableError:
         return RegistryUnreachableError(
@@ -370,8 +376,7 @@ class RegistryClient:
                         f"registry {host} requires credentials; none were given (spec.secretRef)"
                     )
                 )
-            auth = aiohttp.BasicAuth(call.credentials.username, call.credentials.password)
-            return {"Authorization": auth.encode()}
+            return {"Authorization": _basic(call.credentials.username, call.credentials.password)}
         if challenge.scheme != "bearer" or not challenge.realm:
             raise RegistryAuthError(
                 call.fail(
@@ -398,8 +403,7 @@ class RegistryClient:
         sep = "&" if urlsplit(realm).query else "?"
         headers: dict[str, str] = {}
         if call.credentials is not None:
-            basic = aiohttp.BasicAuth(call.credentials.username, call.credentials.password)
-            headers["Authorization"] = basic.encode()
+            headers["Authorization"] = _basic(call.credentials.username, call.credentials.password)
         status, _, body = await self._request(
             call, "GET", realm + sep + urlencode(query), headers, MAX_MANIFEST
         )
@@ -437,29 +441,27 @@ class RegistryClient:
             url = f"{scheme}://{call.image.registry}/v2/"
             try:
                 status, headers, body = await self._request(call, "GET", url, {}, MAX_MANIFEST)
-            except RegistryUnreachableError as e:
+                challenge: Challenge | None = None
+                if status == 401:
+                    values = headers.getall("WWW-Authenticate", [])
+                    challenge = pick_challenge(parse_challenges(", ".join(values)))
+                    challenge = challenge or Challenge("basic")
+                else:
+                    self._check(call, status, body, "registry API (/v2/)")
+            except RegistryError as e:
+                if len(schemes) == 1:
+                    raise
                 failures.append(e)
                 continue
-            if status == 200:
-                ping = _Ping(scheme, None)
-            elif status == 401:
-                challenges = parse_challenges(", ".join(headers.getall("WWW-Authenticate", [])))
-                ping = _Ping(scheme, pick_challenge(challenges) or Challenge("basic"))
-            else:
-                self._check(call, status, body, "registry API (/v2/)")
-                ping = _Ping(scheme, None)
+            ping = _Ping(scheme, challenge)
             self._pings[call.endpoint] = ping
             return ping
-        if len(failures) == 1:
-            raise failures[0]
-        raise RegistryUnreachableError(
-            call.fail(
-                "; ".join(
-                    f"{s}: {e.message.split(': ', 1)[-1]}"
-                    for s, e in zip(schemes, failures, strict=True)
-                )
-            )
+        # both schemes failed: the https failure (often a TLS one) decides the error type
+        prefix = call.fail("")
+        detail = "; ".join(
+            f"{s}: {e.message.removeprefix(prefix)}" for s, e in zip(schemes, failures, strict=True)
         )
+        raise type(failures[0])(call.fail(detail))
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -468,6 +470,9 @@ class RegistryClient:
     ) -> tuple[int, Any, bytes]:
         host = urlsplit(url).netloc
         call.requests += 1
+        if call.proxy_headers and url.startswith("http:"):
+            # aiohttp sends proxy_headers on CONNECT only; a plain http request goes to the proxy
+            headers = {**headers, **call.proxy_headers}
         try:
             async with self._http().request(
                 method,
@@ -475,7 +480,7 @@ class RegistryClient:
                 headers=headers,
                 ssl=call.ssl if url.startswith("https:") else True,
                 proxy=call.proxy,
-                proxy_auth=call.proxy_auth,
+                proxy_headers=call.proxy_headers,
                 allow_redirects=True,
             ) as resp:
                 body = b""

@@ -107,10 +107,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class RegistryFront:
-    """Listens on 127.0.0.1:`port` and forwards to the registry at 127.0.0.1:`backend_port`."""
+    """Listens on `bind`:`port` (127.0.0.1 unless told) and forwards to the registry at 127.0.0.1:`backend_port`."""
 
-    def __init__(self, backend_port: int) -> None:
+    def __init__(self, backend_port: int, bind: str = "127.0.0.1") -> None:
         self.backend_port = backend_port
+        self.bind = bind
         self.port = free_port()
         self.max_page_size: int | None = None
         self.ignore_n = False
@@ -145,7 +146,7 @@ class RegistryFront:
             conn.close()
 
     def start(self) -> RegistryFront:
-        server = _Server(("127.0.0.1", self.port), _Handler)
+        server = _Server((self.bind, self.port), _Handler)
         server.owner = self
         self._server = server
         threading.Thread(

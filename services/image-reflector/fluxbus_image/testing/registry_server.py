@@ -8,7 +8,9 @@ Test support, not production code. `RegistryServer(dir, auth=..., tls=...)`:
 - `tls`: a `TestCA` → the registry itself serves https with the CA's server
   certificate (`require_client_cert=True`: mTLS, the CA verifies clients).
   Without TLS a `RegistryFront` stands in front: it counts requests and pages
-  tag lists (Distribution 2.8 ignores `n`).
+  tag lists (Distribution 2.8 ignores `n`); `front_host="127.0.0.2"` puts it
+  on a loopback address go-containerregistry's localhost heuristic does not
+  cover (so only `insecure: true` allows plain http there).
 
 `host` is what an image name starts with (`image("app")` → `127.0.0.1:PORT/app`),
 `username`/`password` the account, `requests`/`counts`/`reset_counters()`
@@ -65,6 +67,7 @@ class RegistryServer:
         username: str = "fluxbus",
         password: str = "s3cr3t-registry-pa55",
         token_expires_in: int | None = 300,
+        front_host: str = "127.0.0.1",
     ) -> None:
         self.dir = directory
         self.auth = auth
@@ -78,17 +81,22 @@ class RegistryServer:
             self.token_server = TokenServer(
                 directory / "token", {username: password}, expires_in=token_expires_in
             )
-        self.front: RegistryFront | None = None if tls else RegistryFront(self.backend_port)
+        self.front: RegistryFront | None = (
+            None if tls else RegistryFront(self.backend_port, bind=front_host)
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._connections_lock = threading.Lock()
 
     # -- addresses and counters ---------------------------------------------------------------
 
     @property
     def host(self) -> str:
         """`127.0.0.1:PORT` as clients reach it (the front, or the TLS registry itself)."""
-        port = self.front.port if self.front is not None else self.backend_port
-        return f"127.0.0.1:{port}"
+        if self.front is not None:
+            return f"{self.front.bind}:{self.front.port}"
+        return f"127.0.0.1:{self.backend_port}"
 
     def image(self, repository: str) -> str:
         return f"{self.host}/{repository}"
@@ -200,6 +208,7 @@ class RegistryServer:
             time.sleep(0.02)  # polling a port: a child process offers no readiness event
 
     def stop(self) -> None:
+        self.close_connections()
         if self.front is not None:
             self.front.stop()
         if self._proc is not None:
@@ -234,7 +243,17 @@ class RegistryServer:
             else:
                 conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
             self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
         return conn
+
+    def close_connections(self) -> None:
+        """Close the push connections (every thread's); the next push opens new ones."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
 
     def _authorization(self, repository: str) -> dict[str, str]:
         if self.auth == "htpasswd":
@@ -330,6 +349,10 @@ class RegistryServer:
     def push_tags(self, repository: str, tags: list[str], workers: int = 8) -> str:
         """Point every tag at one manifest, `workers` requests at a time; the manifest digest."""
         manifest = self._manifest(repository, "shared")
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            digests = set(pool.map(lambda t: self._put_manifest(repository, t, manifest), tags))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                push = pool.map(lambda t: self._put_manifest(repository, t, manifest), tags)
+                digests = set(push)
+        finally:
+            self.close_connections()
         return digests.pop() if digests else ""
