@@ -48,6 +48,7 @@ from fluxbus_image.logic.challenge import (
     token_from_response,
 )
 from fluxbus_image.logic.credentials import RegistryCredentials, RegistryTLS
+from fluxbus_image.logic.listing import TagListing
 from fluxbus_image.logic.reference import ImageName
 from fluxbus_image.registry.errors import (
     RegistryAuthError,
@@ -79,14 +80,10 @@ MAX_MANIFEST = 4 << 20
 TOKEN_MARGIN = 10.0
 """Seconds before expiry a cached token stops being used (a request must not race it)."""
 USER_AGENT = "fluxbus-image-reflector"
-
-
-@dataclass
-class TagListing:
-    """Tags of a repository, as the registry listed them, and the HTTP requests it took."""
-
-    tags: list[str]
-    requests: int
+NOT_TLS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+"""OpenSSL's reasons when the peer answered a TLS hello with something else (plain http)."""
 
 
 @dataclass(frozen=True)
@@ -456,12 +453,30 @@ class RegistryClient:
             ping = _Ping(scheme, challenge)
             self._pings[call.endpoint] = ping
             return ping
-        # both schemes failed: the https failure (often a TLS one) decides the error type
+        raise self._ping_failure(call, schemes, failures)
+
+    def _ping_failure(
+        self, call: _Call, schemes: list[str], failures: list[RegistryError]
+    ) -> RegistryError:
+        """Both schemes failed: the error of the scheme the registry speaks, with both details.
+
+        https decides unless the peer did not speak TLS at all and http got an answer.
+        """
         prefix = call.fail("")
-        detail = "; ".join(
-            f"{s}: {e.message.removeprefix(prefix)}" for s, e in zip(schemes, failures, strict=True)
+        detail = call.fail(
+            "; ".join(
+                f"{s}: {e.message.removeprefix(prefix)}"
+                for s, e in zip(schemes, failures, strict=True)
+            )
         )
-        raise type(failures[0])(call.fail(detail))
+        first, last = failures[0], failures[-1]
+        plain = isinstance(first, RegistryTLSError) and not first.speaks_tls
+        chosen = last if plain and not isinstance(last, RegistryUnreachableError) else first
+        if isinstance(chosen, RegistryServerError):
+            return RegistryServerError(detail, chosen.status)
+        if isinstance(chosen, RegistryTLSError):
+            return RegistryTLSError(detail, chosen.speaks_tls)
+        return type(chosen)(detail)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -498,16 +513,26 @@ class RegistryClient:
                 call.fail(f"proxy {call.proxy} answered HTTP {e.status}")
             ) from None
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as e:
+            reason = _tls_reason(e)
             raise RegistryTLSError(
-                call.fail(f"TLS handshake with {host} failed: {_tls_reason(e)}")
+                call.fail(f"TLS handshake with {host} failed: {reason}"),
+                speaks_tls=reason not in NOT_TLS,
             ) from None
         except aiohttp.ClientConnectorError as e:
             raise RegistryUnreachableError(
                 call.fail(f"cannot connect to {host}: {e.os_error.strerror or e.os_error}")
             ) from None
         except (aiohttp.ClientError, ssl.SSLError, ConnectionError) as e:
+            text = str(e)
+            if (
+                "[SSL" in text
+            ):  # a TLS alert after the handshake (e.g. a client certificate refused)
+                reason = text[text.index("[SSL") :][:200]
+                raise RegistryTLSError(
+                    call.fail(f"TLS session with {host} failed: {reason}")
+                ) from None
             raise RegistryUnreachableError(
-                call.fail(f"connection to {host} failed: {type(e).__name__}")
+                call.fail(f"connection to {host} failed: {type(e).__name__}: {text[:200]}")
             ) from None
 
 

@@ -43,7 +43,15 @@ class RegistryUnreachableError(RegistryError):
 
 
 class RegistryTLSError(RegistryUnreachableError):
-    """The TLS handshake failed (unknown CA, wrong host name, client certificate refused)."""
+    """The TLS handshake failed (unknown CA, wrong host name, client certificate refused).
+
+    `speaks_tls` is False when the peer did not answer TLS at all (a plain http
+    server): then an http answer from the same host is what counts.
+    """
+
+    def __init__(self, message: str, speaks_tls: bool = True) -> None:
+        super().__init__(message)
+        self.speaks_tls = speaks_tls
 
 
 class RegistryServerError(RegistryError):
