@@ -233,3 +233,13 @@ async def test_scans_go_through_the_proxy_secret_proxy(
     listing = await client.list_tags(parse_image(registry.image("app")), proxy=proxy)
     assert sorted(listing.tags) == TAGS
     assert http_proxy.requests >= 2
+
+
+async def test_tags_linked_straight_into_storage_are_served_like_pushed_ones(
+    registry: RegistryServer, client: RegistryClient
+) -> None:
+    tags = [f"1.0.{i}" for i in range(50)]
+    digest = registry.push_tags("bench", tags, via_storage=True)
+    image = parse_image(registry.image("bench"))
+    assert sorted((await client.list_tags(image, page_size=20)).tags) == sorted(tags)
+    assert await client.manifest_digest(image, "1.0.49") == digest
