@@ -79,6 +79,8 @@ MAX_MANIFEST = 4 << 20
 """Largest manifest hashed when HEAD gives no digest (Distribution's own manifest limit)."""
 TOKEN_MARGIN = 10.0
 """Seconds before expiry a cached token stops being used (a request must not race it)."""
+TOKEN_CACHE_SIZE = 4096
+"""Cached tokens above which expired ones are dropped (one per repository and credentials)."""
 USER_AGENT = "fluxbus-image-reflector"
 NOT_TLS = frozenset(
     {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
@@ -340,7 +342,13 @@ class RegistryClient:
             ping = await self._ping(call)
             headers = dict(call.headers)
             headers.update(await self._auth_headers(call, ping))
-            status, resp_headers, body = await self._request(call, method, url, headers, limit)
+            try:
+                status, resp_headers, body = await self._request(call, method, url, headers, limit)
+            except RegistryUnreachableError:
+                self._pings.pop(
+                    call.endpoint, None
+                )  # the next scan pings (and picks a scheme) again
+                raise
             if status != 401 or attempt == 2:
                 return status, resp_headers, body
             self._forget(call, ping)
@@ -425,6 +433,9 @@ class RegistryClient:
             ) from None
         margin = min(TOKEN_MARGIN, grant.lifetime / 10)
         entry = (grant.token, time.monotonic() + grant.lifetime - margin)
+        if len(self._tokens) >= TOKEN_CACHE_SIZE:
+            now = time.monotonic()
+            self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
         self._tokens[key] = entry
         return entry
 
