@@ -5,4 +5,5 @@ pytest_plugins = [
     "fluxbus_common.testing.nats_cluster",
     "fluxbus_kubelite.testing",
     "fluxbus_git.testing.fixtures",
+    "fluxbus_image.testing.fixtures",
 ]
