@@ -13,7 +13,7 @@ from typing import Any
 from fluxbus_cli.up import stack_up
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from tests.e2e.test_gitops_loop import User
+from test_gitops_loop import User
 
 KUSTOMIZATION = """\
 apiVersion: kustomize.config.k8s.io/v1beta1

@@ -118,6 +118,15 @@ def docker_config_secret(name: str, registry: str, username: str, password: str)
     }
 
 
+def basic_auth_secret(name: str, username: str, password: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "stringData": {"username": username, "password": password},
+    }
+
+
 async def apply(bus: Bus, *docs: dict[str, Any]) -> None:
     for doc in docs:
         meta = doc["metadata"]

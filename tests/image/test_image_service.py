@@ -10,10 +10,11 @@ from typing import Any
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from tests.image.image_helpers import (
+from image_helpers import (
     NS,
     apply,
     automation,
+    basic_auth_secret,
     docker_config_secret,
     git_repository,
     image_policy,
@@ -175,7 +176,7 @@ async def test_automation_commits_the_new_tag_and_changes_nothing_else(
     bus_settings: BusSettings,
     registry: Any,
     git_repo: GitRepo,
-    git_http_server: GitHTTPServer,
+    git_http_basic_server: GitHTTPServer,
     tmp_path: Path,
 ):
     image = f"{registry.host}/web"
@@ -187,10 +188,11 @@ async def test_automation_commits_the_new_tag_and_changes_nothing_else(
     start = git_repo.head("main")
     registry.push_tag("web", "1.0.0")
     registry.push_tag("web", "1.1.0")
-    url = git_http_server.url(git_repo)
+    server = git_http_basic_server
     await apply(
         bus,
-        git_repository("fleet", url),
+        basic_auth_secret("git-auth", server.username, server.password),
+        git_repository("fleet", server.url(git_repo), secretRef={"name": "git-auth"}),
         image_repository("web", image, insecure=True),
         image_policy("web", "web", {"semver": {"range": "1.x"}}),
         automation("fleet", "fleet", push={"branch": "main"}),
@@ -234,18 +236,25 @@ async def test_automation_pushes_to_another_branch_with_a_templated_message(
     bus_settings: BusSettings,
     registry: Any,
     git_repo: GitRepo,
-    git_http_server: GitHTTPServer,
+    git_http_basic_server: GitHTTPServer,
     tmp_path: Path,
 ):
     image = f"{registry.host}/web"
     git_repo.commit({"web.yaml": DEPLOYMENT.format(image=image)}, branch="main", message="init")
     main = git_repo.head("main")
     registry.push_tag("web", "1.0.1")
+    # the example of Flux's ImageUpdateAutomation spec ("Message template"), verbatim
     template = (
-        "Automated image update\n\nFiles:\n"
+        "Automated image update\n"
+        "\n"
+        "Automation name: {{ .AutomationObject }}\n"
+        "\n"
+        "Files:\n"
         "{{ range $filename, $_ := .Changed.FileChanges -}}\n"
         "- {{ $filename }}\n"
-        "{{ end -}}\n\nObjects:\n"
+        "{{ end -}}\n"
+        "\n"
+        "Objects:\n"
         "{{ range $resource, $changes := .Changed.Objects -}}\n"
         "- {{ $resource.Kind }} {{ $resource.Name }}\n"
         "  Changes:\n"
@@ -254,9 +263,11 @@ async def test_automation_pushes_to_another_branch_with_a_templated_message(
         "{{ end -}}\n"
         "{{ end -}}\n"
     )
+    server = git_http_basic_server
     await apply(
         bus,
-        git_repository("fleet", git_http_server.url(git_repo)),
+        basic_auth_secret("git-auth", server.username, server.password),
+        git_repository("fleet", server.url(git_repo), secretRef={"name": "git-auth"}),
         image_repository("web", image, insecure=True),
         image_policy("web", "web", {"semver": {"range": "1.x"}}),
         automation(
@@ -277,8 +288,10 @@ async def test_automation_pushes_to_another_branch_with_a_templated_message(
     assert git_repo.head("main") == main  # the checkout branch is untouched
     pushed = git_repo.head("image-updates")
     assert st["lastPushCommit"] == pushed
+    # Go's trim markers eat the blank line before "Objects:" and the last newline
     assert git_repo.log(pushed)[0].message.rstrip("\n") == (
-        "Automated image update\n\nFiles:\n- web.yaml\n\nObjects:\n- Deployment web\n"
-        f"  Changes:\n    - {image}:1.0.0 -> {image}:1.0.1\n"
+        "Automated image update\n\nAutomation name: flux-system/fleet\n\n"
+        "Files:\n- web.yaml\nObjects:\n- Deployment web\n"
+        f"  Changes:\n    - {image}:1.0.0 -> {image}:1.0.1"
     )
     assert NS  # the automation's namespace is the policies' namespace

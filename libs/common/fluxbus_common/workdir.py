@@ -22,8 +22,13 @@ class WorkDirs:
         self.prefix = prefix
 
     async def make(self) -> Path:
-        """Create and return a new private (0700) directory."""
-        return Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=self.prefix, dir=self.root))
+        """Create and return a new private (0700) directory (creating `root` if needed)."""
+        return Path(await asyncio.to_thread(self._make))
+
+    def _make(self) -> str:
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkdtemp(prefix=self.prefix, dir=self.root)
 
     async def remove(self, path: Path) -> None:
         """Remove `path` and everything below it; errors are ignored (a leftover is harmless)."""

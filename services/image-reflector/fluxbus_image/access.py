@@ -102,17 +102,17 @@ async def registry_access(store: ImageStore, repo: ImageRepository) -> RegistryA
     image = parse_repository_image(repo)
     namespace = repo.metadata.namespace
     spec = repo.spec
-    credentials = tls = proxy = None
+    credentials: RegistryCredentials | None = None
+    tls: RegistryTLS | None = None
+    proxy: GitProxy | None = None
     if spec.secret_ref is not None:
-        data = await _secret(store, namespace, spec.secret_ref.name, "spec.secretRef")
-        credentials = _wrap(
-            lambda: credentials_for(image, data, name=f"{namespace}/{spec.secret_ref.name}")
-        )
+        auth_name = spec.secret_ref.name
+        data = await _secret(store, namespace, auth_name, "spec.secretRef")
+        credentials = _wrap(lambda: credentials_for(image, data, name=f"{namespace}/{auth_name}"))
     if spec.cert_secret_ref is not None:
-        cert = await _secret(store, namespace, spec.cert_secret_ref.name, "spec.certSecretRef")
-        tls = _wrap(
-            lambda: RegistryTLS.from_secret(cert, name=f"{namespace}/{spec.cert_secret_ref.name}")
-        )
+        cert_name = spec.cert_secret_ref.name
+        cert = await _secret(store, namespace, cert_name, "spec.certSecretRef")
+        tls = _wrap(lambda: RegistryTLS.from_secret(cert, name=f"{namespace}/{cert_name}"))
     if spec.proxy_secret_ref is not None:
         ref = spec.proxy_secret_ref.name
         proxy_data = await _secret(store, namespace, ref, "spec.proxySecretRef")

@@ -2,7 +2,7 @@
 
 Pure: no I/O.
 
-- `should_scan`: scan when never scanned, on a new reconcile request, a new
+- `should_scan`: scan when never scanned, after a failure, on a new reconcile request, a new
   canonical image name, a changed exclusion list, an empty tag store, or when
   the interval has passed (less than a second left counts as passed);
   otherwise wait for the rest of the interval.
@@ -41,10 +41,17 @@ def should_scan(
     canonical_changed: bool,
     exclusions_changed: bool,
     tags_stored: bool,
+    last_failed: bool = False,
 ) -> ScanDecision:
-    """Decide whether to scan now; `last_scan_age` is None when never scanned."""
+    """Decide whether to scan now; `last_scan_age` is None when never scanned.
+
+    `last_failed`: the object is not Ready (the last scan failed), so the retry
+    the runtime schedules with backoff scans again.
+    """
     if last_scan_age is None:
         return ScanDecision(True, interval, "first scan")
+    if last_failed:
+        return ScanDecision(True, interval, "retrying after a failure")
     if reconcile_requested:
         return ScanDecision(True, interval, "reconcile requested")
     if canonical_changed:

@@ -54,6 +54,11 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _ready(obj: ImageRepository) -> bool:
+    ready = get_condition(obj.status.conditions, ConditionType.READY)
+    return ready is not None and ready.status == "True"
+
+
 @dataclass
 class ScanState:
     """What the ImageRepository steps hand each other during one reconcile."""
@@ -135,6 +140,7 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
             canonical_changed=status.canonical_image_name != state.image.canonical,
             exclusions_changed=status.observed_exclusion_list != spec.effective_exclusion_list,
             tags_stored=bool(stored),
+            last_failed=not _ready(obj),
         )
         state.wait = decision.wait
         if decision.scan:
@@ -170,8 +176,7 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
 
     async def _notify(self, obj: ImageRepository, state: ScanState, message: str) -> None:
         """An event when the tags changed or the object became Ready again (as Flux)."""
-        ready = get_condition(obj.status.conditions, ConditionType.READY)
-        was_ready = ready is not None and ready.status == "True"
+        was_ready = _ready(obj)
         revision = obj.status.last_scan_result.revision if obj.status.last_scan_result else None
         if was_ready and revision == state.previous_revision:
             return

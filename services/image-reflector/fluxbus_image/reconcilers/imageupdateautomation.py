@@ -189,7 +189,10 @@ class ImageUpdateAutomationReconciler(StepReconciler[ImageUpdateAutomation, Auto
         ):
             return Result(ready_message=READY_MESSAGE)
         for attempt in range(1, PUSH_ATTEMPTS + 1):
-            work = await self.workdirs.make()
+            try:
+                work = await self.workdirs.make()
+            except OSError as e:
+                raise GitOperationFailed(f"cannot create a work directory: {e}") from None
             try:
                 pushed = await self._run_once(obj, state, source, work)
             except GitNonFastForwardError as e:
