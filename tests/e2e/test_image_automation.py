@@ -42,6 +42,14 @@ spec:
 """
 
 MANIFESTS = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: git-auth
+stringData:
+  username: {username}
+  password: {password}
+---
 apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
 metadata:
@@ -49,6 +57,8 @@ metadata:
 spec:
   interval: 1h
   url: {url}
+  secretRef:
+    name: git-auth
   ref:
     branch: main
 ---
@@ -114,8 +124,9 @@ def image_of(user: User) -> str | None:
 
 
 async def test_a_pushed_tag_is_committed_to_git_and_deployed(
-    tmp_path: Path, git_repo: GitRepo, git_http_server: GitHTTPServer, registry: Any
+    tmp_path: Path, git_repo: GitRepo, git_http_basic_server: GitHTTPServer, registry: Any
 ):
+    server = git_http_basic_server
     image = f"{registry.host}/web"
     registry.push_tag("web", "1.0.0")
     git_repo.commit(
@@ -137,7 +148,12 @@ async def test_a_pushed_tag_is_committed_to_git_and_deployed(
             "apply",
             "-f",
             "-",
-            input=MANIFESTS.format(url=git_http_server.url(git_repo), image=image),
+            input=MANIFESTS.format(
+                url=server.url(git_repo),
+                image=image,
+                username=server.username,
+                password=server.password,
+            ),
         )
         assert applied.returncode == 0, applied.stderr
         synced = await asyncio.to_thread(

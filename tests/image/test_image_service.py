@@ -7,9 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fluxbus_common.bus import Bus
-from fluxbus_common.settings import BusSettings
-from fluxbus_git.testing import GitHTTPServer, GitRepo
 from image_helpers import (
     NS,
     apply,
@@ -25,6 +22,10 @@ from image_helpers import (
     wait_condition,
     wait_ready,
 )
+
+from fluxbus_common.bus import Bus
+from fluxbus_common.settings import BusSettings
+from fluxbus_git.testing import GitHTTPServer, GitRepo
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
