@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from test_gitops_loop import User
+
 from fluxbus_cli.up import stack_up
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from test_gitops_loop import User
 
 KUSTOMIZATION = """\
 apiVersion: kustomize.config.k8s.io/v1beta1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from fluxbus_common import logconfig
+from fluxbus_common.logconfig import configure
 from fluxbus_image import app
 from fluxbus_image.settings import ImageSettings
 
@@ -17,7 +17,7 @@ def main() -> None:
     except ValueError as e:
         print(f"fluxbus-image-reflector: {e}", file=sys.stderr)
         sys.exit(2)
-    logconfig.configure(settings.log_level)
+    configure(settings.log_level)
     asyncio.run(app.run(settings=settings))
 
 

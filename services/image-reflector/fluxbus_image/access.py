@@ -20,9 +20,9 @@ from fluxbus_image.logic.credentials import (
     proxy_from_secret,
 )
 from fluxbus_image.logic.errors import CredentialsError
+from fluxbus_image.logic.listing import TagListing
 from fluxbus_image.logic.reference import ImageName, parse_image
 from fluxbus_image.ports import ImageStore, RegistryPort
-from fluxbus_image.logic.listing import TagListing
 
 
 def parse_repository_image(repo: ImageRepository) -> ImageName:
