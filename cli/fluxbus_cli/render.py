@@ -221,6 +221,44 @@ def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
     return len(keys)
 
 
+IMAGE_HEADERS: dict[str, tuple[str, ...]] = {
+    "ImageRepository": ("NAME", "LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE", "AGE"),
+    "ImagePolicy": ("NAME", "LATEST IMAGE", "READY", "MESSAGE", "AGE"),
+    "ImageUpdateAutomation": (
+        "NAME",
+        "LAST RUN",
+        "LAST PUSH",
+        "SUSPENDED",
+        "READY",
+        "MESSAGE",
+        "AGE",
+    ),
+}
+"""`flux get images repository|policy|update`'s columns (plus the tag count, the last
+pushed commit and AGE)."""
+
+
+def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """The row of an image kind under `IMAGE_HEADERS[kind]`."""
+    name, ready, message, _revision, suspended, created = toolkit_row(doc, now)
+    status = doc.get("status") or {}
+    if kind == "ImageRepository":
+        scan = status.get("lastScanResult") or {}
+        tags = str(scan["tagCount"]) if "tagCount" in scan else "-"
+        return [name, str(scan.get("scanTime") or "-"), tags, suspended, ready, message, created]
+    if kind == "ImagePolicy":
+        latest = status.get("latestRef") or {}
+        image = "-"
+        if latest.get("name"):
+            image = f"{latest['name']}:{latest.get('tag', '')}"
+            if latest.get("digest"):
+                image += f"@{latest['digest']}"
+        return [name, image, ready, message, created]
+    push = str(status.get("lastPushCommit") or "")[:7] or "-"
+    last_run = str(status.get("lastAutomationRunTime") or "-")
+    return [name, last_run, push, suspended, ready, message, created]
+
+
 def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
     """NAME TYPE DATA AGE of a Secret; never a value."""
     meta = doc.get("metadata") or {}

@@ -29,6 +29,7 @@ from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_common.testing.ledger import Ledger
 from fluxbus_common.testing.nats_cluster import NatsCluster
 from fluxbus_common.testing.plugin import wait_for
+from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
 from fluxbus_git.testing import GitHTTPServer, GitRepo
 from fluxbus_kustomize.cluster import Cluster
@@ -36,7 +37,6 @@ from fluxbus_kustomize.reconcilers import KustomizationReconciler
 from fluxbus_kustomize.reconcilers.kustomization import KustomizeState
 from fluxbus_kustomize.settings import KustomizeSettings
 from fluxbus_source.reconcilers import GitRepositoryReconciler
-from fluxbus_source.workdir import WorkDirs
 
 COUNT = 12
 """Kustomizations in the rollout: enough for both shards to hold several."""

@@ -12,9 +12,9 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.testing.plugin import running_runtime
+from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
 from fluxbus_source.reconcilers import GitRepositoryReconciler
-from fluxbus_source.workdir import WorkDirs
 
 SETTINGS = RuntimeSettings(
     workers=2,

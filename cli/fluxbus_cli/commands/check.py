@@ -22,7 +22,6 @@ BUCKETS = (
     subjects.OBJECTS_BUCKET,
     subjects.STATUS_BUCKET,
     subjects.SECRETS_BUCKET,
-    subjects.IMAGE_TAGS_BUCKET,
     subjects.LEASES_BUCKET,
 )
 

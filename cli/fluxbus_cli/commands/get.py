@@ -25,6 +25,8 @@ def _headers(info: KindInfo, all_namespaces: bool) -> list[str]:
         headers = list(render.SECRET_HEADERS)
     elif info.kind == "ConfigMap":
         headers = list(render.CONFIGMAP_HEADERS)
+    elif info.kind in render.IMAGE_HEADERS:
+        headers = list(render.IMAGE_HEADERS[info.kind])
     elif info.kind in render.NOTIFICATION_HEADERS:
         headers = list(render.NOTIFICATION_HEADERS[info.kind])
     else:
@@ -37,6 +39,8 @@ def _row(info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str)
         row = render.secret_row(doc)
     elif info.kind == "ConfigMap":
         row = render.configmap_row(doc)
+    elif info.kind in render.IMAGE_HEADERS:
+        row = render.image_row(info.kind, doc)
     elif info.kind in render.NOTIFICATION_HEADERS:
         row = render.notification_row(doc)
     else:

@@ -35,6 +35,15 @@ def _outcome(info: KindInfo, status: dict[str, Any]) -> tuple[bool, str]:
         return True, f"applied revision {revision}"
     if info.kind == "GitRepository" and revision:
         return True, f"fetched revision {revision}"
+    if info.kind == "ImageRepository":
+        count = (status.get("lastScanResult") or {}).get("tagCount", 0)
+        return True, f"scan fetched {count} tags"
+    if info.kind == "ImagePolicy":
+        return True, str(ready.get("message") or "policy evaluated")
+    if info.kind == "ImageUpdateAutomation":
+        commit = str(status.get("lastPushCommit") or "")
+        suffix = f" (last push commit '{commit[:7]}')" if commit else ""
+        return True, f"{ready.get('message') or 'repository up-to-date'}{suffix}"
     return True, f"{info.kind} reconciliation completed"
 
 

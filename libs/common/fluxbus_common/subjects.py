@@ -13,8 +13,6 @@ SECRETS_BUCKET = "fluxbus-secrets"
 """KV bucket of Secrets and ConfigMaps, keyed by `secret_key()`."""
 LEASES_BUCKET = "fluxbus-leases"
 """KV bucket with a TTL, keyed by `lease_key()` and `members_key()`."""
-IMAGE_TAGS_BUCKET = "fluxbus-image-tags"
-"""KV bucket of scanned tag lists, keyed like objects (imagerepository.<ns>.<name>)."""
 NOTIFIER_BUCKET = "fluxbus-notifier"
 """KV bucket of the notifier's shared delivery state: per-Provider delivery
 health (`object_key()` of the Provider) and per-Alert on-change memory
@@ -23,7 +21,9 @@ NOTIFIER_DEDUP_BUCKET = "fluxbus-notifier-dedup"
 """KV bucket whose entries live for the notifier's dedup window, keyed
 `dedup.<hash of object, reason, message, revision>`; created by the notifier."""
 ARTIFACTS_STORE = "fluxbus-artifacts"
-"""Object store of source artifacts, named by `artifact_name()`."""
+"""Object store of source artifacts, named by `artifact_name()`, and of scanned image
+tag lists, named by `image_tags_name()` (a list of 10 000 tags is larger than one
+NATS message may be; the object store chunks it)."""
 
 EVENTS_STREAM = "FLUXBUS_EVENTS"
 EVENTS_PREFIX = "fluxbus.events"
@@ -79,6 +79,11 @@ def artifact_prefix(kind: str, namespace: str, name: str) -> str:
 def event_subject(kind: str, namespace: str, name: str) -> str:
     """Return the subject an event about an object is published on."""
     return f"{EVENTS_PREFIX}.{kind.lower()}.{namespace}.{name}"
+
+
+def image_tags_name(namespace: str, name: str) -> str:
+    """Return the object-store name of an ImageRepository's scanned tag list."""
+    return f"imagerepository/{namespace}/{name}/tags.json"
 
 
 def lease_key(service: str, kind: str, shard: int) -> str:

@@ -252,7 +252,8 @@ def translate_http(exc: BaseException, url: str, auth: GitAuth | None) -> GitErr
         return GitUnreachableError(f"unable to reach '{url}': {_redact(text, auth)}")
     msg = str(exc)
     if "unexpected http resp 403" in msg:
-        return GitAuthError(f"'{url}' refused access (HTTP 403): check the credentials in {label}")
+        where = label or "a secret referenced by spec.secretRef (none is set)"
+        return GitAuthError(f"'{url}' refused access (HTTP 403): check the credentials in {where}")
     return GitError(f"git operation on '{url}' failed: {_redact(msg, auth)}")
 
 

@@ -1,12 +1,24 @@
-"""Entry point of the image-reflector service (not implemented yet: a later issue fills it)."""
+"""`fluxbus-image-reflector`: settings → logging → asyncio.run(app.run())."""
 
+from __future__ import annotations
+
+import asyncio
 import sys
+
+from fluxbus_common.logconfig import configure
+from fluxbus_image import app
+from fluxbus_image.settings import ImageSettings
 
 
 def main() -> None:
-    """Say that the service is not written yet and exit 1."""
-    print("fluxbus-image-reflector: not implemented", file=sys.stderr)
-    sys.exit(1)
+    """Run the image-reflector service until SIGTERM/SIGINT (log level from FLUXBUS_LOG_LEVEL)."""
+    try:
+        settings = ImageSettings.from_env()
+    except ValueError as e:
+        print(f"fluxbus-image-reflector: {e}", file=sys.stderr)
+        sys.exit(2)
+    configure(settings.log_level)
+    asyncio.run(app.run(settings=settings))
 
 
 if __name__ == "__main__":

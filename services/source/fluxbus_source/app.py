@@ -17,10 +17,10 @@ from fluxbus_common.reconcile import Reconciler
 from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
+from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
 from fluxbus_source.reconcilers import GitRepositoryReconciler
 from fluxbus_source.settings import SourceSettings
-from fluxbus_source.workdir import WorkDirs
 
 SERVICE = "source"
 CONTROLLER = "source-controller"

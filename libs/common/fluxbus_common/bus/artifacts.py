@@ -73,6 +73,34 @@ class Artifacts(Connection):
             _discard(dest)
             raise
 
+    async def put_blob(self, name: str, data: bytes) -> None:
+        """Store a small document (e.g. an image tag list) under `name`, replacing it.
+
+        The object store chunks it, so it may exceed NATS' 1 MB message limit.
+        """
+        try:
+            await self._artifacts.put(name, data)
+        except nats.errors.Error as err:
+            raise BusError(f"store {name}: {err}") from err
+
+    async def get_blob(self, name: str) -> bytes | None:
+        """Return a document stored with `put_blob`, or None when there is none.
+
+        Bounded like every request (a server that stops answering is a BusError).
+        """
+        try:
+            async with asyncio.timeout(max(1.0, self._request_timeout * 4)):
+                result = await self._artifacts.get(name)
+        except (jserrors.ObjectNotFoundError, jserrors.ObjectDeletedError, jserrors.NotFoundError):
+            return None
+        except TimeoutError as err:
+            raise BusError(f"fetch {name}: timed out") from err
+        except nats.errors.Error as err:
+            raise BusError(f"fetch {name}: {err}") from err
+        if result.info.deleted:
+            return None
+        return bytes(result.data or b"")
+
     async def artifact_size(self, name: str) -> int | None:
         """Return the stored size of an artifact, or None when it does not exist."""
         try:

@@ -143,7 +143,6 @@ class Connection:
                 subjects.OBJECTS_BUCKET,
                 subjects.STATUS_BUCKET,
                 subjects.SECRETS_BUCKET,
-                subjects.IMAGE_TAGS_BUCKET,
             ):
                 self._kv[bucket] = await self._js.create_key_value(
                     bucket=bucket, history=KV_HISTORY, replicas=replicas

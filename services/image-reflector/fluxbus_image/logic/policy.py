@@ -200,3 +200,28 @@ def latest_tag(
         assert choice.numerical is not None  # the model requires exactly one
         picked = latest_numerical(candidates, choice.numerical.order)
     return originals[picked] if originals is not None else picked
+
+
+def validate_policy(choice: ImagePolicyChoice, filter_spec: TagFilter | None = None) -> None:
+    """Check what does not depend on the tags: the semver range, the order, the pattern.
+
+    Raises PolicyError naming what is invalid (Flux stalls such a policy:
+    reason InvalidPolicy), so it is not retried until the spec changes.
+    """
+    if choice.semver is not None:
+        try:
+            parse_constraints(choice.semver.range)
+        except SemverError as e:
+            raise PolicyError(f"invalid policy: spec.policy.semver.range: {e}") from None
+    elif choice.alphabetical is not None:
+        _order(choice.alphabetical.order)
+    elif choice.numerical is not None:
+        _order(choice.numerical.order)
+    if filter_spec is not None:
+        try:
+            re.compile(filter_spec.pattern or "")
+        except re.error as e:
+            raise PolicyError(
+                f"invalid policy: spec.filterTags.pattern: invalid regular expression "
+                f"'{filter_spec.pattern}': {e}"
+            ) from None

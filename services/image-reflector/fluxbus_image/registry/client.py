@@ -75,6 +75,8 @@ MAX_PAGES = 100_000
 """Pages followed at most (a registry sending ever-new links with empty pages)."""
 MAX_BODY = 64 << 20
 """Largest response body read (a million tags of ~60 characters)."""
+CHUNK = 64 * 1024
+"""Bytes read from a response body at a time."""
 MAX_MANIFEST = 4 << 20
 """Largest manifest hashed when HEAD gives no digest (Distribution's own manifest limit)."""
 TOKEN_MARGIN = 10.0
@@ -511,9 +513,18 @@ class RegistryClient:
             ) as resp:
                 body = b""
                 if limit:
-                    body = await resp.content.read(limit + 1)
-                    if len(body) > limit:
-                        raise RegistryServerError(call.fail(f"{host} sent more than {limit} bytes"))
+                    # content.read(n) returns what has arrived so far, not n bytes: a large
+                    # tag list comes in several chunks, read to the end (bounded).
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in resp.content.iter_chunked(CHUNK):
+                        size += len(chunk)
+                        if size > limit:
+                            raise RegistryServerError(
+                                call.fail(f"{host} sent more than {limit} bytes")
+                            )
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
                 return resp.status, resp.headers, body
         except aiohttp.ClientProxyConnectionError as e:
             raise RegistryUnreachableError(

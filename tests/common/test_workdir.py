@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fluxbus_source.workdir import WorkDirs
+from fluxbus_common.workdir import WorkDirs
 
 
 async def test_a_work_directory_is_made_empty_and_private_under_its_root(tmp_path: Path) -> None:
