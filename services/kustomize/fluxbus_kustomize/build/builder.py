@@ -180,7 +180,9 @@ class Builder:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         # the render is shared between builds: work on a copy
         documents = [(text, copy.deepcopy(obj)) for text, obj in render.documents]
-        objects, post_processed = post_process(documents, spec, variables, strict)
+        objects, post_processed = post_process(
+            documents, spec, variables, strict, self.limits.max_output_bytes
+        )
         self.cache.put(key, ckey, objects if post_processed else None)
         return objects
 

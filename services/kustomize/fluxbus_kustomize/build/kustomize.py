@@ -42,7 +42,11 @@ from fluxbus_kustomize.logic.generate import (
 )
 from fluxbus_kustomize.logic.manifests import load, split_documents
 from fluxbus_kustomize.logic.sandbox import resolve
-from fluxbus_kustomize.logic.substitute import SubstitutionError, substitute_documents
+from fluxbus_kustomize.logic.substitute import (
+    MAX_OUTPUT,
+    SubstitutionError,
+    substitute_documents,
+)
 
 
 def find_kubectl() -> str:
@@ -151,17 +155,19 @@ def post_process(
     spec: BuildSpec,
     variables: Mapping[str, str],
     strict: bool,
+    max_size: int = MAX_OUTPUT,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Apply post-build substitution (when `spec.postBuild` is set and there are
-    variables) and `commonMetadata` to the documents (owned by the caller). Returns the
-    objects and whether anything was applied. Raises PostBuildError."""
+    variables) and `commonMetadata` to the documents (owned by the caller); substitution
+    may produce `max_size` characters in all. Returns the objects and whether anything
+    was applied. Raises PostBuildError."""
     objects = [obj for _, obj in documents]
     post_processed = bool(
         (spec.post_build and variables) or spec.common_labels or spec.common_annotations
     )
     if spec.post_build and variables:
         try:
-            objects = substitute_documents(documents, variables, strict=strict)
+            objects = substitute_documents(documents, variables, strict=strict, max_size=max_size)
         except SubstitutionError as e:
             raise PostBuildError(str(e)) from None
     objects = apply_common_metadata(objects, spec.common_labels, spec.common_annotations)
