@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from fluxbus_common import safeyaml
+from fluxbus_common.api import InvalidObject, load_documents
 from fluxbus_common.safeyaml import YamlLimitError, YamlLimits
 
 LAUGHS = "\n".join(
@@ -91,3 +92,8 @@ def test_text_that_does_not_parse_is_a_plain_yaml_error() -> None:
     with pytest.raises(yaml.YAMLError) as info:
         safeyaml.load("a: [1, 2\n")
     assert not isinstance(info.value, YamlLimitError)
+
+
+def test_fluxbus_apply_refuses_a_bomb_naming_the_file_and_the_limit() -> None:
+    with pytest.raises(InvalidObject, match=r"^bomb\.yaml: document 1: .*alias expansion limit"):
+        load_documents(LAUGHS, "bomb.yaml")
