@@ -131,8 +131,7 @@ def build_rules(
     rules: list[str] = []
     for domain, text in sourceignores:
         where = f"{domain.strip('/')}/{IGNORE_FILE}" if domain.strip("/") else IGNORE_FILE
-        patterns = _bounded_patterns(where, text, len(rules))
-        rules.extend(scope_pattern(p, domain) for p in patterns)
+        rules.extend(scope_pattern(p, domain) for p in _bounded_patterns(where, text, len(rules)))
     if spec_ignore is not None:
         rules.extend(_bounded_patterns("spec.ignore", spec_ignore, len(rules)))
     if rules:
