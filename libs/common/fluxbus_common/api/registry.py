@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from fluxbus_common import safeyaml
 from fluxbus_common.api.core import ConfigMap, Secret
 from fluxbus_common.api.image import (
     IMAGE_GROUP,
@@ -331,6 +332,7 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
 def _iter_yaml(text: str, source: str) -> Iterator[tuple[int, Any]]:
     number = 0
     try:
+        safeyaml.check(text)  # an alias bomb is refused before it is expanded
         for doc in yaml.load_all(text, Loader=_LOADER):
             number += 1
             yield number, doc
