@@ -36,10 +36,8 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,7 @@ from typing import Any
 import aiohttp
 import yaml
 from kustomize_bench import cpu_seconds, start_kubelite
+from notifier_report import report
 
 from fluxbus_common import subjects
 from fluxbus_common.api.kustomize import Kustomization
@@ -70,27 +69,16 @@ RECEIVER_TOKEN = "bench-receiver-token-0123456789"
 BIN = Path(sys.executable).parent
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
-
-
-def ms(v: float) -> str:
-    return f"{v * 1000:.1f}"
-
-
-def dist(values: list[float]) -> str:
-    """`p50 / p99 / max` in ms."""
-    return f"{ms(statistics.median(values))} / {ms(pct(values, 0.99))} / {ms(max(values))}"
-
-
 # -- processes ---------------------------------------------------------------
 
 
 class Services:
     """Service processes started with the bench's environment, stopped with SIGTERM."""
 
-    def __init__(self, nats_url: str, profile_dir: Path | None, scenario: str) -> None:
+    def __init__(
+        self, nats_url: str, profile_dir: Path | None, scenario: str, log_dir: Path
+    ) -> None:
+        self.log_dir = log_dir
         self.env = {
             **os.environ,
             "FLUXBUS_NATS_URL": nats_url,
@@ -100,15 +88,33 @@ class Services:
         self.profile_dir = profile_dir
         self.scenario = scenario
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
 
-    def start(self, name: str, module: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, module: str, **env: str) -> None:
+        """Start `fluxbus-<name>`; its JSON log lines (warning and above) go to a file."""
         command = [str(BIN / f"fluxbus-{name}")]
         if self.profile_dir is not None:
             out = self.profile_dir / f"{name}-{self.scenario}.prof"
             command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", module]
-        proc = subprocess.Popen(command, env={**self.env, **env}, stdout=subprocess.DEVNULL)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.logs[name] = self.log_dir / f"{name}.log"
+        with self.logs[name].open("wb") as log:
+            proc = subprocess.Popen(command, env={**self.env, **env}, stdout=log, stderr=log)
         self.procs[name] = proc
-        return proc
+
+    def problems(self) -> list[str]:
+        """`<service>: <event>` of every warning or error the services logged."""
+        out = []
+        for name, path in self.logs.items():
+            for line in path.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(line)
+                    if isinstance(doc, dict) and doc.get("level") in ("warning", "error"):
+                        out.append(f"{name}: {doc.get('event')}")
+                        continue
+                if line.strip() and not line.startswith("{"):
+                    out.append(f"{name}: {line.strip()[:120]}")
+        return out
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each service process."""
@@ -266,7 +272,7 @@ async def warm_up(recorder: EventRecorder, obj: Kustomization, hooks: list[Endpo
 async def latency(tmp: Path, events: int, profile: Path | None) -> dict[str, Any]:
     async with nats_and_bus(tmp / "s1") as (nats, bus), Endpoint() as hook:
         await store(bus, provider("hook", "generic", hook.url_for("/hook")), alert("all", "hook"))
-        services = Services(nats.url, profile, "latency")
+        services = Services(nats.url, profile, "latency", tmp / "s1" / "logs")
         await start_notifier(bus, services)
         try:
             recorder = EventRecorder(bus, "kustomize-controller", "bench")
@@ -287,7 +293,12 @@ async def latency(tmp: Path, events: int, profile: Path | None) -> dict[str, Any
             cpu = services.cpu()["notifier"] - cpu0
         finally:
             services.stop()
-    return {"total": total, "publish": publish, "cpu_per_event": cpu / events}
+    return {
+        "total": total,
+        "publish": publish,
+        "cpu_per_event": cpu / events,
+        "problems": services.problems(),
+    }
 
 
 # -- scenario 2: throughput --------------------------------------------------
@@ -318,7 +329,7 @@ async def throughput(
             provider("slack", "slack", slack.url_for("/services/T000/B000/XXXX")),
             *(alert(f"to-{name}", name) for name in hooks),
         )
-        services = Services(nats.url, profile, f"throughput-{label}")
+        services = Services(nats.url, profile, f"throughput-{label}", tmp / f"s2-{label}" / "logs")
         await start_notifier(bus, services)
         try:
             recorder = EventRecorder(bus, "kustomize-controller", "bench")
@@ -364,6 +375,7 @@ async def throughput(
         "overall_per_s": len(emitted) / (drained - start),
         "latency": [last[i] - t for i, t in emitted.items()],
         "cpu_per_event": cpu / len(emitted),
+        "problems": services.problems(),
     }
 
 
@@ -482,7 +494,7 @@ async def push_to_apply(tmp: Path, pushes: int, profile: Path | None) -> dict[st
         async with nats_and_bus(root) as (nats, bus):
             for doc in flux_objects(server.url(repo)):
                 await store(bus, doc)
-            services = Services(nats.url, profile, "push")
+            services = Services(nats.url, profile, "push", root / "logs")
             services.start("source", "fluxbus_source")
             services.start("kustomize", "fluxbus_kustomize", KUBECONFIG=str(kubeconfig))
             await start_notifier(bus, services, f"127.0.0.1:{receiver_port}")
@@ -555,119 +567,11 @@ async def push_to_apply(tmp: Path, pushes: int, profile: Path | None) -> dict[st
         server.stop()
         kube.terminate()
         kube.wait(timeout=20)
-    return {"samples": samples, "cpu_per_push": {k: v / pushes for k, v in cpu.items()}}
-
-
-# -- report ------------------------------------------------------------------
-
-
-def pacing(rate: float | None) -> str:
-    return "as fast as possible" if rate is None else f"paced at {rate:g}/s"
-
-
-def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
-    cores = len(os.sched_getaffinity(0))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = [
-        "# notifier benchmark",
-        "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {cores} cores, load average at the end {load} "
-        "(the machine is shared with other engineers' test runs). Every service is its own "
-        "process (`nats-server`, `fluxbus-notifier`, and for 3. `fluxbus-source`, "
-        "`fluxbus-kustomize`, `fluxbus-kubelite`); stand-in endpoints, the Git server and the "
-        "publisher live in the bench process.",
-        "",
-        "`.venv/bin/python bench/notifier_bench.py "
-        f"--events {args.events} --seconds {args.seconds:g} --pushes {args.pushes}`",
-        "",
-    ]
-    if "latency" in results:
-        r = results["latency"]
-        lines += [
-            "## 1. Event published -> webhook received (goal p50 <= 20 ms)",
-            "",
-            "| events | published -> received p50 / p99 / max ms | of which publish (JetStream ack) "
-            "p50 / p99 / max ms | notifier CPU ms per event |",
-            "|---|---|---|---|",
-            f"| {len(r['total'])} | {dist(r['total'])} | {dist(r['publish'])} "
-            f"| {ms(r['cpu_per_event'])} |",
-            "",
-            "One event at a time about one Kustomization, through `EventRecorder.record` (what "
-            "every service calls), to one `generic` Provider on a local aiohttp endpoint. The "
-            "clock starts before `record` and stops when the endpoint has the whole request "
-            "body (both clocks in this process). The path: JetStream publish and ack, the "
-            "notifier's durable pull consumer, Alert matching, the dedup claim (a KV "
-            "create), the Provider's Secret lookup, the HTTP POST, the ack.",
-            "",
-        ]
-    if "throughput" in results:
-        lines += [
-            "## 2. Sustained delivery to three Providers at once",
-            "",
-            "| objects | publishing | published events/s | events/s delivered to all three "
-            "(requests/s) | backlog when publishing stopped | drain s | events/s overall "
-            "| published -> at all three p50 / p99 / max ms | notifier CPU ms per event |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in results["throughput"]:
-            lines.append(
-                f"| {r['objects']} | {pacing(r['rate'])} "
-                f"| {r['published_per_s']:.0f} | {r['delivered_per_s']:.0f} "
-                f"({3 * r['delivered_per_s']:.0f}) | {r['backlog']} events | {r['drain_s']:.1f} "
-                f"| {r['overall_per_s']:.0f} | {dist(r['latency'])} | {ms(r['cpu_per_event'])} |"
-            )
-        lines += [
-            "",
-            f"This process publishes events (each with a distinct revision, so dedup drops "
-            f"none) as fast as it can for {args.seconds:g} s, round-robin over N "
-            "Kustomizations (and once paced at a steady rate below capacity); three Alerts send each event to a `generic`, a `generic-hmac` "
-            "(Secret token) and a `slack` (incoming webhook) Provider, each a separate local "
-            "endpoint. *Delivered* counts the events the slowest endpoint had when publishing "
-            "stopped; *backlog* is what was published and not yet delivered everywhere; "
-            "*overall* = all events / (publishing + drain). After the drain every endpoint "
-            "holds every event id exactly once, and every `X-Signature` verifies. Events of "
-            "one object are delivered in order, one after another (by design), so with N = 1 "
-            "the notifier works serially; with more objects it works on up to 64 events at "
-            "once.",
-            "",
-        ]
-    if "push" in results:
-        r = results["push"]
-        s = r["samples"]
-        cpu = ", ".join(f"{k} {ms(v)}" for k, v in r["cpu_per_push"].items())
-        n = len(s["applied"])
-        lines += [
-            "## 3. git push -> objects applied, through a GitHub Receiver (goal p50 <= 1 s, "
-            "p99 <= 3 s)",
-            "",
-            "| pushes | from the push | p50 / p99 / max ms |",
-            "|---|---|---|",
-            f"| {n} | `git push` itself (not counted below) | {dist(s['push'])} |",
-            f"| {n} | webhook answered (200) | {dist(s['webhook'])} |",
-            f"| {n} | new revision in the GitRepository's artifact | {dist(s['artifact'])} |",
-            f"| {n} | **ConfigMap shows the new value (applied)** | **{dist(s['applied'])}** |",
-            "",
-            f"CPU ms per push: {cpu}.",
-            "",
-            "Each push changes a ConfigMap's value in the repository (real `git push` over "
-            "smart HTTP to `git http-backend`), then sends what GitHub sends: a `push` event "
-            "signed with `X-Hub-Signature-256` to the Receiver's `status.webhookPath`. The "
-            "Receiver lists only the GitRepository (as Flux's docs do); the Kustomization follows "
-            "the source's new artifact. Both intervals are 1 h, so only the webhook can make "
-            "the change happen. Times are from the moment `git push` returned (when a Git host "
-            "sends its webhook); *applied* is when a Kubernetes watch on kubelite saw the "
-            "ConfigMap with the new value (the last value is read back with a GET).",
-            "",
-            "Flux's default without a Receiver: the GitRepository polls every minute "
-            "(`interval: 1m`), so a push waits for the next poll — uniformly 0–60 s, ~30 s "
-            "on average, ~59 s at p99 — before the fetch and the apply even start. Through "
-            "the Receiver, fluxbus applies a push in the p50 above, roughly "
-            f"{30 / max(statistics.median(s['applied']), 1e-3):.0f}x sooner than Flux's "
-            "average poll wait alone.",
-            "",
-        ]
-    return "\n".join(lines)
+    return {
+        "samples": samples,
+        "cpu_per_push": {k: v / pushes for k, v in cpu.items()},
+        "problems": services.problems(),
+    }
 
 
 async def main_async(args: argparse.Namespace) -> str:
