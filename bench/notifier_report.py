@@ -83,7 +83,11 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
         "publisher live in the bench process.",
         "",
         "`.venv/bin/python bench/notifier_bench.py "
-        f"--events {args.events} --seconds {args.seconds:g} --pushes {args.pushes}`",
+        f"--events {args.events} --seconds {args.seconds:g} --objects {args.objects} "
+        f"--rate {args.rate:g} --pushes {args.pushes}"
+        + (f" --only {args.only}" if args.only != "1,2,3" else "")
+        + (" --profile DIR" if args.profile else "")
+        + "`",
         "",
     ]
     if "latency" in results:
