@@ -486,12 +486,15 @@ def substitute_documents(
     variables: Mapping[str, str],
     *,
     strict: bool = True,
+    always: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the objects of `(yaml_text, parsed_object)` pairs after substitution.
 
-    The same rules as `substitute_objects`, applied to each object's own YAML text.
+    The same rules as `substitute_objects`, applied to each object's own YAML
+    text; with `always` (Flux's `substituteStrategy: Always`) even when there are
+    no variables, so defaults such as `${var:=d}` apply.
     """
-    if not variables:
+    if not variables and not always:
         return [obj for _, obj in documents]
     validate_variable_names(variables)
     return [substitute_document(text, obj, variables, strict=strict) for text, obj in documents]
