@@ -118,9 +118,7 @@ async def test_a_failed_apply_is_reconciliation_failed_and_keeps_the_previous_in
         key = await env.apply(kustomization("app"))
         before = (await env.ready(key, rev1))["inventory"]
         # stage 1 (the Namespace) applies, stage 3 fails: its namespace does not exist
-        await env.publish(
-            {"a.yaml": manifests(namespace("fresh"), configmap("b", "missing-ns"))}
-        )
+        await env.publish({"a.yaml": manifests(namespace("fresh"), configmap("b", "missing-ns"))})
         status = await env.failing(key, "ReconciliationFailed")
         assert "ConfigMap/missing-ns/b dry-run failed" in condition(status)["message"]
         assert status["inventory"] == before

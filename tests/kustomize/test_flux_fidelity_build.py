@@ -83,6 +83,9 @@ async def test_a_missing_substitute_from_source_says_where_it_was_looked_for(
         assert "nor in the fluxbus store" in message
 
 
+OPTIONAL = {"kind": "ConfigMap", "name": "absent", "optional": True}
+
+
 @pytest.mark.parametrize(
     ("post_build", "expected"),
     [
@@ -92,19 +95,19 @@ async def test_a_missing_substitute_from_source_says_where_it_was_looked_for(
             id="always-without-variables-applies-defaults",
         ),
         pytest.param(
-            {"substituteStrategy": "Always", "substituteFrom": [{"kind": "ConfigMap", "name": "x", "optional": True}]},  # noqa: E501
+            {"substituteStrategy": "Always", "substituteFrom": [OPTIONAL]},
             {"color": "blue", "shape": "square"},
             id="always-with-an-absent-optional-source",
         ),
         pytest.param(
-            {"substituteFrom": [{"kind": "ConfigMap", "name": "x", "optional": True}]},
+            {"substituteFrom": [OPTIONAL]},
             {"color": "${color:=blue}", "shape": "${shape:=square}"},
             id="with-variables-and-none-defined-skips-substitution",
         ),
         pytest.param(
             {
                 "substitute": {"enabled": "true"},
-                "substituteFrom": [{"kind": "ConfigMap", "name": "x", "optional": True}],
+                "substituteFrom": [OPTIONAL],
             },
             {"color": "blue", "shape": "square"},
             id="an-absent-optional-source-counts-as-empty",

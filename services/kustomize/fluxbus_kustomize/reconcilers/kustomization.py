@@ -9,19 +9,25 @@ Steps, in order, each returning or raising a typed error:
    current generation (and, sharing our source, at the source's revision), or
    as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
    turning Ready requeues at once.
-3. `reconcile_build`: `substituteFrom` values from the store, then the render
-   (`build.Builder`); a render for the same (artifact digest, spec,
-   substitution inputs) is taken from the cache without fetching the artifact.
-4. `reconcile_apply`: toolkit kinds found in the output go into the fluxbus
-   store (`store_apply`), everything else to the cluster (`ClusterPort`:
-   staged server-side apply with dry-run), without the fields named by
-   `driftIgnoreRules` (`logic.drift`). The inventory is recorded.
+3. `reconcile_build`: `substituteFrom` values from the cluster, else the
+   store (`variables`), then the render (`build.Builder`); a render for the
+   same (artifact digest, spec, substitution inputs) is taken from the cache
+   without fetching the artifact.
+4. `reconcile_apply`: Flux kinds fluxbus does not serve yet stop it before
+   anything is applied (`not_served`); toolkit kinds found in the output go
+   into the fluxbus store (`store_apply`), everything else to the cluster
+   (`ClusterPort`: staged server-side apply with dry-run), with the drift
+   ignore rules of `spec.ignore` / `spec.driftIgnoreRules` (`logic.drift`).
+   The inventory is recorded only when the whole apply succeeded; a failure
+   is Flux's `ReconciliationFailed`.
 5. `reconcile_prune`: with `prune: true`, delete what left the inventory
-   (never reached when build or apply failed; `prune: disabled` respected).
+   (`prune`; never reached when build or apply failed; `prune: disabled` and
+   `ssa: Ignore` respected).
 6. `reconcile_health`: `wait: true` (every applied object) or `healthChecks`,
    judged by kstatus or `healthCheckExprs`, watch-driven (`health_wait`),
    bounded by `spec.timeout`, cancelled when a newer revision or generation
-   arrives.
+   arrives. `Ready=Unknown` / `Progressing` is published while it runs, and
+   when a new revision starts.
 7. `reconcile_status`: lastAppliedRevision, history, and one event listing
    what changed (none when nothing did).
 
