@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fluxbus_common import safeyaml
+from fluxbus_common.api.compat import not_served, not_served_message
 from fluxbus_common.api.core import ConfigMap, Secret
 from fluxbus_common.api.image import (
     IMAGE_GROUP,
@@ -198,7 +199,10 @@ def kind_for(api_version: str, kind: str) -> KindInfo:
     """
     info = _BY_API.get((api_version, kind))
     if info is None:
-        raise UnknownKind(f"unknown apiVersion/kind: {api_version} {kind}")
+        hint = (
+            f" ({not_served_message(kind, api_version)})" if not_served(api_version, kind) else ""
+        )
+        raise UnknownKind(f"unknown apiVersion/kind: {api_version} {kind}{hint}")
     return info
 
 

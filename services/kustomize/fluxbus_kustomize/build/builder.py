@@ -27,6 +27,7 @@ from typing import Any
 from fluxbus_common.artifact import ArtifactLimits
 from fluxbus_common.safeyaml import DEFAULT_LIMITS, YamlLimits
 from fluxbus_kustomize.build.cache import Render, RenderCache, content_key, render_inputs
+from fluxbus_kustomize.build.errors import PostBuildError
 from fluxbus_kustomize.build.kustomize import (
     find_kubectl,
     parse_output,
@@ -43,7 +44,11 @@ from fluxbus_kustomize.build.process import (
 )
 from fluxbus_kustomize.build.tree import prescan, unpack
 from fluxbus_kustomize.logic.buildspec import BuildSpec, normalise_path
-from fluxbus_kustomize.logic.substitute import merge_variables
+from fluxbus_kustomize.logic.substitute import (
+    SubstitutionError,
+    merge_variables,
+    substitute_documents,
+)
 
 
 @dataclass(frozen=True)
@@ -180,10 +185,13 @@ class Builder:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         # the render is shared between builds: work on a copy
         documents = [(text, copy.deepcopy(obj)) for text, obj in render.documents]
+        always = spec.post_build and spec.substitute_always and not variables
+        if always:
+            documents = _substitute_without_variables(documents, strict)
         objects, post_processed = post_process(
             documents, spec, variables, strict, self.limits.max_output_bytes
         )
-        self.cache.put(key, ckey, objects if post_processed else None)
+        self.cache.put(key, ckey, objects if post_processed or always else None)
         return objects
 
     def _stage(self, artifact: Path, digest: str, spec: BuildSpec) -> tuple[Path, Path, str]:
@@ -204,6 +212,19 @@ class Builder:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+
+
+def _substitute_without_variables(
+    documents: list[tuple[str, dict[str, Any]]], strict: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """Flux's `substituteStrategy: Always` when no variable is defined: substitute
+    anyway (defaults apply; strict mode still fails on a variable without one).
+    Returns (text, object) pairs for `post_process`. Raises PostBuildError."""
+    try:
+        objects = substitute_documents(documents, {}, strict=strict, always=True)
+    except SubstitutionError as e:
+        raise PostBuildError(str(e)) from None
+    return [("", obj) for obj in objects]
 
 
 _default_builder: Builder | None = None

@@ -596,13 +596,15 @@ def substitute_documents(
     *,
     strict: bool = True,
     max_size: int = MAX_OUTPUT,
+    always: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the objects of `(yaml_text, parsed_object)` pairs after substitution.
 
-    The same rules as `substitute_objects`, applied to each object's own YAML text,
-    `max_size` characters in all.
+    The same rules as `substitute_objects`, applied to each object's own YAML
+    text, `max_size` characters in all; with `always` (Flux's `substituteStrategy:
+    Always`) even when there are no variables, so defaults such as `${var:=d}` apply.
     """
-    if not variables:
+    if not variables and not always:
         return [obj for _, obj in documents]
     validate_variable_names(variables)
     budget = _Budget(max_size)
