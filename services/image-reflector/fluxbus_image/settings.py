@@ -17,6 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9792"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 DEPENDENCY_REQUEUE = 10.0
 """Seconds before re-checking a dependency that is not ready (the bus usually wakes it sooner)."""
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fluxbus_common import logconfig
+from fluxbus_common.entrypoint import run_main
 from fluxbus_notifier import app
 from fluxbus_notifier.settings import NotifierSettings
 
@@ -13,7 +12,7 @@ def main() -> None:
     """Run the notifier until SIGTERM/SIGINT (settings from FLUXBUS_* variables)."""
     settings = NotifierSettings.from_env()
     logconfig.configure(settings.log_level)
-    asyncio.run(app.run(settings=settings))
+    run_main("fluxbus-notifier", app.run(settings=settings))
 
 
 if __name__ == "__main__":

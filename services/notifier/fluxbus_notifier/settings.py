@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 from fluxbus_common.duration import parse_duration
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9793"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 DEFAULT_DEDUP_WINDOW = 300.0
 """Flux's notification-controller rate-limits identical events for 5 minutes."""
 DEFAULT_DELIVERY_TIMEOUT = 180.0
