@@ -4,6 +4,7 @@ address it cannot listen on is a `ListenError` naming the setting to change."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from aiohttp import web
@@ -25,6 +26,13 @@ class ListenError(Exception):
         self.reason = reason
         hint = f"; set {setting} to a free host:port" if setting else ""
         super().__init__(f"cannot listen on {addr}: {reason}{hint}")
+
+    @classmethod
+    def from_os_error(cls, addr: str, setting: str, error: OSError) -> ListenError:
+        """The error for what bind/listen raised (its errno's text, e.g.
+        "address already in use", without asyncio's wording around it)."""
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return cls(addr, setting, reason.lower())
 
 
 async def start_http(
@@ -78,8 +86,7 @@ async def serve_app(
         await site.start()
     except OSError as e:
         await runner.cleanup()
-        reason = (e.strerror or str(e)).lower()
-        raise ListenError(addr, setting, reason) from e
+        raise ListenError.from_os_error(addr, setting, e) from e
     except BaseException:
         await runner.cleanup()
         raise

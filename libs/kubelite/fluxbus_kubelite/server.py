@@ -22,12 +22,12 @@ import hmac
 import os
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -70,18 +70,11 @@ def _authenticated(request: web.Request, token: str) -> bool:
     )
 
 
-def _require_token(
-    token: str,
-) -> Callable[
-    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-    Awaitable[web.StreamResponse],
-]:
+def _require_token(token: str) -> Middleware:
     """Middleware: 401 (a Status, as kube-apiserver answers) without the token."""
 
     @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or _authenticated(request, token):
             return await handler(request)
         return error_response(ApiError(401, "Unauthorized", "Unauthorized"))
@@ -264,8 +257,7 @@ class KubeliteServer:
             await site.start()
         except OSError as e:
             await self.stop()
-            reason = (e.strerror or str(e)).lower()
-            raise ListenError(f"{self.host}:{self.port}", "--port", reason) from e
+            raise ListenError.from_os_error(f"{self.host}:{self.port}", "--port", e) from e
         # the bound port (port 0 picks one): sockname is (host, port[, flowinfo, scope])
         bound: int = self._runner.addresses[0][1]
         self.port = bound

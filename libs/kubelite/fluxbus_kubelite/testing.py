@@ -56,6 +56,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from .access import Access
 from .errors import ApiError
 from .resources import NS_KEY
 from .server import KubeliteServer
@@ -213,9 +214,8 @@ class KubeliteHandle:
 
     def session(self, **kwargs: Any) -> aiohttp.ClientSession:
         """An aiohttp session that trusts the server and sends its token."""
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        connector = aiohttp.TCPConnector(ssl=self.ssl)
-        return aiohttp.ClientSession(headers=headers, connector=connector, **kwargs)
+        assert self.server is not None
+        return Access(self.url, self.token, self.server.tls.ca_pem).session(**kwargs)
 
     @contextlib.asynccontextmanager
     async def api_client(self) -> AsyncIterator[Any]:
