@@ -125,11 +125,11 @@ async def test_secrets_are_listed_without_their_data(fluxbus: Cli):
 
 async def test_a_missing_object_or_unknown_kind_exits_non_zero(cli: Cli):
     missing = await cli("get", "ks", "nope")
-    unknown = await cli("get", "helmreleases")
+    unknown = await cli("get", "gitrepos")
     assert missing.code == 1
     assert "Kustomization 'flux-system/nope' not found" in missing.stderr
     assert unknown.code == 1
-    assert 'unknown kind "helmreleases"' in unknown.stderr
+    assert 'unknown kind "gitrepos"' in unknown.stderr
 
 
 async def test_watch_prints_the_current_objects_then_each_change(cli: Cli, bus: Bus):
