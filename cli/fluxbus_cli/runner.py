@@ -35,14 +35,21 @@ Export = Annotated[bool, typer.Option("--export", help="Print the YAML instead o
 Silent = Annotated[
     bool, typer.Option("--silent", "-s", help="Delete without asking for confirmation.")
 ]
+
+
+def _complete_kind(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Complete the KIND words from those already typed (typer passes no args list)."""
+    return complete_kind(list(ctx.params.get("words") or []), incomplete)
+
+
 _KIND_HELP = "e.g. ks NAME, gitrepositories, all, or Flux's sources git NAME, images policy NAME"
 KindWords = Annotated[
     list[str],
-    typer.Argument(metavar="KIND [NAME]", help=_KIND_HELP, autocompletion=complete_kind),
+    typer.Argument(metavar="KIND [NAME]", help=_KIND_HELP, autocompletion=_complete_kind),
 ]
 OptionalKindWords = Annotated[
     list[str] | None,
-    typer.Argument(metavar="[KIND NAME]", help=_KIND_HELP, autocompletion=complete_kind),
+    typer.Argument(metavar="[KIND NAME]", help=_KIND_HELP, autocompletion=_complete_kind),
 ]
 
 Format = Literal["table", "wide", "json", "yaml"]
