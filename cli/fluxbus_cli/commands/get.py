@@ -152,8 +152,7 @@ async def watch(
 
     The watches replay what was listed first; the listed objects and statuses
     seed what is known, so the replay prints nothing, and an object that has a
-    status never shows a transient "Unknown" row (a status removed ahead of its
-    object, on deletion, prints nothing either: the deletion row follows)."""
+    status never shows a transient "Unknown" row."""
     if info.store == "secrets":
         raise CliError(f"--watch is not supported for {info.plural}")
     print_ = emit or out.data
@@ -203,8 +202,6 @@ async def watch(
                 row = list(gone)
                 row[headers.index("STATUS" if "STATUS" in headers else "MESSAGE")] = "deleted"
                 print_(render.format_row(row, widths))
-            continue
-        if which == "status" and value is None:
             continue
         doc = {**objects[key]}
         if key in statuses:
