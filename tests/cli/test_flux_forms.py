@@ -4,13 +4,13 @@ shell completion."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 
 import pytest
-from cli_helpers import FLUXBUS, MANIFESTS, Cli, controller
+from cli_helpers import MANIFESTS, Cli, controller
+from typer.testing import CliRunner
 
+from fluxbus_cli.app import app
 from fluxbus_common.bus import Bus
 
 
@@ -97,28 +97,21 @@ async def test_version_flag_prints_the_version_like_the_command(cli: Cli):
     assert flag.stdout == command.stdout
 
 
-async def test_shell_completion_is_offered_and_completes_kinds():
-    shown = await asyncio.create_subprocess_exec(
-        str(FLUXBUS), "--show-completion", "bash", stdout=asyncio.subprocess.PIPE
-    )
-    script, _ = await shown.communicate()
-    assert shown.returncode == 0
-    assert b"_FLUXBUS_COMPLETE" in script
+def test_shell_completion_is_offered_and_completes_commands_and_kinds():
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--show-completion", "bash"], prog_name="fluxbus")
+    assert shown.exit_code == 0
+    assert "_FLUXBUS_COMPLETE=complete_bash" in shown.stdout
 
-    async def complete(line: str) -> list[str]:
-        words = line.split(" ")
+    def complete(line: str) -> list[str]:
         env = {
-            **os.environ,
             "_FLUXBUS_COMPLETE": "complete_bash",
             "COMP_WORDS": line,
-            "COMP_CWORD": str(len(words) - 1),
+            "COMP_CWORD": str(len(line.split(" ")) - 1),
         }
-        proc = await asyncio.create_subprocess_exec(
-            str(FLUXBUS), stdout=asyncio.subprocess.PIPE, env=env
-        )
-        out, _ = await proc.communicate()
-        return out.decode().split()
+        return runner.invoke(app, [], prog_name="fluxbus", env=env).stdout.split()
 
-    assert await complete("fluxbus get kustom") == ["kustomizations"]
-    assert await complete("fluxbus reconcile sources ") == ["git", "all"]
-    assert "reconcile" in await complete("fluxbus rec")
+    assert complete("fluxbus get kustom") == ["kustomizations"]
+    assert complete("fluxbus reconcile sources ") == ["git", "all"]
+    assert complete("fluxbus get images p") == ["policy"]
+    assert "reconcile" in complete("fluxbus rec")
