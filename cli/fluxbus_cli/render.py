@@ -16,6 +16,8 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from fluxbus_common.revisions import revision_of as revision_of  # commands use render.revision_of
+
 REDACTED = "<redacted>"
 """What `get secrets -o json|yaml` shows instead of a value."""
 
@@ -130,24 +132,6 @@ def ready_condition(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         if isinstance(cond, Mapping) and cond.get("type") == "Ready":
             return dict(cond)
     return None
-
-
-def revision_of(status: Mapping[str, Any]) -> str:
-    """Return what `flux get` shows as the revision of an object's status."""
-    artifact = status.get("artifact")
-    if isinstance(artifact, Mapping) and artifact.get("revision"):
-        return str(artifact["revision"])
-    for field in ("lastAppliedRevision", "latestImage", "lastPushCommit"):
-        if status.get(field):
-            return str(status[field])
-    latest = status.get("latestRef")
-    if isinstance(latest, Mapping) and latest.get("name"):
-        tag = f":{latest['tag']}" if latest.get("tag") else ""
-        return f"{latest['name']}{tag}"
-    scan = status.get("lastScanResult")
-    if isinstance(scan, Mapping) and "tagCount" in scan:
-        return f"{scan['tagCount']} tags"
-    return ""
 
 
 TOOLKIT_HEADERS = ("NAME", "READY", "STATUS", "REVISION", "SUSPENDED", "AGE")
