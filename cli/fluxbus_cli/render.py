@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -307,15 +307,22 @@ class Output:
     def warning(self, message: str) -> None:
         self._err.print(f"[yellow]⚠[/] {_escape(message)}")
 
+    @property
+    def interactive(self) -> bool:
+        """Whether progress goes to a terminal (a spinner) rather than a log (lines)."""
+        return bool(self._err.is_terminal)
+
     @contextlib.contextmanager
-    def spinner(self, message: str) -> Iterator[None]:
-        """Show a spinner while waiting on a terminal; print one line otherwise."""
+    def spinner(self, message: str) -> Iterator[Callable[[str], None]]:
+        """Show a spinner while waiting on a terminal; print one line otherwise.
+
+        Yields `update(text)`: a new spinner text, or one more line."""
         if self._err.is_terminal:
-            with self._err.status(_escape(message)):
-                yield
+            with self._err.status(_escape(message)) as status:
+                yield lambda text: status.update(_escape(text))
         else:
             self.waiting(message)
-            yield
+            yield self.waiting
 
 
 def _escape(text: str) -> str:

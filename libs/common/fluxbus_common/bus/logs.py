@@ -42,11 +42,24 @@ class Logs(Connection):
         except (nats.errors.Error, OSError) as err:
             raise BusError(f"publish log record: {err}") from err
 
+    async def log_records(self) -> int:
+        """Return how many records the logs stream holds; raise BusError when it is missing."""
+        try:
+            info = await self._js.stream_info(subjects.LOGS_STREAM)
+        except nats.errors.Error as err:  # includes NotFoundError
+            raise BusError(f"read {subjects.LOGS_STREAM}: {err}") from err
+        return int(info.state.messages or 0)
+
     async def read_logs(
-        self, filter_subject: str = subjects.LOGS_SUBJECTS, *, follow: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the stored records on a subject filter, oldest first; with `follow`,
-        then every new one until the caller stops iterating.
+        self,
+        filter_subject: str = subjects.LOGS_SUBJECTS,
+        *,
+        follow: bool = False,
+        start_seq: int = 0,
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """Yield (stream sequence, record) of the stored records on a subject filter,
+        oldest first (from `start_seq` when given); with `follow`, then every new
+        one until the caller stops iterating.
 
         Raises BusError when the stream cannot be read.
         """
@@ -56,14 +69,19 @@ class Logs(Connection):
             return
         except nats.errors.Error as err:
             raise BusError(f"read {subjects.LOGS_STREAM}: {err}") from err
-        if not follow and not info.state.messages:
+        last = int(info.state.last_seq or 0)
+        if not follow and (not info.state.messages or start_seq > last):
             return
+        config = (
+            jsapi.ConsumerConfig(
+                deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq
+            )
+            if start_seq
+            else jsapi.ConsumerConfig(deliver_policy=jsapi.DeliverPolicy.ALL)
+        )
         try:
             sub = await self._js.subscribe(
-                filter_subject,
-                stream=subjects.LOGS_STREAM,
-                ordered_consumer=True,
-                config=jsapi.ConsumerConfig(deliver_policy=jsapi.DeliverPolicy.ALL),
+                filter_subject, stream=subjects.LOGS_STREAM, ordered_consumer=True, config=config
             )
         except nats.errors.Error as err:
             raise BusError(f"read {subjects.LOGS_STREAM}: {err}") from err
@@ -79,7 +97,7 @@ class Logs(Connection):
                 with contextlib.suppress(ValueError):
                     record = json.loads(msg.data)
                     if isinstance(record, dict):
-                        yield record
+                        yield msg.metadata.sequence.stream, record
                 if not follow and msg.metadata.num_pending == 0:
                     return
         finally:
