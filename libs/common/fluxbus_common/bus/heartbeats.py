@@ -7,6 +7,7 @@ Whether a heartbeat is still live is `fluxbus_common.liveness`'s decision.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 
@@ -37,3 +38,12 @@ class Heartbeats(KV):
             with contextlib.suppress(ValidationError):
                 out.append(Heartbeat.model_validate(entry.value))
         return out
+
+    async def watch_heartbeats(self) -> AsyncIterator[Heartbeat]:
+        """Yield every stored heartbeat, then each one written from now on (removals
+        and malformed values are skipped), for as long as the caller iterates."""
+        async for change in self.kv_watch(subjects.HEARTBEATS_BUCKET):
+            if change.value is None:
+                continue
+            with contextlib.suppress(ValidationError):
+                yield Heartbeat.model_validate(change.value)
