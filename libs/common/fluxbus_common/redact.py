@@ -29,10 +29,13 @@ SENSITIVE_NAMES = (
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^@/\s]+@")
 _AUTH_VALUE = re.compile(
-    r"\b(?P<scheme>Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=._~-])[A-Za-z0-9._~+/=-]{8,}"
+    r"\b(?P<scheme>Bearer|Basic)\s+"
+    r"(?=[A-Za-z0-9._~+/=-]*(?:[0-9+/=._~-]|[a-z][A-Za-z0-9._~+/=-]*[A-Z]))"
+    r"[A-Za-z0-9._~+/=-]{8,}"
 )
 """An HTTP authorization value: the scheme as headers spell it, then a credential
-(one with a digit or symbol, so prose like "Basic authentication" stays)."""
+(one with a digit, a symbol or mixed case, so prose like "Basic authentication"
+stays)."""
 MAX_DEPTH = 8
 """Nested structures deeper than this are replaced as a whole (log fields are flat)."""
 
