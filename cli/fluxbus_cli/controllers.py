@@ -20,7 +20,7 @@ from fluxbus_cli.render import Output
 from fluxbus_common import liveness
 from fluxbus_common.bus import Bus
 from fluxbus_common.ports import BusError
-from fluxbus_common.tasks import cancel_and_wait
+from fluxbus_common.tasks import cancel_and_wait, raise_if_cancelling
 
 T = TypeVar("T")
 
@@ -69,6 +69,7 @@ async def _until_gone(bus: Bus, kind: str) -> None:
             beats = await serving(bus, kind)
         except BusError:
             beats = None  # NATS trouble is the waiter's to report, not a dead controller
+        raise_if_cancelling()  # nats-py may have swallowed our cancellation
         if beats == []:
             raise CliError(f"{_absent(kind)}: its last instance went away")
         pause = RECHECK_MAX

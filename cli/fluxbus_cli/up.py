@@ -298,11 +298,15 @@ async def stack_up(
     extra_env: dict[str, str] | None = None,
     log_dir: Path | None = None,
     report: Callable[[str], None] | None = None,
+    ready_timeout: float | None = READY_TIMEOUT,
 ) -> AsyncIterator[Stack]:
     """Start nats-server, the cluster (`embedded`: kubelite; `current`: $KUBECONFIG;
     `none`: no cluster) and the services, each supervised; stop them on exit.
 
-    Raises RuntimeError naming the component that did not start.
+    With `ready_timeout`, the stack is handed over only once every service reports
+    ready (so a command run next finds its controller alive).
+
+    Raises RuntimeError naming the component that did not start or become ready.
     """
     await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
     if log_dir is not None:
@@ -364,6 +368,8 @@ async def stack_up(
         stack.env = env
         for name in services:
             await stack.start_service(name)
+        if ready_timeout is not None and services:
+            await _require_ready(stack, ready_timeout)
         yield stack
     finally:
         await stack.stop_supervising()
@@ -386,6 +392,16 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+async def _require_ready(stack: Stack, timeout: float) -> None:
+    bus = await Bus.connect(BusSettings(url=stack.nats_url), "fluxbus-up")
+    try:
+        pending = await wait_ready(bus, stack.services, timeout, stack.started_at)
+    finally:
+        await bus.close()
+    if pending:
+        raise RuntimeError("\n".join(not_ready_lines(stack, pending, timeout)))
 
 
 def _up_message(stack: Stack) -> str:
@@ -425,7 +441,9 @@ async def _run(state_dir: Path, cluster: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     port = DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None
     receiver = {} if _port_free(DEFAULT_RECEIVER_PORT) else {"FLUXBUS_RECEIVER_ADDR": "127.0.0.1:0"}
-    async with stack_up(state_dir, cluster=cluster, nats_port=port, extra_env=receiver) as stack:
+    async with stack_up(
+        state_dir, cluster=cluster, nats_port=port, extra_env=receiver, ready_timeout=None
+    ) as stack:
         announce = asyncio.create_task(announce_when_ready(stack), name="fluxbus-up-ready")
         try:
             await stop.wait()
