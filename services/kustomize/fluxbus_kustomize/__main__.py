@@ -10,6 +10,7 @@ import sys
 import structlog
 
 from fluxbus_common import logconfig
+from fluxbus_common.artifact import ARTIFACT_ENV
 from fluxbus_common.settings import BusSettings, EnvVar, RuntimeSettings
 from fluxbus_common.usage import handle_args
 from fluxbus_kustomize import app
@@ -36,6 +37,7 @@ KUSTOMIZE_ENV: tuple[EnvVar, ...] = (
         "",
         "impersonated when a Kustomization names none",
     ),
+    *ARTIFACT_ENV,
 )
 """What `fluxbus-kustomize --help` lists beside the shared settings."""
 
