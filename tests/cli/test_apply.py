@@ -171,3 +171,26 @@ async def test_a_missing_file_is_a_clear_error(cli: Cli):
     result = await cli("apply", "-f", "/nonexistent/apps.yaml")
     assert result.code == 1
     assert "/nonexistent/apps.yaml: no such file or directory" in result.stderr
+
+
+async def test_what_a_service_would_always_refuse_is_refused_at_apply_naming_the_field(
+    cli: Cli, bus: Bus, tmp_path: Path
+):
+    """Validation at the door (issue #11): Flux's CRDs require `spec.prune` on a
+    Kustomization and a GitRepository URL matching `^(http|https|ssh)://`; `fluxbus
+    apply` refuses both, naming file, document and field, and writes nothing."""
+    manifest = tmp_path / "door.yaml"
+    manifest.write_text(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\n"
+        "metadata: {name: local}\nspec: {interval: 1m, url: 'file:///srv/git/app.git'}\n"
+        "---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
+        "metadata: {name: app}\n"
+        "spec: {interval: 5m, sourceRef: {kind: GitRepository, name: local}}\n"
+    )
+    result = await cli("apply", "-f", str(manifest))
+    assert result.code == 1
+    assert f"{manifest}: document 1: spec.url: 'file:///srv/git/app.git' is refused" in (
+        result.stderr
+    )
+    assert f"{manifest}: document 2: spec.prune: required field is missing" in result.stderr
+    assert await bus.list_objects() == []

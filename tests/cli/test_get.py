@@ -180,3 +180,38 @@ async def test_the_console_script_watches_until_interrupted(
             await proc.wait()
     assert code == 0
     assert "Traceback" not in (await proc.stderr.read()).decode()
+
+
+async def test_image_kinds_show_flux_columns_last_scan_tags_latest_image_and_last_run(
+    cli: Cli, bus: Bus
+):
+    await cli("apply", "-f", str(MANIFESTS / "images.yaml"))
+    scanned = "2026-12-04T10:00:00Z"
+    await bus.put_status(
+        "imagerepository.flux-system.podinfo",
+        {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Succeeded",
+                    "message": "successful scan: found 42 tags with checksum 1",
+                    "lastTransitionTime": scanned,
+                }
+            ],
+            "lastScanResult": {"tagCount": 42, "scanTime": scanned, "revision": "1"},
+        },
+        None,
+    )
+    await bus.put_status(
+        "imagepolicy.flux-system.podinfo",
+        {"latestRef": {"name": "ghcr.io/stefanprodan/podinfo", "tag": "5.0.3"}},
+        None,
+    )
+
+    repos = table((await cli("get", "imagerepositories")).stdout)
+    assert repos[0] == ["NAME", "LAST SCAN", "TAGS", "SUSPENDED", "READY", "MESSAGE", "AGE"]
+    assert repos[1][:5] == ["podinfo", scanned, "42", "False", "True"]
+    policies = table((await cli("get", "imagepolicies")).stdout)
+    assert policies[0] == ["NAME", "LATEST IMAGE", "READY", "MESSAGE", "AGE"]
+    assert policies[1][:2] == ["podinfo", "ghcr.io/stefanprodan/podinfo:5.0.3"]

@@ -173,7 +173,9 @@ def test_an_object_built_in_code_dumps_only_what_was_given() -> None:
     obj = Kustomization(
         metadata=ObjectMeta(name="apps", namespace="flux-system"),
         spec=KustomizationSpec(
-            interval="1m", source_ref={"kind": "GitRepository", "name": "flux-system"}
+            interval="1m",
+            prune=True,  # required, as in Flux v1
+            source_ref={"kind": "GitRepository", "name": "flux-system"},
         ),
     )
 
@@ -181,7 +183,11 @@ def test_an_object_built_in_code_dumps_only_what_was_given() -> None:
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {"name": "apps", "namespace": "flux-system"},
-        "spec": {"interval": "1m", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        "spec": {
+            "interval": "1m",
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+        },
     }
 
 
@@ -535,6 +541,32 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
             id="secret-data-not-base64",
         ),
         pytest.param(["not", "a", "mapping"], "expected an object (mapping), got list", id="list"),
+        # Validation at the door (issue #11): what Flux's CRDs refuse is refused here.
+        pytest.param(
+            _set(kustomization(), "spec.prune", ...),
+            "spec.prune: required field is missing",
+            id="prune-is-required-as-in-flux-v1",
+        ),
+        pytest.param(
+            git_repository(url="file:///srv/git/app.git"),
+            "spec.url: 'file:///srv/git/app.git' is refused: a GitRepository URL must start "
+            "with http://, https:// or ssh:// (file:// URLs, local paths and the scp-like "
+            "'git@host:path' form are never fetched)",
+            id="file-url-refused-as-by-the-crd-pattern",
+        ),
+        pytest.param(
+            git_repository(url="ftp://user:pw@example.com/app.git"),
+            "spec.url: 'ftp://***@example.com/app.git' is refused: a GitRepository URL must "
+            "start with http://, https:// or ssh:// (file:// URLs, local paths and the "
+            "scp-like 'git@host:path' form are never fetched)",
+            id="refused-url-never-shows-credentials",
+        ),
+        pytest.param(
+            _set(kustomization(), "spec.postBuild", {"substituteStrategy": "Sometimes"}),
+            "spec.postBuild.substituteStrategy: input should be 'WithVariables' or 'Always' "
+            '(got "Sometimes")',
+            id="substitute-strategy-enum",
+        ),
     ],
 )
 def test_invalid_objects_are_rejected_with_the_field_path(doc: Any, message: str) -> None:
@@ -690,3 +722,16 @@ def test_kind_infos_list_the_preferred_version_first() -> None:
     assert info.api_versions == ("image.toolkit.fluxcd.io/v1", "image.toolkit.fluxcd.io/v1beta2")
     assert info.plural == "imagerepositories" and info.singular == "imagerepository"
     assert resolve_kind("cm").api_version == "v1"
+
+
+def test_current_kustomization_api_fields_are_accepted() -> None:
+    """kustomize-controller v1.9 api/v1: `spec.ignore`, `spec.ignoreMissingComponents`
+    and `spec.postBuild.substituteStrategy` are fields of the Kustomization spec."""
+    doc = kustomization(
+        ignore=[{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}],
+        ignoreMissingComponents=True,
+        components=["../components/extra"],
+        postBuild={"substituteStrategy": "Always"},
+    )
+    obj = parse_object(doc)
+    assert dump_object(obj) == doc

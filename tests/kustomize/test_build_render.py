@@ -334,7 +334,7 @@ async def test_strict_substitution_names_the_missing_variable_and_the_object(
     spec = BuildSpec(post_build=True, substitute={"tag": "1", "replicas": "1"})
     with pytest.raises(PostBuildError, match=r'ConfigMap/.*/settings: .*"region"') as info:
         await builder.build(tar, digest, spec)
-    assert info.value.reason == "PostBuildSubstitutionFailed"
+    assert info.value.reason == "BuildFailed"  # Flux: a failed substitution is BuildFailed
 
 
 async def test_without_post_build_nothing_is_substituted(
@@ -424,6 +424,7 @@ async def test_a_kustomization_spec_maps_onto_the_build(
     spec = KustomizationSpec.model_validate(
         {
             "interval": "5m",
+            "prune": True,
             "sourceRef": {"kind": "GitRepository", "name": "repo"},
             "path": "./app",
             "targetNamespace": "apps",

@@ -13,6 +13,7 @@ from fluxbus_kustomize.logic.drift import (
     ident_of,
     ignored_paths,
     remove_pointer,
+    resolve_ignored,
     target_matches,
 )
 
@@ -98,3 +99,40 @@ def test_only_objects_a_rule_selects_get_ignored_paths_for_the_cluster_apply() -
         ident_of(service): ["/metadata/labels/team"],
     }
     assert ignored_paths([deploy, service], []) == {}
+
+
+def managed(manager: str, operation: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"manager": manager, "operation": operation, "fieldsV1": fields}
+
+
+@pytest.mark.parametrize(
+    ("live", "expected"),
+    [
+        pytest.param(None, {"replicas": 2}, id="created-with-the-value-from-git"),
+        pytest.param(
+            {"spec": {"replicas": 5}, "metadata": {"managedFields": []}},
+            {"replicas": 5},
+            id="adopted-when-no-other-applier-owns-it",
+        ),
+        pytest.param(
+            {
+                "spec": {"replicas": 5},
+                "metadata": {
+                    "managedFields": [managed("hpa", "Apply", {"f:spec": {"f:replicas": {}}})]
+                },
+            },
+            {},
+            id="stripped-when-another-applier-owns-it",
+        ),
+        pytest.param(
+            {"spec": {}, "metadata": {"managedFields": []}},
+            {},
+            id="stripped-when-the-live-object-has-none",
+        ),
+    ],
+)
+def test_ignored_fields_are_created_then_stripped_or_adopted_as_flux_documents(
+    live: dict[str, Any] | None, expected: dict[str, Any]
+) -> None:
+    """spec "Ignore Rules": Strip when another Apply manager owns the field, else Adopt."""
+    assert resolve_ignored(obj(), live, ["/spec/replicas"])["spec"] == expected

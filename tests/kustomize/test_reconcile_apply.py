@@ -210,7 +210,7 @@ async def test_invalid_object_fails_dry_run_and_applies_nothing(
     async with running(bus, kubelite, tmp_path / "env") as env:
         await env.publish({"cm.yaml": manifests(configmap("good", "default", a="b"), bad)})
         key = await env.apply(kustomization("bad"))
-        status = await env.failing(key, "DryRunFailed")
+        status = await env.failing(key, "ReconciliationFailed")
         assert "ConfigMap/default/Bad_Name" in condition(status)["message"]
         assert env.get("configmap", "good") is None  # the stage was not applied
         await wait_for(lambda: True)

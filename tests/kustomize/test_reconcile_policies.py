@@ -37,7 +37,7 @@ async def test_immutable_selector_change_fails_without_force(
         await env.ready(key, rev1)
         uid = env.get("deployment", "web", "-n", "apps")["metadata"]["uid"]
         rev2 = await env.publish(selector_repo("web-v2"))
-        status = await env.failing(key, "DryRunFailed")
+        status = await env.failing(key, "ReconciliationFailed")
         message = condition(status)["message"]
         assert "Deployment/apps/web" in message
         assert "spec.selector" in message and "immutable" in message
@@ -106,7 +106,7 @@ async def test_failed_apply_prunes_nothing(bus: Bus, kubelite: Any, tmp_path: Pa
         await env.ready(key, rev1)
         # `a` leaves Git, and the new object cannot be applied (its namespace is missing)
         await env.publish({"b.yaml": manifests(configmap("b", "missing-ns"))})
-        status = await env.failing(key, "DryRunFailed")
+        status = await env.failing(key, "ReconciliationFailed")
         assert "ConfigMap/missing-ns/b" in condition(status)["message"]
         assert env.get("configmap", "a") is not None
         assert status["lastAppliedRevision"] == rev1

@@ -18,7 +18,9 @@ hooks:
   that ended them (None on success), e.g. to record history.
 
 The runtime (`fluxbus_common.runtime`) calls `reconcile()`, then
-`summarize()`, writes the status and schedules the next run.
+`summarize()`, writes the status and schedules the next run. A step that
+runs long (a health wait) may publish the status it has set so far with
+`publish_progress(obj)`, as Flux patches `Reconciling`/`Ready=Unknown` mid-way.
 
 Pure: no I/O.
 """
@@ -26,7 +28,9 @@ Pure: no I/O.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -68,6 +72,30 @@ class Result:
 
 Step = Callable[[ObjT, StateT], Awaitable[Result | None]]
 """One step: a bound method `reconcile_<aspect>(obj, state)`."""
+
+ProgressPublisher = Callable[[Any], Awaitable[None]]
+"""Writes an object's current status while its reconcile is still running."""
+
+_progress: ContextVar[ProgressPublisher | None] = ContextVar("fluxbus_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress_to(publisher: ProgressPublisher) -> Iterator[None]:
+    """Within the block (one reconcile, in its own task), `publish_progress` calls
+    `publisher`; the runtime sets it around `reconcile()`."""
+    token = _progress.set(publisher)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
+async def publish_progress(obj: Any) -> None:
+    """Publish `obj.status` as it stands now (e.g. `Ready=Unknown`, `Progressing`
+    while health checks run); a no-op outside a runtime (unit tests)."""
+    publisher = _progress.get()
+    if publisher is not None:
+        await publisher(obj)
 
 
 @dataclass

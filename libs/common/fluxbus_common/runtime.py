@@ -37,7 +37,7 @@ from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import Event, ObjectReference, Severity
 from fluxbus_common.metrics import Metrics
 from fluxbus_common.ports import BusError, EventPublisher, KVChange, RevisionConflict
-from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result
+from fluxbus_common.reconcile import DependencyWatch, Reconciler, Result, progress_to
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.tasks import raise_if_cancelling
 from fluxbus_common.workqueue import WorkQueue
@@ -141,6 +141,14 @@ class EventRecorder:
             reporting_instance=self.instance,
         )
         return await self._bus.emit_event(event)
+
+
+@dataclass
+class _Written:
+    """The status last written for a reconcile in flight, and its KV revision."""
+
+    status: dict[str, Any]
+    revision: int
 
 
 class Runtime:
@@ -462,7 +470,8 @@ class Runtime:
             namespace=obj.metadata.namespace,
             name=obj.metadata.name,
         )
-        with bound:
+        written = _Written(status, status_rev)
+        with bound, progress_to(lambda o: self._publish_progress(key, o, written)):
             start = time.monotonic()
             error: ReconcileError | None = None
             result: Result | None = None
@@ -477,6 +486,7 @@ class Runtime:
             if requested is not None:
                 obj.status.last_handled_reconcile_at = requested
             new_status = obj.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            status, status_rev = written.status, written.revision
             if new_status != status or status_rev == 0:
                 try:
                     rev = await self.bus.put_status(key, new_status, status_rev)
@@ -506,6 +516,20 @@ class Runtime:
                 next_run_s=None if delay is None else round(delay, 1),
                 error=None if error is None else error.message,
             )
+
+    async def _publish_progress(self, key: str, obj: Any, written: _Written) -> None:
+        """Write the status of a reconcile still running (best effort: a conflict or a
+        bus failure only loses this intermediate state; the final write follows)."""
+        new = obj.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if new == written.status:
+            return
+        try:
+            rev = await self.bus.put_status(key, new, written.revision)
+        except (RevisionConflict, BusError) as e:
+            log.warning("status.progress_not_written", key=key, error=str(e))
+            return
+        written.status, written.revision = new, rev
+        self._status[key] = (new, rev)
 
     def _schedule(
         self,

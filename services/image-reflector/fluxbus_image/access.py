@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fluxbus_common.api import ImageRepository, Secret
+from fluxbus_common.errors import ReconcileError
 from fluxbus_git.logic.auth import GitProxy
 from fluxbus_image.errors import ScanAuthFailed
 from fluxbus_image.logic.credentials import (
@@ -66,20 +67,25 @@ class RegistryAccess:
         )
 
 
-async def _secret(store: ImageStore, namespace: str, name: str, field: str) -> dict[str, bytes]:
+async def read_secret(
+    store: ImageStore,
+    namespace: str,
+    name: str,
+    field: str,
+    error: Callable[[str], ReconcileError] = ScanAuthFailed,
+    prefix: str = "failed to configure authentication options",
+) -> dict[str, bytes]:
+    """A referenced Secret's decoded data; `error(message)` when it is missing or invalid.
+
+    The message names the field and the Secret, never a value.
+    """
     doc = await store.get_secret(namespace, name)
     if doc is None:
-        raise ScanAuthFailed(
-            f"failed to configure authentication options: {field}: "
-            f"secret '{namespace}/{name}' not found"
-        )
+        raise error(f"{prefix}: {field}: secret '{namespace}/{name}' not found")
     try:
         return Secret.model_validate(doc).decoded()
     except ValueError as e:
-        raise ScanAuthFailed(
-            f"failed to configure authentication options: {field}: "
-            f"secret '{namespace}/{name}' is invalid: {e}"
-        ) from None
+        raise error(f"{prefix}: {field}: secret '{namespace}/{name}' is invalid: {e}") from None
 
 
 T = TypeVar("T")
@@ -107,15 +113,15 @@ async def registry_access(store: ImageStore, repo: ImageRepository) -> RegistryA
     proxy: GitProxy | None = None
     if spec.secret_ref is not None:
         auth_name = spec.secret_ref.name
-        data = await _secret(store, namespace, auth_name, "spec.secretRef")
+        data = await read_secret(store, namespace, auth_name, "spec.secretRef")
         credentials = _wrap(lambda: credentials_for(image, data, name=f"{namespace}/{auth_name}"))
     if spec.cert_secret_ref is not None:
         cert_name = spec.cert_secret_ref.name
-        cert = await _secret(store, namespace, cert_name, "spec.certSecretRef")
+        cert = await read_secret(store, namespace, cert_name, "spec.certSecretRef")
         tls = _wrap(lambda: RegistryTLS.from_secret(cert, name=f"{namespace}/{cert_name}"))
     if spec.proxy_secret_ref is not None:
         ref = spec.proxy_secret_ref.name
-        proxy_data = await _secret(store, namespace, ref, "spec.proxySecretRef")
+        proxy_data = await read_secret(store, namespace, ref, "spec.proxySecretRef")
         proxy = _wrap(lambda: proxy_from_secret(proxy_data, f"{namespace}/{ref}"))
     return RegistryAccess(
         image=image,

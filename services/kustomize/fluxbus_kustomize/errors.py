@@ -2,7 +2,7 @@
 instead of letting kubernetes_asyncio or aiohttp errors leak upward.
 
 The reconciler turns them into the common typed errors (`Generic` with
-`ApplyFailed`, `DryRunFailed`, `PruneFailed`, …).
+Flux's `ReconciliationFailed` for a failed dry-run or apply, `PruneFailed`, …).
 
 Pure: no I/O.
 """
@@ -53,7 +53,7 @@ class ApiError(ClusterError):
 
 class ApplyError(ClusterError):
     """Some objects could not be applied; `changes` holds what was done before,
-    `reason` is `DryRunFailed` or `ApplyFailed`."""
+    `reason` is Flux's `ReconciliationFailed`."""
 
     def __init__(self, message: str, changes: Sequence[Change], reason: str) -> None:
         super().__init__(message)

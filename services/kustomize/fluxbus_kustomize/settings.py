@@ -23,6 +23,11 @@ class KustomizeSettings:
       never goes below 30 s; tests lower it to keep timeouts short).
     DEFAULT_SERVICE_ACCOUNT: impersonated when a Kustomization names none
       (Flux's `--default-service-account`, for multi-tenant lockdown).
+
+    The bounds of a render are read by `build.BuildLimits.from_env`:
+    FLUXBUS_RENDER_MEMORY (kustomize's memory, default 1Gi; 0 lifts it),
+    FLUXBUS_RENDER_MAX_OUTPUT (its output, default 256Mi), FLUXBUS_RENDER_TIMEOUT
+    (seconds, default 120) and FLUXBUS_ARTIFACT_MAX_* (what an artifact may hold).
     """
 
     dependency_requeue: float = 30.0

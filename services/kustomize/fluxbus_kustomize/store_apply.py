@@ -57,7 +57,7 @@ class StoreWrite:
 def plan_store(docs: Sequence[Mapping[str, Any]]) -> list[StoreWrite]:
     """Validate the toolkit objects bound for the store (the store's dry-run).
 
-    Raises Generic(DryRunFailed) listing every invalid object.
+    Raises Generic(ReconciliationFailed) listing every invalid object.
     """
     plan: list[StoreWrite] = []
     failures: list[str] = []
@@ -78,7 +78,7 @@ def plan_store(docs: Sequence[Mapping[str, Any]]) -> list[StoreWrite]:
         key = subjects.object_key(info.kind, ns, name)
         plan.append(StoreWrite(store_ref(str(doc["apiVersion"]), info, ns, name), key, dict(doc)))
     if failures:
-        raise Generic("\n".join(failures), Reason.DRY_RUN_FAILED)
+        raise Generic("\n".join(failures), Reason.RECONCILIATION_FAILED)
     return plan
 
 
@@ -86,7 +86,7 @@ async def apply_store(store: ObjectStore, plan: Sequence[StoreWrite]) -> list[Ch
     """Write the planned objects (skipping those their policy skips); return one
     Change per object.
 
-    Raises Generic(ApplyFailed) on the first store failure.
+    Raises Generic(ReconciliationFailed) on the first store failure.
     """
     changes: list[Change] = []
     for write in plan:
@@ -98,7 +98,9 @@ async def apply_store(store: ObjectStore, plan: Sequence[StoreWrite]) -> list[Ch
                 continue
             result = await store.apply_object(write.key, write.doc)
         except BusError as e:
-            raise Generic(f"{write.ref.describe()} apply failed: {e}", Reason.APPLY_FAILED) from e
+            raise Generic(
+                f"{write.ref.describe()} apply failed: {e}", Reason.RECONCILIATION_FAILED
+            ) from e
         changes.append(Change(write.ref, result))
     return changes
 

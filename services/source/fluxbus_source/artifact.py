@@ -31,7 +31,13 @@ from fluxbus_common.artifact import (
     write_tarball,
 )
 from fluxbus_source.errors import ArchiveError
-from fluxbus_source.logic.ignore import IGNORE_FILE, ExclusionRules, build_rules
+from fluxbus_source.logic.ignore import (
+    IGNORE_FILE,
+    MAX_IGNORE_BYTES,
+    ExclusionRules,
+    IgnoreRulesError,
+    build_rules,
+)
 from fluxbus_source.logic.paths import safe_relpath
 
 __all__ = [
@@ -47,14 +53,20 @@ __all__ = [
 
 def _ignore_files(files: list[tuple[str, Path]]) -> list[tuple[str, str]]:
     """`(directory, text)` of every `.sourceignore`, root first, then deeper directories
-    (later, deeper rules override earlier ones)."""
+    (later, deeper rules override earlier ones). Each is read up to one byte past
+    `MAX_IGNORE_BYTES`, enough for `build_rules` to refuse a larger one."""
     ignores = [
-        (posixpath.dirname(rel), path.read_text(errors="replace"))
+        (posixpath.dirname(rel), _read_head(path, MAX_IGNORE_BYTES + 1))
         for rel, path in files
         if posixpath.basename(rel) == IGNORE_FILE
     ]
     ignores.sort(key=lambda d: (d[0].count("/") if d[0] else -1, d[0]))
     return ignores
+
+
+def _read_head(path: Path, size: int) -> str:
+    with path.open("rb") as f:
+        return f.read(size).decode("utf-8", "replace")
 
 
 def build_tarball(
@@ -69,8 +81,9 @@ def build_tarball(
     `spec_ignore` is the GitRepository's `spec.ignore`; `rules` overrides the
     whole rule set (tests, other kinds); `limits` defaults to
     `ArtifactLimits.from_env()`, the consumers' limits. Returns the `ArtifactFile`.
-    Raises `ArchiveError` when the directory cannot be read or written, or when
-    the artifact would exceed the limits (then nothing is written).
+    Raises `ArchiveError` when the directory cannot be read or written, when the
+    ignore rules are over their bounds (`logic.ignore`), or when the artifact would
+    exceed the limits (then nothing is written).
     """
     src = Path(source_dir)
     try:
@@ -78,7 +91,7 @@ def build_tarball(
         rules = rules or build_rules(_ignore_files(files), spec_ignore)
         kept = [(rel, path) for rel, path in files if not rules.excluded(rel)]
         return write_tarball(kept, out_path, limits or ArtifactLimits.from_env())
-    except ArtifactFormatError as e:
+    except (ArtifactFormatError, IgnoreRulesError) as e:
         raise ArchiveError(str(e)) from None
     except OSError as e:
         raise ArchiveError(f"unable to archive '{src.name}': {e.strerror or e}") from e

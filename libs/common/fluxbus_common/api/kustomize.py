@@ -85,10 +85,21 @@ class SubstituteReference(SpecModel):
 
 
 class PostBuild(SpecModel):
-    """Variable substitution applied to the rendered manifests."""
+    """Variable substitution applied to the rendered manifests.
+
+    `substituteStrategy` (kustomize-controller v1.9): `WithVariables` (the
+    default) substitutes only when at least one variable is defined, `Always`
+    substitutes even when none is (so `${var:=default}` takes its default).
+    """
 
     substitute: dict[str, str] | None = None
     substitute_from: list[SubstituteReference] | None = None
+    substitute_strategy: Literal["WithVariables", "Always"] | None = None
+
+    @property
+    def always(self) -> bool:
+        """Whether substitution runs even when no variable is defined (`Always`)."""
+        return self.substitute_strategy == "Always"
 
 
 class Selector(SpecModel):
@@ -130,7 +141,8 @@ class CustomHealthCheck(SpecModel):
 
 
 class DriftIgnoreRule(SpecModel):
-    """JSON pointers whose drift is ignored, optionally only for some objects."""
+    """JSON pointers whose drift is ignored, optionally only for some objects
+    (Flux's `IgnoreRule`, the items of `spec.ignore`)."""
 
     paths: list[str]
     target: Selector | None = None
@@ -139,8 +151,9 @@ class DriftIgnoreRule(SpecModel):
 class KustomizationSpec(SpecModel):
     """Desired state of a Kustomization (kustomize-controller api/v1).
 
-    `prune` is required by Flux's CRD; fluxbus reads a missing `prune` as
-    false instead of rejecting the object.
+    `prune` is required, as in Flux's CRD. `ignore` (Flux's drift ignore
+    rules) and fluxbus's older `driftIgnoreRules` are the same rules with one
+    behaviour; both lists apply (`ignore_rules`).
     """
 
     common_metadata: CommonMetadata | None = None
@@ -151,7 +164,7 @@ class KustomizationSpec(SpecModel):
     kube_config: KubeConfigReference | None = None
     path: str | None = None
     post_build: PostBuild | None = None
-    prune: bool = False
+    prune: bool
     deletion_policy: Literal["MirrorPrune", "Delete", "WaitForTermination", "Orphan"] | None = None
     health_checks: list[NamespacedObjectKindReference] = Field(default_factory=list)
     name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
@@ -168,7 +181,13 @@ class KustomizationSpec(SpecModel):
     components: list[str] = Field(default_factory=list)
     ignore_missing_components: bool = False
     health_check_exprs: list[CustomHealthCheck] = Field(default_factory=list)
+    ignore: list[DriftIgnoreRule] = Field(default_factory=list)
     drift_ignore_rules: list[DriftIgnoreRule] = Field(default_factory=list)
+
+    @property
+    def ignore_rules(self) -> list[DriftIgnoreRule]:
+        """`spec.ignore` and `spec.driftIgnoreRules` together (one behaviour for both)."""
+        return [*self.ignore, *self.drift_ignore_rules]
 
     @property
     def interval_seconds(self) -> float:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from fluxbus_common import safeyaml
+from fluxbus_common.api.compat import not_served, not_served_message
 from fluxbus_common.api.core import ConfigMap, Secret
 from fluxbus_common.api.image import (
     IMAGE_GROUP,
@@ -197,7 +199,10 @@ def kind_for(api_version: str, kind: str) -> KindInfo:
     """
     info = _BY_API.get((api_version, kind))
     if info is None:
-        raise UnknownKind(f"unknown apiVersion/kind: {api_version} {kind}")
+        hint = (
+            f" ({not_served_message(kind, api_version)})" if not_served(api_version, kind) else ""
+        )
+        raise UnknownKind(f"unknown apiVersion/kind: {api_version} {kind}{hint}")
     return info
 
 
@@ -331,6 +336,7 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
 def _iter_yaml(text: str, source: str) -> Iterator[tuple[int, Any]]:
     number = 0
     try:
+        safeyaml.check(text)  # an alias bomb is refused before it is expanded
         for doc in yaml.load_all(text, Loader=_LOADER):
             number += 1
             yield number, doc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fluxbus_common.api.meta import (
     Artifact,
@@ -72,8 +72,28 @@ class GitRepositoryInclude(SpecModel):
         return self.to_path or self.repository.name
 
 
+GIT_URL_SCHEMES = ("http://", "https://", "ssh://")
+"""What `spec.url` may start with: source-controller's CRD pattern `^(http|https|ssh)://.*$`."""
+
+
+def _without_userinfo(url: str) -> str:
+    """Return `url` with any `user:password@` replaced by `***@` (safe to show)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
 class GitRepositorySpec(SpecModel):
-    """Desired state of a GitRepository (source-controller api/v1)."""
+    """Desired state of a GitRepository (source-controller api/v1).
+
+    `url` is checked against Flux's CRD pattern here, at the door (`fluxbus
+    apply`, a Kustomization storing it), rather than only by the source
+    service, which would refuse it on every reconcile anyway.
+    """
 
     url: str
     secret_ref: LocalObjectReference | None = None
@@ -89,6 +109,17 @@ class GitRepositorySpec(SpecModel):
     recurse_submodules: bool = False
     include: list[GitRepositoryInclude] = Field(default_factory=list)
     sparse_checkout: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str) -> str:
+        if not url.strip().lower().startswith(GIT_URL_SCHEMES):
+            raise ValueError(
+                f"'{_without_userinfo(url)}' is refused: a GitRepository URL must start with "
+                "http://, https:// or ssh:// (file:// URLs, local paths and the scp-like "
+                "'git@host:path' form are never fetched)"
+            )
+        return url
 
     @property
     def interval_seconds(self) -> float:

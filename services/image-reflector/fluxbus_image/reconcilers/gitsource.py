@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fluxbus_common.api import GitRepository, ImageUpdateAutomation, Secret
+from fluxbus_common.api import GitRepository, ImageUpdateAutomation
 from fluxbus_common.api.source import GitRepositoryRef
 from fluxbus_git.errors import GitError
 from fluxbus_git.logic.auth import GitAuth, GitProxy
 from fluxbus_git.logic.refs import Checkout, checkout_for
 from fluxbus_git.results import CommitAuthor, SigningKey
+from fluxbus_image.access import read_secret
 from fluxbus_image.errors import InvalidSourceConfig, SourceManagerFailed
 from fluxbus_image.ports import ImageStore
 from fluxbus_image.reconcilers.common import read_object
@@ -55,18 +56,9 @@ class GitSource:
 
 
 async def _secret(store: ImageStore, namespace: str, name: str, field: str) -> dict[str, bytes]:
-    doc = await store.get_secret(namespace, name)
-    if doc is None:
-        raise SourceManagerFailed(
-            f"failed configuring source manager: {field}: secret '{namespace}/{name}' not found"
-        )
-    try:
-        return Secret.model_validate(doc).decoded()
-    except ValueError as e:
-        raise SourceManagerFailed(
-            f"failed configuring source manager: {field}: secret '{namespace}/{name}' "
-            f"is invalid: {e}"
-        ) from None
+    return await read_secret(
+        store, namespace, name, field, SourceManagerFailed, "failed configuring source manager"
+    )
 
 
 def push_branch(

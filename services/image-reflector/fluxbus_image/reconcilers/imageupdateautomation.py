@@ -93,7 +93,11 @@ class ImageUpdateAutomationReconciler(StepReconciler[ImageUpdateAutomation, Auto
     """Writes the latest images chosen by ImagePolicies into Git."""
 
     kind: ClassVar[str] = "ImageUpdateAutomation"
-    watches = (DependencyWatch("ImagePolicy", automations_of_policy),)
+    watches = (
+        DependencyWatch("ImagePolicy", automations_of_policy),
+        # labels decide what policySelector picks: a relabelled policy changes no status
+        DependencyWatch("ImagePolicy", automations_of_policy, source="objects"),
+    )
 
     def __init__(
         self,

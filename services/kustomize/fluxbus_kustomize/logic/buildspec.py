@@ -42,6 +42,8 @@ class BuildSpec:
     """Whether `spec.postBuild` is present; without it nothing is substituted."""
     substitute: Mapping[str, str] = field(default_factory=dict)
     """`spec.postBuild.substitute`: wins over the `variables` passed to `build`."""
+    substitute_always: bool = False
+    """`spec.postBuild.substituteStrategy: Always`: substitute even without variables."""
 
     @classmethod
     def from_kustomization(cls, spec: KustomizationSpec) -> BuildSpec:
@@ -61,6 +63,7 @@ class BuildSpec:
             common_annotations=dict(meta.annotations or {}) if meta else {},
             post_build=post_build is not None,
             substitute=dict(post_build.substitute or {}) if post_build else {},
+            substitute_always=post_build.always if post_build else False,
         )
 
     def overrides(self) -> Overrides:
@@ -89,6 +92,7 @@ class BuildSpec:
                 "commonLabels": dict(self.common_labels),
                 "commonAnnotations": dict(self.common_annotations),
                 "postBuild": self.post_build,
+                "substituteAlways": self.substitute_always,
             },
             sort_keys=True,
             default=str,

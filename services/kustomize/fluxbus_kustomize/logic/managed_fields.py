@@ -2,7 +2,8 @@
 by hand, as kustomize-controller does under its ssa Override policy.
 
 `takeover(managedFields, keep)` moves the fields of the cleanup managers
-(`kubectl apply/edit/patch/label/scale`, `before-first-apply`) into
+(`kubectl apply/edit/patch/label/scale`, `before-first-apply`, and Flux's
+`kustomize-controller` on a cluster migrating from Flux) into
 fluxbus's own Apply entry, so the next apply removes those no longer in Git;
 fields under the JSON pointers in `keep` (drift ignore rules) stay with their
 manager.
@@ -18,14 +19,22 @@ from typing import Any
 
 from fluxbus_common.keys import FIELD_MANAGER
 
+FLUX_MANAGER = "kustomize-controller"
+"""The field manager of Flux's kustomize-controller: fluxbus's predecessor on a
+cluster migrating from Flux."""
+
 CLEANUP_MANAGERS: tuple[tuple[str, str], ...] = (
     ("kubectl", "Apply"),
     ("kubectl", "Update"),
     ("before-first-apply", "Update"),
+    (FLUX_MANAGER, "Apply"),
+    (FLUX_MANAGER, "Update"),
 )
 """(manager prefix, operation) whose fields fluxbus takes over under ssa Override, as
 kustomize-controller does: `kubectl apply/edit/patch/label/scale` and the
-`before-first-apply` entry the API server writes for client-side-applied objects."""
+`before-first-apply` entry the API server writes for client-side-applied objects;
+and kustomize-controller itself (its server-side apply entries and its pre-SSA
+updates), so fluxbus owns what Flux applied and a field removed from Git goes."""
 
 
 def _merge_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

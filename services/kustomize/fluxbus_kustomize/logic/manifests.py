@@ -11,6 +11,10 @@ YAML 1.1 spellings (`yes`, `on`, …), as go-yaml v2 does.
 texts, so post-build substitution can work on each object's YAML exactly as
 kustomize emitted it (quoting included), the way Flux does.
 
+`load` and `load_all` are bounded (`fluxbus_common.safeyaml`): an alias bomb,
+a too deep or too large text raises `YamlLimitError` (a `yaml.YAMLError`
+naming the line and the limit) before anything expands it.
+
 Pure: no I/O.
 """
 
@@ -20,6 +24,9 @@ import re
 from typing import Any
 
 import yaml
+
+from fluxbus_common import safeyaml
+from fluxbus_common.safeyaml import DEFAULT_LIMITS, YamlLimits
 
 _INT = re.compile(
     r"""^(?:[-+]?0b[0-1_]+
@@ -62,14 +69,16 @@ ManifestLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123
 ManifestLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
-def load(text: str) -> Any:
-    """Parse one YAML document (raises yaml.YAMLError)."""
-    return yaml.load(text, Loader=ManifestLoader)
+def load(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> Any:
+    """Parse one YAML document within `limits` (raises yaml.YAMLError, YamlLimitError
+    included)."""
+    return safeyaml.load(text, ManifestLoader, limits)
 
 
-def load_all(text: str) -> list[Any]:
-    """Parse every document of a YAML stream (raises yaml.YAMLError)."""
-    return list(yaml.load_all(text, Loader=ManifestLoader))
+def load_all(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> list[Any]:
+    """Parse every document of a YAML stream within `limits` (raises yaml.YAMLError,
+    YamlLimitError included)."""
+    return safeyaml.load_all(text, ManifestLoader, limits)
 
 
 _DOC_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)

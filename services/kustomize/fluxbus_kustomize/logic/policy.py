@@ -2,7 +2,7 @@
 
 | key | values | meaning |
 |---|---|---|
-| `kustomize.toolkit.fluxcd.io/ssa` | `Override` (default), `Merge`, `IfNotPresent`, `Ignore` | apply policy |
+| `kustomize.toolkit.fluxcd.io/ssa` | `Override` (default), `Merge`, `IfNotPresent`, `Ignore` | apply policy (`Ignore`: neither applied nor pruned) |
 | `kustomize.toolkit.fluxcd.io/force` | `Enabled`, `Disabled` (default) | recreate on immutable-field changes |
 | `kustomize.toolkit.fluxcd.io/prune` | `Enabled` (default), `Disabled` | garbage collection |
 | `kustomize.toolkit.fluxcd.io/reconcile` | `Enabled` (default), `Disabled` | neither apply nor prune (on the object in Git or in the cluster) |
@@ -128,5 +128,10 @@ def apply_policy(
 
 
 def may_prune(live: Mapping[str, Any]) -> bool:
-    """Return whether garbage collection may delete this live object."""
-    return not (prune_disabled(live) or reconcile_disabled(live))
+    """Return whether garbage collection may delete this live object: not with
+    `prune: disabled`, `reconcile: disabled` or `ssa: Ignore` (Flux's exclusions)."""
+    return not (
+        prune_disabled(live)
+        or reconcile_disabled(live)
+        or _is(live, KUSTOMIZE_SSA, SSAPolicy.IGNORE)
+    )

@@ -24,6 +24,15 @@ Strict mode (fluxbus's default, Flux's ``StrictPostBuildSubstitutions``): an
 unset variable used without a default operator is an error naming the variable
 and the object.
 
+Bounded, since the text and the variables come from a repository and its
+ConfigMaps: expressions nest at most ``MAX_NESTING`` deep; the output of a
+build's substitution may not exceed ``max_size`` characters (every
+intermediate value is checked before it is built, so ``${a//x/${b//y/…}}``
+cannot multiply its way to gigabytes); glob trimming (``#``, ``%``, which try
+every prefix or suffix) works on values up to ``MAX_GLOB_VALUE`` characters;
+the YAML after substitution is parsed within ``fluxbus_common.safeyaml``'s
+limits. Each refusal is a ``SubstitutionError`` naming the limit.
+
 Pure: no I/O.
 """
 
@@ -37,11 +46,19 @@ from typing import Any
 import yaml
 
 from fluxbus_common.keys import DISABLED, KUSTOMIZE_SUBSTITUTE
+from fluxbus_common.safeyaml import YamlLimitError
 from fluxbus_kustomize.logic.manifests import load
 
 VAR_NAME_PATTERN = "^[_[:alpha:]][_[:alpha:][:digit:]]*$"
 """The variable-name rule as Flux spells it (POSIX classes, ASCII in Go's RE2)."""
 _VAR_NAME_RE = re.compile(r"^[_A-Za-z][_A-Za-z0-9]*$")
+
+MAX_NESTING = 64
+"""`${` inside `${`: no manifest needs more; the parser recurses per level."""
+MAX_OUTPUT = 256 * 1024 * 1024
+"""Characters substitution may produce for one build by default (kustomize's output cap)."""
+MAX_GLOB_VALUE = 16 * 1024
+"""Longest value trimmed by a glob: trimming tries every prefix/suffix against it."""
 
 _DEFAULT_OPS = frozenset({"-", "+", "=", "?", ":-", ":+", ":=", ":?"})
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
@@ -49,6 +66,25 @@ _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 
 class SubstitutionError(ValueError):
     """A substitution failed; the message names the variable and, once known, the object."""
+
+
+class _Budget:
+    """Characters substitution may still produce (shared by the documents of a build)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.left = size
+
+    def check(self, n: int) -> None:
+        """Raise SubstitutionError when `n` more characters would not fit."""
+        if n > self.left:
+            raise SubstitutionError(
+                f"the result exceeds {self.size} characters (substitution output limit)"
+            )
+
+    def take(self, n: int) -> None:
+        self.check(n)
+        self.left -= n
 
 
 # --------------------------------------------------------------------------- parse
@@ -75,6 +111,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.s = text
         self.i = 0
+        self.depth = 0
 
     def peek(self, offset: int = 0) -> str:
         j = self.i + offset
@@ -118,6 +155,15 @@ class _Parser:
 
     def parse_func(self) -> _Func:
         """Parse after `${` up to and including the closing `}`."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(f"expressions nested deeper than {MAX_NESTING} (nesting limit)")
+        try:
+            return self._parse_func()
+        finally:
+            self.depth -= 1
+
+    def _parse_func(self) -> _Func:
         if self.peek() == "#":
             self.i += 1
             name = self.ident()
@@ -297,7 +343,22 @@ def _substr(s: str, args: list[str]) -> str:
     return s[pos : pos + length]
 
 
-def _apply(op: str, value: str, args: list[str]) -> str:
+def _replaced_size(value: str, pattern: str, replacement: str, count: int) -> int:
+    """Length of `value.replace(pattern, replacement, count)` (-1: all), without building it."""
+    found = len(value) + 1 if pattern == "" else value.count(pattern)
+    n = found if count < 0 else min(found, count)
+    return len(value) + n * (len(replacement) - len(pattern))
+
+
+def _apply(op: str, value: str, args: list[str], budget: _Budget) -> str:
+    if op in ("/", "//") and args:
+        rep = args[1] if len(args) > 1 else ""
+        budget.check(_replaced_size(value, args[0], rep, 1 if op == "/" else -1))
+    if op in ("#", "##", "%", "%%") and args and len(value) > MAX_GLOB_VALUE:
+        raise SubstitutionError(
+            f"a value of {len(value)} characters is too long to trim with a pattern "
+            f"(limit {MAX_GLOB_VALUE})"
+        )
     match op:
         case ",":
             return value[:1].lower() + value[1:]
@@ -334,32 +395,59 @@ def _apply(op: str, value: str, args: list[str]) -> str:
             return value
 
 
-def _eval(nodes: Iterable[_Node], variables: Mapping[str, str], strict: bool) -> str:
+def _eval(
+    nodes: Iterable[_Node],
+    variables: Mapping[str, str],
+    strict: bool,
+    budget: _Budget,
+    top: bool = False,
+) -> str:
+    """Expand `nodes`; the top level takes what it produces from `budget`, nested levels
+    (arguments) are only checked against what is left."""
     out: list[str] = []
+    size = 0
     for node in nodes:
         if isinstance(node, _Text):
-            out.append(node.value)
-            continue
-        args = [_eval(arg, variables, strict) for arg in node.args]
-        if node.param in variables:
-            value = variables[node.param]
-        elif strict and node.op not in _DEFAULT_OPS:
-            raise SubstitutionError(f'variable not set (strict mode): "{node.param}"')
+            piece = node.value
         else:
-            value = ""
-        out.append(_apply(node.op, value, args))
+            piece = _eval_func(node, variables, strict, budget)
+        size += len(piece)
+        if top:
+            budget.take(len(piece))
+        else:
+            budget.check(size)
+        out.append(piece)
     return "".join(out)
 
 
-def envsubst(text: str, variables: Mapping[str, str], *, strict: bool = True) -> str:
+def _eval_func(node: _Func, variables: Mapping[str, str], strict: bool, budget: _Budget) -> str:
+    args = [_eval(arg, variables, strict, budget) for arg in node.args]
+    if node.param in variables:
+        value = variables[node.param]
+    elif strict and node.op not in _DEFAULT_OPS:
+        raise SubstitutionError(f'variable not set (strict mode): "{node.param}"')
+    else:
+        value = ""
+    return _apply(node.op, value, args, budget)
+
+
+def envsubst(
+    text: str,
+    variables: Mapping[str, str],
+    *,
+    strict: bool = True,
+    max_size: int = MAX_OUTPUT,
+    budget: _Budget | None = None,
+) -> str:
     """Return `text` with every `${...}` expression expanded from `variables`.
 
-    Raises SubstitutionError on a syntax error, or (strict) on an unset variable
-    used without a default operator.
+    Raises SubstitutionError on a syntax error, (strict) on an unset variable used
+    without a default operator, or over a limit (nesting, `max_size` characters of
+    output, or what is left of `budget` when one is shared).
     """
     if "$" not in text:
         return text
-    return _eval(_Parser(text).parse_top(), variables, strict)
+    return _eval(_Parser(text).parse_top(), variables, strict, budget or _Budget(max_size), True)
 
 
 # --------------------------------------------------------------------------- variables
@@ -428,15 +516,23 @@ def substitute_object(
 
     Raises SubstitutionError naming the object and the variable.
     """
+    return _substitute_object(obj, variables, strict, _Budget(MAX_OUTPUT))
+
+
+def _substitute_object(
+    obj: dict[str, Any], variables: Mapping[str, str], strict: bool, budget: _Budget
+) -> dict[str, Any]:
     if substitution_disabled(obj):
         return obj
     text = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=float("inf"), allow_unicode=True)
-    return substitute_document(text, obj, variables, strict=strict)
+    return substitute_document(text, obj, variables, strict=strict, budget=budget)
 
 
 def _reparse(obj: Mapping[str, Any], text: str) -> dict[str, Any]:
     try:
         parsed = load(text)
+    except YamlLimitError as e:
+        raise SubstitutionError(f"{object_ref(obj)}: the YAML after substitution: {e}") from None
     except yaml.YAMLError as e:
         raise SubstitutionError(
             f"{object_ref(obj)}: the YAML after substitution does not parse: {e}"
@@ -447,18 +543,25 @@ def _reparse(obj: Mapping[str, Any], text: str) -> dict[str, Any]:
 
 
 def substitute_document(
-    text: str, obj: dict[str, Any], variables: Mapping[str, str], *, strict: bool = True
+    text: str,
+    obj: dict[str, Any],
+    variables: Mapping[str, str],
+    *,
+    strict: bool = True,
+    budget: _Budget | None = None,
 ) -> dict[str, Any]:
     """Return the object after substitution on `text`, its YAML as kustomize emitted it.
 
     Working on kustomize's own text keeps its quoting: `"${id}"` stays a string
     after substitution, as in Flux. `obj` is `text` parsed (for the opt-out
-    annotation and error messages). Raises SubstitutionError naming the object.
+    annotation and error messages). `budget`: what substitution may still produce
+    (shared by the documents of a build; default `MAX_OUTPUT`). Raises
+    SubstitutionError naming the object.
     """
     if substitution_disabled(obj):
         return obj
     try:
-        out = envsubst(text, variables, strict=strict)
+        out = envsubst(text, variables, strict=strict, budget=budget)
     except SubstitutionError as e:
         raise SubstitutionError(f"{object_ref(obj)}: variable substitution failed: {e}") from None
     if out == text:
@@ -467,18 +570,24 @@ def substitute_document(
 
 
 def substitute_objects(
-    objects: Sequence[dict[str, Any]], variables: Mapping[str, str], *, strict: bool = True
+    objects: Sequence[dict[str, Any]],
+    variables: Mapping[str, str],
+    *,
+    strict: bool = True,
+    max_size: int = MAX_OUTPUT,
 ) -> list[dict[str, Any]]:
     """Return the objects after Flux's post-build substitution.
 
     As in Flux, nothing is substituted when there are no variables at all.
-    Raises SubstitutionError (invalid variable name, syntax error, or an unset
-    variable in strict mode) naming the object.
+    Raises SubstitutionError (invalid variable name, syntax error, an unset
+    variable in strict mode, or more than `max_size` characters produced in all)
+    naming the object.
     """
     if not variables:
         return list(objects)
     validate_variable_names(variables)
-    return [substitute_object(obj, variables, strict=strict) for obj in objects]
+    budget = _Budget(max_size)
+    return [_substitute_object(obj, variables, strict, budget) for obj in objects]
 
 
 def substitute_documents(
@@ -486,12 +595,20 @@ def substitute_documents(
     variables: Mapping[str, str],
     *,
     strict: bool = True,
+    max_size: int = MAX_OUTPUT,
+    always: bool = False,
 ) -> list[dict[str, Any]]:
     """Return the objects of `(yaml_text, parsed_object)` pairs after substitution.
 
-    The same rules as `substitute_objects`, applied to each object's own YAML text.
+    The same rules as `substitute_objects`, applied to each object's own YAML
+    text, `max_size` characters in all; with `always` (Flux's `substituteStrategy:
+    Always`) even when there are no variables, so defaults such as `${var:=d}` apply.
     """
-    if not variables:
+    if not variables and not always:
         return [obj for _, obj in documents]
     validate_variable_names(variables)
-    return [substitute_document(text, obj, variables, strict=strict) for text, obj in documents]
+    budget = _Budget(max_size)
+    return [
+        substitute_document(text, obj, variables, strict=strict, budget=budget)
+        for text, obj in documents
+    ]

@@ -9,19 +9,25 @@ Steps, in order, each returning or raising a typed error:
    current generation (and, sharing our source, at the source's revision), or
    as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
    turning Ready requeues at once.
-3. `reconcile_build`: `substituteFrom` values from the store, then the render
-   (`build.Builder`); a render for the same (artifact digest, spec,
-   substitution inputs) is taken from the cache without fetching the artifact.
-4. `reconcile_apply`: toolkit kinds found in the output go into the fluxbus
-   store (`store_apply`), everything else to the cluster (`ClusterPort`:
-   staged server-side apply with dry-run), without the fields named by
-   `driftIgnoreRules` (`logic.drift`). The inventory is recorded.
+3. `reconcile_build`: `substituteFrom` values from the cluster, else the
+   store (`variables`), then the render (`build.Builder`); a render for the
+   same (artifact digest, spec, substitution inputs) is taken from the cache
+   without fetching the artifact.
+4. `reconcile_apply`: Flux kinds fluxbus does not serve yet stop it before
+   anything is applied (`not_served`); toolkit kinds found in the output go
+   into the fluxbus store (`store_apply`), everything else to the cluster
+   (`ClusterPort`: staged server-side apply with dry-run), with the drift
+   ignore rules of `spec.ignore` / `spec.driftIgnoreRules` (`logic.drift`).
+   The inventory is recorded only when the whole apply succeeded; a failure
+   is Flux's `ReconciliationFailed`.
 5. `reconcile_prune`: with `prune: true`, delete what left the inventory
-   (never reached when build or apply failed; `prune: disabled` respected).
+   (`prune`; never reached when build or apply failed; `prune: disabled` and
+   `ssa: Ignore` respected).
 6. `reconcile_health`: `wait: true` (every applied object) or `healthChecks`,
    judged by kstatus or `healthCheckExprs`, watch-driven (`health_wait`),
    bounded by `spec.timeout`, cancelled when a newer revision or generation
-   arrives.
+   arrives. `Ready=Unknown` / `Progressing` is published while it runs, and
+   when a new revision starts.
 7. `reconcile_status`: lastAppliedRevision, history, and one event listing
    what changed (none when nothing did).
 
@@ -34,12 +40,13 @@ and `spec.kubeConfig` are refused (Stalled) rather than ignored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,7 +55,8 @@ import structlog
 from pydantic import ValidationError
 
 from fluxbus_common import cel, keys, subjects
-from fluxbus_common.api import Kustomization, Secret, Snapshot
+from fluxbus_common.api import Kustomization, Snapshot
+from fluxbus_common.api.compat import SERVED_SOURCE_KINDS, not_served_message
 from fluxbus_common.api.kustomize import (
     MIN_KUSTOMIZATION_TIMEOUT,
     ResourceInventory,
@@ -66,9 +74,15 @@ from fluxbus_common.duration import format_duration
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
 from fluxbus_common.events import EventSink, Severity
 from fluxbus_common.ports import BusError
-from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
+from fluxbus_common.reconcile import (
+    DependencyWatch,
+    Result,
+    Step,
+    StepReconciler,
+    publish_progress,
+)
 from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
-from fluxbus_kustomize.errors import ApplyError, ClusterError
+from fluxbus_kustomize.errors import ClusterError
 from fluxbus_kustomize.health_wait import Superseded, race, wait_healthy
 from fluxbus_kustomize.logic.drift import ignore_drift, ignored_paths
 from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthCheckExprError
@@ -78,18 +92,19 @@ from fluxbus_kustomize.logic.inventory import (
     parse_entries,
     stale_entries,
 )
-from fluxbus_kustomize.logic.policy import may_prune
 from fluxbus_kustomize.logic.substitute import merge_variables
+from fluxbus_kustomize.not_served import FileLoader, manifest_files, refuse_not_served
 from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
+from fluxbus_kustomize.prune import prune
 from fluxbus_kustomize.settings import KustomizeSettings
 from fluxbus_kustomize.store_apply import (
     apply_store,
     in_store,
     plan_store,
-    prune_from_store,
     store_info,
     store_ref,
 )
+from fluxbus_kustomize.variables import load_variables
 
 log = structlog.get_logger("fluxbus.kustomize")
 
@@ -359,9 +374,10 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     async def reconcile_source(self, obj: Kustomization, state: KustomizeState) -> None:
         self._check_supported(obj)
         ref = obj.spec.source_ref
-        if ref.kind != "GitRepository":
+        if ref.kind not in SERVED_SOURCE_KINDS:
             raise Stalling(
-                f"source kind {ref.kind} is not supported (only GitRepository)",
+                f"spec.sourceRef: {not_served_message(ref.kind)} "
+                f"(fluxbus serves {', '.join(SERVED_SOURCE_KINDS)})",
                 Reason.ARTIFACT_FAILED,
             )
         ns = ref.namespace or obj.metadata.namespace
@@ -393,6 +409,9 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         self._inflight[self.key_of(obj)] = _InFlight(
             source_key, state.revision, obj.metadata.generation
         )
+        if state.revision != obj.status.last_applied_revision:
+            doing = f"Fetching manifests for revision {state.revision}"
+            await self._progressing(obj, "Reconciliation in progress", doing)
 
     async def reconcile_dependencies(self, obj: Kustomization, state: KustomizeState) -> None:
         own = self.key_of(obj)
@@ -433,7 +452,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
 
     async def reconcile_build(self, obj: Kustomization, state: KustomizeState) -> None:
         spec = BuildSpec.from_kustomization(obj.spec)
-        variables = await self._variables(obj)
+        variables = await load_variables(obj, self.store, self.cluster)
         artifact = state.artifact
         assert artifact is not None  # reconcile_source ran first
         digest = str(artifact.digest)
@@ -453,13 +472,26 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         variables: Mapping[str, str],
         strict: bool,
     ) -> list[dict[str, Any]]:
-        digest = str(artifact.digest)
+        async with self._fetched(obj, artifact) as tarball:
+            try:
+                return await self.builder.build(
+                    tarball, str(artifact.digest), spec, variables, strict=strict
+                )
+            except BuildError as e:
+                raise Generic(e.message, e.reason) from None
+
+    @contextlib.asynccontextmanager
+    async def _fetched(self, obj: Kustomization, artifact: Artifact) -> AsyncIterator[Path]:
+        """Fetch the source artifact into a temporary file, removed afterwards.
+
+        Raises Generic(ArtifactFailed) when it is missing or cannot be read.
+        """
         name = artifact.path
         if not name:
             ref = obj.spec.source_ref
-            name = subjects.artifact_name(
-                ref.kind, ref.namespace or obj.metadata.namespace, ref.name, digest.split(":")[-1]
-            )
+            digest = str(artifact.digest).split(":")[-1]
+            ns = ref.namespace or obj.metadata.namespace
+            name = subjects.artifact_name(ref.kind, ns, ref.name, digest)
         workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="fluxbus-artifact-"))
         try:
             tarball = workdir / "artifact.tar.gz"
@@ -472,42 +504,19 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
                 ) from None
             except BusError as e:
                 raise Generic(f"fetching artifact {name}: {e}", Reason.ARTIFACT_FAILED) from e
-            try:
-                return await self.builder.build(tarball, digest, spec, variables, strict=strict)
-            except BuildError as e:
-                raise Generic(e.message, e.reason) from None
+            yield tarball
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _variables(self, obj: Kustomization) -> dict[str, str]:
-        """Return the substituteFrom values (later references win), read from the store."""
-        out: dict[str, str] = {}
-        post = obj.spec.post_build
-        if post is None:
-            return out
-        ns = obj.metadata.namespace
-        for ref in post.substitute_from or []:
-            try:
-                if ref.kind == "ConfigMap":
-                    doc = await self.store.get_configmap(ns, ref.name)
-                    values = dict((doc or {}).get("data") or {}) if doc else None
-                else:
-                    doc = await self.store.get_secret(ns, ref.name)
-                    values = Secret.model_validate(doc).text() if doc else None
-            except (BusError, ValueError) as e:
-                raise Generic(
-                    f"substituteFrom {ref.kind}/{ns}/{ref.name}: {e}",
-                    Reason.BUILD_FAILED,
-                ) from e
-            if values is None:
-                if ref.optional:
-                    continue
-                raise Generic(
-                    f"substituteFrom: {ref.kind}/{ns}/{ref.name} not found",
-                    Reason.BUILD_FAILED,
-                )
-            out.update({str(k): str(v) for k, v in values.items()})
-        return out
+    def _artifact_files(self, obj: Kustomization, state: KustomizeState) -> FileLoader:
+        """Return a loader of the artifact's manifest files (fetched only if called)."""
+
+        async def load() -> Mapping[str, str]:
+            assert state.artifact is not None  # reconcile_source ran first
+            async with self._fetched(obj, state.artifact) as tarball:
+                return await manifest_files(tarball)
+
+        return load
 
     def _owned(self, obj: Kustomization, doc: Mapping[str, Any]) -> dict[str, Any]:
         """Return a copy of `doc` carrying the owner labels."""
@@ -522,27 +531,26 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         return out
 
     async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
-        rules = obj.spec.drift_ignore_rules
-        owned = [self._owned(obj, ignore_drift(o, rules)) for o in state.objects]
+        """Apply the objects; a failure keeps the previous inventory (as Flux does:
+        nothing is recorded as applied unless the whole apply succeeded)."""
+        await refuse_not_served(state.objects, self._artifact_files(obj, state))
+        rules = obj.spec.ignore_rules
+        owned = [self._owned(obj, o) for o in state.objects]
         toolkit: list[dict[str, Any]] = []
         in_cluster: list[dict[str, Any]] = []
         for o in owned:
             kept = store_info(str(o.get("apiVersion")), str(o.get("kind"))) is not None
             (toolkit if kept else in_cluster).append(o)
-        store_plan = plan_store(toolkit)
-        old: list[InventoryEntry] = state.old_inventory
+        store_plan = plan_store([ignore_drift(o, rules) for o in toolkit])
         try:
             changes = await self._cluster(obj).apply_all(
                 in_cluster,
                 force=obj.spec.force,
                 timeout=max(1.0, state.deadline - time.monotonic()),
-                ignored=ignored_paths(owned, rules),
+                ignored=ignored_paths(in_cluster, rules),
             )
-        except ApplyError as e:
-            self._set_inventory(obj, [*old, *(_entry(c.ref) for c in e.changes)])
-            raise Generic(str(e), e.reason) from None
-        except ClusterError as e:
-            raise Generic(str(e), Reason.APPLY_FAILED) from None
+        except ClusterError as e:  # ApplyError too: Flux's ReconciliationFailed
+            raise Generic(str(e), Reason.RECONCILIATION_FAILED) from None
         changes += await apply_store(self.store, store_plan)
         state.changes = changes
         inventory = [_entry(c.ref) for c in changes]
@@ -563,57 +571,9 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         state.pruned = await self._prune(obj, stale)
 
     async def _prune(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> list[Change]:
-        """Delete inventory entries (in the given order) that may be pruned and are ours.
-
-        Raises Generic(PruneFailed).
-        """
-        deleted: list[Change] = []
-        cluster_refs: list[Ref] = []
-        failures: list[str] = []
-        cluster = self._cluster(obj)
-        owner = {
-            keys.KUSTOMIZE_NAME_LABEL: obj.metadata.name,
-            keys.KUSTOMIZE_NAMESPACE_LABEL: obj.metadata.namespace,
-        }
-
-        def ours(live: Mapping[str, Any]) -> bool:
-            labels = (live.get("metadata") or {}).get("labels") or {}
-            return all(labels.get(k) == v for k, v in owner.items()) and may_prune(live)
-
-        for entry in entries:
-            meta = entry.meta
-            info = store_info(entry.api_version, meta.kind)
-            try:
-                if info is not None:
-                    change = await prune_from_store(self.store, entry, info, ours)
-                    if change is not None:
-                        deleted.append(change)
-                    continue
-                try:
-                    resource = await cluster.resource_for(entry.api_version, meta.kind)
-                except ClusterError:
-                    continue  # the kind is gone (its CRD was deleted): so are its objects
-                ref = Ref(resource, meta.namespace if resource.namespaced else "", meta.name)
-                live_obj = await cluster.get(ref)
-                if live_obj is not None and ours(live_obj):
-                    cluster_refs.append(ref)
-            except (ClusterError, BusError) as e:
-                failures.append(f"{meta.describe()} prune failed: {e}")
-        if failures:
-            raise Generic("\n".join(failures), Reason.PRUNE_FAILED)
-        # Objects first, then what holds or defines them (CRDs, Namespaces, ClusterRoles),
-        # so custom resources and namespaced objects are never orphaned mid-way.
-        definitions = {"CustomResourceDefinition", "Namespace", "ClusterRole"}
-        try:
-            for batch in (
-                [r for r in cluster_refs if r.resource.kind not in definitions],
-                [r for r in cluster_refs if r.resource.kind in definitions],
-            ):
-                if batch:
-                    deleted += await cluster.delete_all(batch)
-        except ClusterError as e:
-            raise Generic(str(e), Reason.PRUNE_FAILED) from None
-        return deleted
+        """Delete the inventory entries that may be pruned and are ours (`prune.prune`)."""
+        owner = (obj.metadata.name, obj.metadata.namespace)
+        return await prune(self._cluster(obj), self.store, owner, entries)
 
     async def reconcile_health(self, obj: Kustomization, state: KustomizeState) -> None:
         changes: list[Change] = state.changes
@@ -634,6 +594,8 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         if not targets:
             self._healthy(obj, True, Reason.SUCCEEDED, "No health checks to run")
             return
+        running = f"Running health checks for revision {state.revision}"
+        await self._progressing(obj, running, running, healthy=True)
         start = time.monotonic()
         remaining = max(0.0, state.deadline - start - HEALTH_MARGIN)
         flight = self._inflight.get(self.key_of(obj))
@@ -651,6 +613,24 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             self._healthy(obj, False, Reason.HEALTH_CHECK_FAILED, message)
             raise Generic(message, Reason.HEALTH_CHECK_FAILED)
         self._healthy(obj, True, Reason.SUCCEEDED, f"Health check passed in {elapsed}")
+
+    async def _progressing(
+        self, obj: Kustomization, ready: str, doing: str, *, healthy: bool = False
+    ) -> None:
+        """Publish, mid-reconcile, what Flux patches while it works: Ready=Unknown and
+        Reconciling=True (reason Progressing, "<doing> … with a timeout of …"), and
+        Healthy=Unknown while health checks run."""
+        timeout = format_duration(self.timeout(obj))
+        message = f"{doing} with a timeout of {timeout}"
+        if ready == doing:
+            ready = message
+        gen = obj.metadata.generation
+        conds = obj.status.conditions
+        set_condition(conds, ConditionType.READY, "Unknown", Reason.PROGRESSING, ready, gen)
+        set_condition(conds, ConditionType.RECONCILING, True, Reason.PROGRESSING, message, gen)
+        if healthy:
+            set_condition(conds, ConditionType.HEALTHY, "Unknown", Reason.PROGRESSING, message, gen)
+        await publish_progress(obj)
 
     def _healthy(self, obj: Kustomization, ok: bool, reason: str, message: str) -> None:
         set_condition(

@@ -6,7 +6,9 @@ Test support, not production code. An `Endpoint` is a real aiohttp server on
 request whole (`Received`: method, path, query, headers, the exact body bytes)
 and answers from a script of `Reply`s matched by method and path, falling back
 to `200 ok`. A `Reply(stall=True)` holds the request open until the endpoint
-stops, for timeout tests without sleeping.
+stops, for timeout tests without sleeping. `wait_count(n)` waits, without
+polling, until n requests arrived; each `Received.at` is its arrival time
+(`time.perf_counter()`, for benchmarks).
 
     async with Endpoint() as hook:
         hook.reply(Reply(status=503), times=1)   # first request fails
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,8 @@ class Received:
     headers: Mapping[str, str]
     """Case-insensitive, as HTTP headers are."""
     body: bytes
+    at: float = 0.0
+    """`time.perf_counter()` when the whole body had arrived."""
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -88,6 +93,7 @@ class Endpoint:
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
         self.requests: list[Received] = []
+        self._arrived = asyncio.Condition()
         self.port = 0
 
     @property
@@ -120,6 +126,11 @@ class Endpoint:
             if (method is None or r.method == method) and (path is None or r.path == path)
         ]
 
+    async def wait_count(self, count: int) -> None:
+        """Return once at least `count` requests arrived (wrap it in a timeout)."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
+
     def _next_reply(self, method: str, path: str) -> Reply:
         for rule in self._rules:
             if rule.method not in (None, method) or rule.path not in (None, path):
@@ -133,6 +144,7 @@ class Endpoint:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        at = time.perf_counter()
         path = request.raw_path.split("?", 1)[0]
         self.requests.append(
             Received(
@@ -141,8 +153,11 @@ class Endpoint:
                 query=dict(request.query),
                 headers=request.headers.copy(),
                 body=body,
+                at=at,
             )
         )
+        async with self._arrived:
+            self._arrived.notify_all()
         reply = self._next_reply(request.method, path)
         if reply.stall:
             await self._release.wait()

@@ -13,6 +13,13 @@ Semantics follow source-controller (`SourceIgnoreFilter`, fluxcd/pkg
    `d/` only governs paths under `d/`), then `spec.ignore`, which may
    overrule them. As in Flux, *any* rules (a `.sourceignore` anywhere, or
    `spec.ignore`) replace the default list; the VCS patterns stay.
+
+The rules come from the repository, and every file of a checkout is matched
+against every pattern, so they are bounded (Flux sets no bound): an ignore
+text of at most `MAX_IGNORE_BYTES`, `MAX_PATTERNS` patterns in all, each at
+most `MAX_PATTERN_LENGTH` long with at most `MAX_WILDCARDS` wildcards (each
+one multiplies the backtracking of its regular expression). Over a bound,
+`build_rules` raises `IgnoreRulesError` naming the file and the limit.
 """
 
 from __future__ import annotations
@@ -23,6 +30,20 @@ from dataclasses import dataclass
 import pathspec
 
 IGNORE_FILE = ".sourceignore"
+
+MAX_IGNORE_BYTES = 64 * 1024
+"""One `.sourceignore` (or `spec.ignore`): a long hand-written one is a few KB."""
+MAX_PATTERNS = 1_000
+"""Patterns of all ignore files together: matching costs files × patterns."""
+MAX_PATTERN_LENGTH = 1_024
+"""Characters of one pattern: longer than any path worth naming."""
+MAX_WILDCARDS = 16
+"""`*`, `?` and `[` in one pattern (`**/a/**/*.y*ml` has 6)."""
+
+
+class IgnoreRulesError(ValueError):
+    """Ignore rules over a bound; the message names the file and the limit."""
+
 
 VCS_PATTERNS: tuple[str, ...] = (".git/", ".gitignore", ".gitmodules", ".gitattributes")
 """fluxcd/pkg sourceignore.ExcludeVCS."""
@@ -105,14 +126,42 @@ def build_rules(
     `sourceignores`: (directory relative to the root, file text) for every
     `.sourceignore` found, root first then subdirectories in sorted order;
     `spec_ignore`: the GitRepository's `spec.ignore` (None when unset).
+    Raises IgnoreRulesError when the rules are over a bound (see the module doc).
     """
     rules: list[str] = []
     for domain, text in sourceignores:
-        rules.extend(scope_pattern(p, domain) for p in read_patterns(text))
+        where = f"{domain.strip('/')}/{IGNORE_FILE}" if domain.strip("/") else IGNORE_FILE
+        rules.extend(scope_pattern(p, domain) for p in _bounded_patterns(where, text, len(rules)))
     if spec_ignore is not None:
-        rules.extend(read_patterns(spec_ignore))
+        rules.extend(_bounded_patterns("spec.ignore", spec_ignore, len(rules)))
     if rules:
         patterns = (*VCS_PATTERNS, *rules)
     else:
         patterns = (*VCS_PATTERNS, *DEFAULT_PATTERNS)
     return ExclusionRules(patterns, pathspec.GitIgnoreSpec.from_lines(patterns))
+
+
+def _bounded_patterns(where: str, text: str, before: int) -> list[str]:
+    """Return the patterns of one ignore text, `before` patterns having been read already.
+    Raises IgnoreRulesError naming `where` and the limit."""
+    if len(text.encode("utf-8", "replace")) > MAX_IGNORE_BYTES:
+        raise IgnoreRulesError(
+            f"{where}: larger than {MAX_IGNORE_BYTES} bytes (ignore file size limit)"
+        )
+    patterns = read_patterns(text)
+    if before + len(patterns) > MAX_PATTERNS:
+        raise IgnoreRulesError(
+            f"{where}: more than {MAX_PATTERNS} ignore patterns in all (ignore pattern limit)"
+        )
+    for number, pattern in enumerate(patterns, 1):
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise IgnoreRulesError(
+                f"{where}: pattern {number} is longer than {MAX_PATTERN_LENGTH} characters "
+                "(ignore pattern length limit)"
+            )
+        if sum(pattern.count(c) for c in "*?[") > MAX_WILDCARDS:
+            raise IgnoreRulesError(
+                f"{where}: pattern {number} has more than {MAX_WILDCARDS} wildcards "
+                "(ignore pattern wildcard limit)"
+            )
+    return patterns
