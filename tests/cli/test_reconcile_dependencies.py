@@ -9,7 +9,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from cli_helpers import FLUXBUS, Cli, controller, ready_status
+from cli_helpers import FLUXBUS, Cli, controller, heartbeat, ready_status
 
 from fluxbus_cli import store
 from fluxbus_common import keys
@@ -76,12 +76,13 @@ async def dependent(bus: Bus) -> AsyncIterator[None]:
         await put(bus, APPS, progressing)
         await put(bus, APPS, ready_status(entry, handled, True, "Applied", REVISION))
 
-    task = asyncio.create_task(run(), name="stand-in-kustomize")
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with heartbeat(bus, "kustomization"):
+        task = asyncio.create_task(run(), name="stand-in-kustomize")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_reconcile_with_source_waits_for_the_dependency_and_succeeds_when_it_lands(

@@ -2,19 +2,20 @@
 
 A reconcile request is Flux's: the `reconcile.fluxcd.io/requestedAt`
 annotation set to a fresh value; the owning service copies it to
-`status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that.
-An object handled while a dependency is still catching up (`DependencyNotReady`)
-is shown as waiting for it, and the wait goes on until the retry the dependency
-landing triggers.
+`status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that —
+unless no live instance of the kind's controller is there to handle it: that is
+said at once, before and during the wait (`fluxbus_cli.controllers`). An object
+handled while a dependency is still catching up (`DependencyNotReady`) is shown
+as waiting for it, and the wait goes on until the retry the dependency landing
+triggers.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from fluxbus_cli import render, store
+from fluxbus_cli import controllers, render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
 from fluxbus_common import keys, subjects
@@ -91,17 +92,21 @@ async def wait_handled(
         ready = render.ready_condition({"status": status}) or {}
         return not (waiting and ready.get("status") == "Unknown")
 
-    with out.spinner(f"waiting for {info.kind} reconciliation"):
-        try:
-            async with asyncio.timeout(timeout):
-                status = await store.wait_for_status(bus, key, settled)
-        except TimeoutError:
-            still = f": still waiting for a dependency ({waiting[-1]})" if waiting else ""
-            raise CliError(
-                f"timed out after {timeout:g}s waiting for {info.kind} "
-                f"'{namespace}/{name}' to be reconciled"
-                + (still or " (is its controller running?)")
-            ) from None
+    try:
+        status = await controllers.wait_on_controller(
+            bus,
+            out,
+            info.kind,
+            f"waiting for {info.kind} reconciliation",
+            store.wait_for_status(bus, key, settled),
+            timeout,
+        )
+    except TimeoutError:
+        still = f": still waiting for a dependency ({waiting[-1]})" if waiting else ""
+        raise CliError(
+            f"timed out after {timeout:g}s waiting for {info.kind} "
+            f"'{namespace}/{name}' to be reconciled{still}"
+        ) from None
     ready, message = _outcome(info, status)
     if not ready:
         raise CliError(message)
@@ -117,6 +122,7 @@ async def _reconcile_one(
         raise store.not_found(info, namespace, name)
     if (doc.get("spec") or {}).get("suspend"):
         raise CliError(f"{info.kind} '{namespace}/{name}' is suspended")
+    await controllers.require_controller(bus, info.kind)
     out.step(f"annotating {info.kind} {name} in {namespace} namespace")
     token = request_token()
     await store.edit(bus, info, namespace, name, _annotate(token))
