@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.markup import escape
+
+from fluxbus_common.revisions import revision_of as revision_of  # commands use render.revision_of
 
 REDACTED = "<redacted>"
 """What `get secrets -o json|yaml` shows instead of a value."""
@@ -132,24 +134,6 @@ def ready_condition(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def revision_of(status: Mapping[str, Any]) -> str:
-    """Return what `flux get` shows as the revision of an object's status."""
-    artifact = status.get("artifact")
-    if isinstance(artifact, Mapping) and artifact.get("revision"):
-        return str(artifact["revision"])
-    for field in ("lastAppliedRevision", "latestImage", "lastPushCommit"):
-        if status.get(field):
-            return str(status[field])
-    latest = status.get("latestRef")
-    if isinstance(latest, Mapping) and latest.get("name"):
-        tag = f":{latest['tag']}" if latest.get("tag") else ""
-        return f"{latest['name']}{tag}"
-    scan = status.get("lastScanResult")
-    if isinstance(scan, Mapping) and "tagCount" in scan:
-        return f"{scan['tagCount']} tags"
-    return ""
-
-
 TOOLKIT_HEADERS = ("NAME", "READY", "STATUS", "REVISION", "SUSPENDED", "AGE")
 SECRET_HEADERS = ("NAME", "TYPE", "DATA", "AGE")
 CONFIGMAP_HEADERS = ("NAME", "DATA", "AGE")
@@ -259,6 +243,67 @@ def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) ->
     return [name, last_run, push, suspended, ready, message, created]
 
 
+def _source_ref(ref: Any) -> str:
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return "-"
+    where = f"{ref['namespace']}/" if ref.get("namespace") else ""
+    return f"{ref.get('kind', '')}/{where}{ref['name']}"
+
+
+def _git_ref(ref: Any) -> str:
+    if not isinstance(ref, Mapping):
+        return "-"
+    parts = [f"{k} {ref[k]}" for k in ("branch", "tag", "semver", "name", "commit") if ref.get(k)]
+    return ", ".join(parts) or "-"
+
+
+def _field(doc: Mapping[str, Any], *path: str) -> Any:
+    value: Any = doc
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return value
+
+
+WIDE_COLUMNS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...]] = {
+    "GitRepository": (
+        ("URL", lambda d: str(_field(d, "spec", "url") or "-")),
+        ("REF", lambda d: _git_ref(_field(d, "spec", "ref"))),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "Kustomization": (
+        ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
+        ("PATH", lambda d: str(_field(d, "spec", "path") or "./")),
+        ("PRUNE", lambda d: str(bool(_field(d, "spec", "prune")))),
+        ("TARGET NAMESPACE", lambda d: str(_field(d, "spec", "targetNamespace") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "ImageRepository": (
+        ("IMAGE", lambda d: str(_field(d, "spec", "image") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "ImagePolicy": (
+        ("IMAGE REPOSITORY", lambda d: str(_field(d, "spec", "imageRepositoryRef", "name") or "-")),
+    ),
+    "ImageUpdateAutomation": (
+        ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "Provider": (("TYPE", lambda d: str(_field(d, "spec", "type") or "-")),),
+    "Alert": (("PROVIDER", lambda d: str(_field(d, "spec", "providerRef", "name") or "-")),),
+    "Receiver": (("TYPE", lambda d: str(_field(d, "spec", "type") or "-")),),
+}
+"""`get -o wide`: the spec fields that say where an object comes from, appended
+to its kind's columns (kubectl's wide output adds columns, never removes one)."""
+
+
+def wide_headers(kind: str) -> list[str]:
+    return [header for header, _ in WIDE_COLUMNS.get(kind, ())]
+
+
+def wide_cells(kind: str, doc: Mapping[str, Any]) -> list[str]:
+    return [cell(doc) for _, cell in WIDE_COLUMNS.get(kind, ())]
+
+
 def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
     """NAME TYPE DATA AGE of a Secret; never a value."""
     meta = doc.get("metadata") or {}
@@ -323,15 +368,22 @@ class Output:
     def warning(self, message: str) -> None:
         self._err.print(f"[yellow]⚠[/] {_escape(message)}")
 
+    @property
+    def interactive(self) -> bool:
+        """Whether progress goes to a terminal (a spinner) rather than a log (lines)."""
+        return bool(self._err.is_terminal)
+
     @contextlib.contextmanager
-    def spinner(self, message: str) -> Iterator[None]:
-        """Show a spinner while waiting on a terminal; print one line otherwise."""
+    def spinner(self, message: str) -> Iterator[Callable[[str], None]]:
+        """Show a spinner while waiting on a terminal; print one line otherwise.
+
+        Yields `update(text)`: a new spinner text, or one more line."""
         if self._err.is_terminal:
-            with self._err.status(_escape(message)):
-                yield
+            with self._err.status(_escape(message)) as status:
+                yield lambda text: status.update(_escape(text))
         else:
             self.waiting(message)
-            yield
+            yield self.waiting
 
 
 def _escape(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cli_helpers import MANIFESTS, Cli, controller
+from cli_helpers import MANIFESTS, Cli, controller, heartbeat
 
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
@@ -45,11 +45,31 @@ async def test_reconcile_exits_non_zero_with_the_message_when_not_ready(cli: Cli
     assert "✗ kustomize build failed" in result.stderr
 
 
-async def test_reconcile_times_out_without_a_controller(cli: Cli):
+async def test_reconcile_says_at_once_that_no_controller_is_alive(cli: Cli):
     await apply_podinfo(cli)
-    result = await cli("reconcile", "ks", "podinfo", "--timeout", "300ms")
+    result = await cli("reconcile", "ks", "podinfo", "--timeout", "10m")
     assert result.code == 1
-    assert "timed out after 0.3s" in result.stderr
+    assert (
+        "✗ no live instance of the kustomize service reconciles Kustomization objects "
+        "(is fluxbus-kustomize running? see `fluxbus check`)"
+    ) in result.stderr
+    assert "annotating" not in result.stderr  # nothing was requested
+
+
+async def test_reconcile_times_out_when_a_live_controller_does_not_answer(cli: Cli, bus: Bus):
+    await apply_podinfo(cli)
+    async with heartbeat(bus, "kustomization"):
+        result = await cli("reconcile", "ks", "podinfo", "--timeout", "300ms")
+    assert result.code == 1
+    assert "timed out after 0.3s waiting for Kustomization 'flux-system/podinfo'" in result.stderr
+
+
+async def test_reconcile_fails_when_the_controller_goes_away_while_it_waits(cli: Cli, bus: Bus):
+    await apply_podinfo(cli)
+    async with heartbeat(bus, "kustomization", ttl=2):
+        result = await cli("reconcile", "ks", "podinfo", "--timeout", "1m")
+    assert result.code == 1
+    assert "its last instance went away" in result.stderr
 
 
 async def test_reconcile_with_source_fetches_the_git_repository_first(cli: Cli, bus: Bus):
@@ -113,18 +133,18 @@ async def test_secrets_cannot_be_suspended(cli: Cli):
 
 async def test_delete_by_name_removes_the_object(cli: Cli, bus: Bus):
     await apply_podinfo(cli)
-    result = await cli("delete", "gitrepository", "podinfo")
+    result = await cli("delete", "--silent", "gitrepository", "podinfo")
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "gitrepository/flux-system/podinfo deleted"
     assert await bus.get_object(GIT) is None
     assert await bus.get_object(KS) is not None
-    again = await cli("delete", "gitrepository", "podinfo")
+    again = await cli("delete", "--silent", "gitrepository", "podinfo")
     assert again.code == 1 and "not found" in again.stderr
 
 
 async def test_delete_from_files_removes_every_object_they_name(cli: Cli, bus: Bus):
     await cli("apply", "-f", str(MANIFESTS))
-    result = await cli("delete", "-f", str(MANIFESTS / "notifications"))
+    result = await cli("delete", "--silent", "-f", str(MANIFESTS / "notifications"))
     assert result.code == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == [
         "alert/flux-system/slack deleted",
@@ -161,7 +181,7 @@ async def test_delete_waits_until_the_owner_has_finalized(cli: Cli, bus: Bus):
     await add_finalizer(bus, KS)
     owner = asyncio.create_task(finalize_when_marked(bus, KS))
     try:
-        result = await cli("delete", "ks", "podinfo")
+        result = await cli("delete", "--silent", "ks", "podinfo")
     finally:
         await asyncio.wait_for(owner, 10)
     assert result.code == 0, result.stderr
@@ -174,7 +194,7 @@ async def test_delete_with_wait_false_only_marks_an_object_being_finalized(
 ):
     await apply_podinfo(cli)
     await add_finalizer(bus, KS)
-    result = await fluxbus("delete", "ks", "podinfo", "--wait=false")
+    result = await fluxbus("delete", "--silent", "ks", "podinfo", "--wait=false")
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "kustomization/flux-system/podinfo marked for deletion"
     stored = await bus.get_object(KS)
@@ -184,6 +204,6 @@ async def test_delete_with_wait_false_only_marks_an_object_being_finalized(
 async def test_delete_gives_up_when_nobody_finalizes(cli: Cli, bus: Bus):
     await apply_podinfo(cli)
     await add_finalizer(bus, KS)
-    result = await cli("delete", "ks", "podinfo", "--timeout", "200ms")
+    result = await cli("delete", "--silent", "ks", "podinfo", "--timeout", "200ms")
     assert result.code == 1
     assert "still being finalized after 0.2s" in result.stderr
