@@ -15,7 +15,7 @@ from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
-from fluxbus_kustomize.settings import KustomizeSettings
+from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings
 
 SERVICE = "kustomize"
 CONTROLLER = "kustomize-controller"
@@ -36,7 +36,9 @@ async def run(
     The target cluster comes from `kubeconfig`, else `KUBECONFIG`, else the
     in-cluster service account. Raises ClusterError when none is usable.
     """
-    runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    runtime_settings = runtime_settings or RuntimeSettings.from_env(
+        default_http_addr=DEFAULT_HTTP_ADDR
+    )
     settings = settings or KustomizeSettings.from_env()
     async with contextlib.AsyncExitStack() as stack:
         cluster = await Cluster.connect(kubeconfig)

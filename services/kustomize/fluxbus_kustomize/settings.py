@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from fluxbus_common.api.kustomize import MIN_KUSTOMIZATION_TIMEOUT
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9791"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
+
 
 @dataclass(frozen=True)
 class KustomizeSettings:
