@@ -5,6 +5,7 @@ revisions), report-only drift, CreateNamespace, and remote clusters through
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -186,7 +187,7 @@ async def test_remote_cluster_gets_the_apply_and_the_prune_through_a_pooled_conn
     bus: Bus, kubelite: Any, kubelite_factory: Any, tmp_path: Path
 ):
     remote = kubelite_factory()
-    kubeconfig = Path(remote.kubeconfig).read_bytes()
+    kubeconfig = await asyncio.to_thread(Path(remote.kubeconfig).read_bytes)
     await bus.put_secret(
         "default",
         "remote-kubeconfig",
