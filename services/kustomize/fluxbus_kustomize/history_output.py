@@ -11,9 +11,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
+
 from fluxbus_common import subjects
+from fluxbus_common.api import Snapshot
 from fluxbus_common.ports import BusError
+from fluxbus_kustomize.logic import history as hist
 from fluxbus_kustomize.ports import KustomizeStore
+
+log = structlog.get_logger("fluxbus.kustomize")
 
 
 class OutputGone(Exception):
@@ -30,6 +36,31 @@ def _decode(data: bytes) -> list[dict[str, Any]]:
     if not isinstance(objects, list):
         raise ValueError("not a list of objects")
     return objects
+
+
+async def record(
+    store: KustomizeStore,
+    owner: tuple[str, str],
+    history: Sequence[Snapshot],
+    outcome: hist.Outcome,
+    limit: int,
+    objects: Sequence[dict[str, Any]] | None,
+) -> list[Snapshot]:
+    """Return the history with `outcome` recorded (`logic.history.record`); keep
+    `objects` (what a success applied; None: nothing to keep) as the entry's
+    output, and delete the outputs of the entries that fell off `limit`.
+
+    A store failure is logged, not raised: the apply happened and is recorded;
+    only a rollback to that entry would be refused."""
+    namespace, name = owner
+    entries, dropped = hist.record(history, outcome, limit)
+    try:
+        if objects is not None:
+            await save(store, namespace, name, outcome.digest, objects)
+        await drop(store, namespace, name, dropped)
+    except BusError as e:
+        log.warning("history.output_not_stored", error=str(e))
+    return entries
 
 
 async def save(

@@ -65,6 +65,21 @@ class ClusterPool:
         self._connect = connect
         self.idle = idle
         self._pool: dict[str, _Pooled] = {}
+        self._bound: dict[str, ClusterPort] = {}
+
+    def target(self, key: str) -> ClusterPort:
+        """Return the cluster bound to an object key (`bound`), else the local one."""
+        return self._bound.get(key, self.local)
+
+    @contextlib.asynccontextmanager
+    async def bound(self, key: str, obj: Kustomization) -> AsyncIterator[ClusterPort]:
+        """Lease the cluster of `obj` and bind it to `key` while the block runs."""
+        async with self.lease(obj) as cluster:
+            self._bound[key] = cluster
+            try:
+                yield cluster
+            finally:
+                self._bound.pop(key, None)
 
     def __len__(self) -> int:
         """How many remote connections are open."""

@@ -88,7 +88,8 @@ def rollback_target(
     history: Sequence[Snapshot], *, to: str | None = None, steps: int | None = None
 ) -> Snapshot:
     """Return the entry to roll back to: the newest applied one whose revision (or
-    digest) is `to`, else the one `steps` successful entries back (default 1).
+    digest) is `to`, else the one `steps` successful entries back (default 1) from
+    the current one (a failed newest entry counts as the current one).
 
     Raises RollbackTargetError naming what was asked and what there is.
     """
@@ -102,11 +103,13 @@ def rollback_target(
     n = 1 if steps is None else steps
     if n < 1:
         raise RollbackTargetError("--steps must be at least 1")
-    if n >= len(applied):
+    # from a failed newest entry, one step back is the last good one
+    index = n if history and history[0].last_reconciled_status == SUCCEEDED else n - 1
+    if index >= len(applied):
         raise RollbackTargetError(
             f"cannot go back {n} step(s): the history holds {len(applied)} applied entries"
         )
-    return applied[n]
+    return applied[index]
 
 
 def _names(entry: Snapshot, wanted: str) -> bool:

@@ -261,7 +261,6 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         self.renderer = Renderer(store, self.builder, strict=self.settings.strict_substitution)
         self.clusters = clusters or ClusterPool(cluster, store)
         """The target clusters: `cluster`, or a remote one per `spec.kubeConfig`."""
-        self._targets: dict[str, ClusterPort] = {}
         self._inflight: dict[str, _InFlight] = {}
         self._sources_seen: dict[str, tuple[Any, ...]] = {}
         self._deps_seen: dict[str, tuple[Any, ...]] = {}
@@ -310,13 +309,8 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
 
     async def reconcile(self, obj: Kustomization) -> Result:
         """Reconcile with the target cluster leased for the whole reconcile."""
-        key = self.key_of(obj)
-        async with self.clusters.lease(obj) as target:
-            self._targets[key] = target
-            try:
-                return await super().reconcile(obj)
-            finally:
-                self._targets.pop(key, None)
+        async with self.clusters.bound(self.key_of(obj), obj):
+            return await super().reconcile(obj)
 
     async def on_result(
         self, obj: Kustomization, state: KustomizeState, error: ReconcileError | None
@@ -330,7 +324,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     def _cluster(self, obj: Kustomization) -> ClusterPort:
         """The cluster as the Kustomization's service account (`spec.serviceAccountName`,
         else the configured default), impersonated as Flux does; else as the service."""
-        target = self._targets.get(self.key_of(obj), self.cluster)
+        target = self.clusters.target(self.key_of(obj))
         account = obj.spec.service_account_name or self.settings.default_service_account
         if not account:
             return target
@@ -695,6 +689,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         checksum = state.checksum
         if not checksum:
             return
+        meta = obj.metadata
         outcome = hist.Outcome(
             digest=checksum,
             revision=state.revision,
@@ -703,31 +698,23 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             duration=format_duration(round(time.monotonic() - state.start, 3)),
             pruned=tuple(c.subject for c in state.pruned),
         )
-        history, dropped = hist.record(obj.status.history, outcome, self.settings.history_limit)
-        meta = obj.metadata
-        try:
-            if status == Reason.RECONCILIATION_SUCCEEDED and not state.report_drift:
-                await history_output.save(
-                    self.store, meta.namespace, meta.name, checksum, state.objects
-                )
-            await history_output.drop(self.store, meta.namespace, meta.name, dropped)
-        except BusError as e:
-            # the apply happened: record it; only a rollback to it would be refused
-            log.warning("history.output_not_stored", error=str(e))
-        obj.status.history = history
+        keep = state.objects if status == Reason.RECONCILIATION_SUCCEEDED else None
+        obj.status.history = await history_output.record(
+            self.store,
+            (meta.namespace, meta.name),
+            obj.status.history,
+            outcome,
+            self.settings.history_limit,
+            None if state.report_drift else keep,
+        )
 
     # -- deletion --------------------------------------------------------------------
 
     async def finalize(self, obj: Kustomization) -> None:
         """Apply the deletionPolicy (on the target cluster) before the Kustomization
         is removed, then delete its history outputs."""
-        key = self.key_of(obj)
-        async with self.clusters.lease(obj) as target:
-            self._targets[key] = target
-            try:
-                await self._finalize(obj)
-            finally:
-                self._targets.pop(key, None)
+        async with self.clusters.bound(self.key_of(obj), obj):
+            await self._finalize(obj)
         await history_output.drop_all(self.store, obj.metadata.namespace, obj.metadata.name)
 
     async def _finalize(self, obj: Kustomization) -> None:
