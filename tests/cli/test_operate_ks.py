@@ -3,6 +3,7 @@ Kustomization, against the real kustomize reconciler applying to kubelite."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -241,3 +242,28 @@ async def test_tree_recurses_into_the_kustomizations_it_manages(
             "└── Kustomization/default/child",
             "    └── ConfigMap/default/c",
         ]
+
+
+async def test_diff_compares_with_the_remote_cluster_of_spec_kubeconfig(
+    cli: Cli, bus: Bus, kubelite: Any, kubelite_factory: Any, tmp_path: Path
+):
+    remote = kubelite_factory()
+    kubeconfig = await asyncio.to_thread(Path(remote.kubeconfig).read_bytes)
+    await bus.put_secret(
+        "default",
+        "remote",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "remote", "namespace": "default"},
+            "data": {"value.yaml": base64.b64encode(kubeconfig).decode()},
+        },
+    )
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        await started(env, kubeConfig={"secretRef": {"name": "remote"}})
+        args = ("-n", "default", "--kubeconfig", kubelite.kubeconfig)
+        assert (await cli("diff", "ks", "app", *args)).code == 0
+        done = remote.kubectl("scale", "deployment/web", "-n", "apps", "--replicas=3")
+        assert done.returncode == 0, done.stderr
+        result = await cli("diff", "ks", "app", *args)
+        assert result.code == 1 and "-  replicas: 3" in result.stdout, result.output
