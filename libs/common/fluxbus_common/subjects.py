@@ -20,6 +20,10 @@ health (`object_key()` of the Provider) and per-Alert on-change memory
 NOTIFIER_DEDUP_BUCKET = "fluxbus-notifier-dedup"
 """KV bucket whose entries live for the notifier's dedup window, keyed
 `dedup.<hash of object, reason, message, revision>`; created by the notifier."""
+HEARTBEATS_BUCKET = "fluxbus-heartbeats"
+"""KV bucket with a TTL where every running service instance publishes its
+heartbeat (`fluxbus_common.liveness.Heartbeat`), keyed by `heartbeat_key()`;
+an instance that stops renewing it disappears when the TTL passes."""
 ARTIFACTS_STORE = "fluxbus-artifacts"
 """Object store of source artifacts, named by `artifact_name()`, and of scanned image
 tag lists, named by `image_tags_name()` (a list of 10 000 tags is larger than one
@@ -28,6 +32,11 @@ NATS message may be; the object store chunks it)."""
 EVENTS_STREAM = "FLUXBUS_EVENTS"
 EVENTS_PREFIX = "fluxbus.events"
 EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
+
+LOGS_STREAM = "FLUXBUS_LOGS"
+"""Bounded stream of every service's structured log records (`fluxbus logs`)."""
+LOGS_PREFIX = "fluxbus.logs"
+LOGS_SUBJECTS = f"{LOGS_PREFIX}.>"
 
 MEMBERS_PREFIX = "members"
 """Prefix of the heartbeat-group keys in the leases bucket."""
@@ -100,3 +109,23 @@ def lease_key(service: str, kind: str, shard: int) -> str:
 def members_key(service: str, kind: str) -> str:
     """Return the key of the heartbeat group of the replicas running a service's kind."""
     return f"{MEMBERS_PREFIX}.{service}.{kind}"
+
+
+def _token(text: str) -> str:
+    """One subject/key token: NATS separators and wildcards become `_`."""
+    return "".join("_" if c in ".*> \t" else c for c in text) or "_"
+
+
+def heartbeat_key(service: str, instance: str) -> str:
+    """Return the heartbeats-bucket key of one service instance: `<service>.<instance>`."""
+    return f"{_token(service)}.{_token(instance)}"
+
+
+def log_subject(service: str, level: str) -> str:
+    """Return the subject a service's log record of `level` is published on."""
+    return f"{LOGS_PREFIX}.{_token(service)}.{_token(level.lower())}"
+
+
+def log_filter(service: str | None = None) -> str:
+    """Return the logs-stream subject filter of one service (None: every service)."""
+    return f"{LOGS_PREFIX}.{_token(service)}.*" if service else LOGS_SUBJECTS
