@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import Cli
+from cli_helpers import Cli, heartbeat
 from kustomize.reconcile_helpers import (
     Env,
     configmap,
@@ -151,6 +151,20 @@ async def test_diff_masks_secret_values(cli: Cli, bus: Bus, kubelite: Any, tmp_p
             assert value not in result.output
 
 
+async def test_rollback_says_at_once_when_no_kustomize_service_is_alive(
+    cli: Cli, bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path / "env") as env:
+        await started(env)
+        await env.ready(
+            subjects.object_key("Kustomization", "default", "app"),
+            await env.publish(app_files("nginx:1.26")),
+        )
+        result = await cli("rollback", "ks", "app", "-n", "default")
+        assert result.code != 0 and "no live instance" in result.stderr, result.output
+        assert image_of(env) == "nginx:1.26"
+
+
 async def test_diff_errors_exit_above_1(cli: Cli, bus: Bus, kubelite: Any):
     missing = await cli("diff", "ks", "nope", "-n", "default", "--kubeconfig", kubelite.kubeconfig)
     assert missing.code == 2 and "not found" in missing.stderr
@@ -161,7 +175,7 @@ async def test_diff_errors_exit_above_1(cli: Cli, bus: Bus, kubelite: Any):
 async def test_history_rollback_hold_and_resume_to_git(
     cli: Cli, bus: Bus, kubelite: Any, tmp_path: Path
 ):
-    async with running(bus, kubelite, tmp_path / "env") as env:
+    async with running(bus, kubelite, tmp_path / "env") as env, heartbeat(bus, "Kustomization"):
         key, old = await started(env)
         new = await env.publish(app_files("nginx:1.26", with_config=False))
         await env.ready(key, new)
@@ -208,7 +222,7 @@ async def test_history_rollback_hold_and_resume_to_git(
 async def test_rollback_refuses_with_a_clear_message(
     cli: Cli, bus: Bus, kubelite: Any, tmp_path: Path, args: tuple[str, ...], message: str
 ):
-    async with running(bus, kubelite, tmp_path / "env") as env:
+    async with running(bus, kubelite, tmp_path / "env") as env, heartbeat(bus, "Kustomization"):
         key, _ = await started(env)
         await env.ready(key, await env.publish(app_files("nginx:1.26")))
         status = await env.status(key)

@@ -10,11 +10,10 @@ waits for it, then holds there: the Kustomization is suspended with the reason
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from fluxbus_cli import render, store
+from fluxbus_cli import controllers, render, store
 from fluxbus_cli.commands import ks_access
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
@@ -102,6 +101,7 @@ async def rollback(
             "(older than the history limit)"
         )
     info = ks_access.KUSTOMIZATION
+    await controllers.require_controller(bus, info.kind)
     out.step(f"rolling back Kustomization {name} in {namespace} namespace to {revision}")
     token = request_token()
 
@@ -115,17 +115,23 @@ async def rollback(
     await store.edit(bus, info, namespace, name, ask)
     key = subjects.object_key("Kustomization", namespace, name)
     try:
-        with out.spinner("waiting for the rollback to be applied"):
-            async with asyncio.timeout(timeout):
-                status = await store.wait_for_status(
-                    bus, key, lambda s: s.get("lastHandledReconcileAt") == token
-                )
+        status = await controllers.wait_on_controller(
+            bus,
+            out,
+            "Kustomization",
+            "waiting for the rollback to be applied",
+            store.wait_for_status(bus, key, lambda s: s.get("lastHandledReconcileAt") == token),
+            timeout,
+        )
     except TimeoutError:
         await _back_to_git(bus, namespace, name)
         raise CliError(
-            f"timed out after {timeout:g}s waiting for the rollback of '{namespace}/{name}' "
-            "(is the kustomize service running?); it follows Git again"
+            f"timed out after {timeout:g}s waiting for the rollback of '{namespace}/{name}'; "
+            "it follows Git again"
         ) from None
+    except CliError:
+        await _back_to_git(bus, namespace, name)
+        raise
     ready = render.ready_condition({"status": status}) or {}
     if ready.get("status") != "True" or status.get("lastAppliedRevision") != hist.revision_of(
         entry
