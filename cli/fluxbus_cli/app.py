@@ -19,6 +19,7 @@ from fluxbus_cli.commands import delete as delete_cmd
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.commands import get as get_cmd
 from fluxbus_cli.commands import logs as logs_cmd
+from fluxbus_cli.commands import operate as operate_cmd
 from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
 from fluxbus_cli.commands import secret as secret_cmd
@@ -242,6 +243,11 @@ def resume(
     except CliError as e:
         _fail(out, e)
     run(lambda bus, o: reconcile_cmd.resume(bus, o, info, namespace, name, timeout=seconds))
+
+
+# -- operate a Kustomization: build, diff, tree, history, rollback (commands/operate.py) --
+
+operate_cmd.register(app, run, DEFAULT_NAMESPACE)
 
 
 # -- events ----------------------------------------------------------------------------

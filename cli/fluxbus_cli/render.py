@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from fluxbus_common import keys
 from fluxbus_common.revisions import revision_of as revision_of  # commands use render.revision_of
 
 REDACTED = "<redacted>"
@@ -152,6 +153,9 @@ def toolkit_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str
     else:
         ready_text, message = str(ready.get("status", "Unknown")), str(ready.get("message", ""))
     suspended = bool((doc.get("spec") or {}).get("suspend"))
+    reason = (meta.get("annotations") or {}).get(keys.SUSPENDED_REASON_ANNOTATION)
+    if suspended and reason:
+        message = f"suspended: {reason}"
     return [
         str(meta.get("name", "")),
         ready_text,

@@ -213,6 +213,7 @@ async def resume(
         _annotate(token)(doc)
         annotations = doc["metadata"]["annotations"]
         annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
+        annotations.pop(keys.ROLLBACK_ANNOTATION, None)  # back to Git after a rollback
 
     await store.edit(bus, info, namespace, name, change)
     out.success(f"{info.kind} resumed")

@@ -15,6 +15,7 @@ from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
+from fluxbus_kustomize.remote import ClusterPool
 from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings
 
 SERVICE = "kustomize"
@@ -46,7 +47,13 @@ async def run(
 
         async def make_reconcilers(bus: Bus) -> list[Any]:
             recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
-            return [KustomizationReconciler(bus, cluster, recorder=recorder, settings=settings)]
+            clusters = ClusterPool(cluster, bus)  # remote clusters (spec.kubeConfig)
+            stack.push_async_callback(clusters.close)
+            return [
+                KustomizationReconciler(
+                    bus, cluster, recorder=recorder, settings=settings, clusters=clusters
+                )
+            ]
 
         await run_service(
             SERVICE,
