@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -268,9 +269,7 @@ class Story:
         await self.until(f"GitRepository fetching {revision}", fetched)
         self.say(f"GitRepository/gitops-repo fetched {revision}")
         for name in KUSTOMIZATIONS:
-            await self.until(
-                f"{name} applying {revision}", lambda n=name: self.applied(n, revision)
-            )
+            await self.until(f"{name} applying {revision}", partial(self.applied, name, revision))
         self.say(f"{what}: every Kustomization applied {revision}")
 
     # -- the steps ----------------------------------------------------------------------------
@@ -327,6 +326,23 @@ class Story:
         await self.rolled_out(sha, "rolled out")
         await self.until(f"production running {HUMAN_TAG}", lambda: self._image_is(HUMAN_TAG))
         self.say(f"production runs {await self.production_image()}")
+        # The registry scan comes after the commit: an ImagePolicy behind Git would have the
+        # automation write its older tag back (Flux does the same). Now both agree.
+        await self.scan_until_picked(HUMAN_TAG)
+        self.say(f"ImagePolicy/podinfo picked {HUMAN_TAG}, as Git has it: nothing to commit")
+
+    async def scan_until_picked(self, tag: str) -> None:
+        """Request a registry scan (as a registry webhook or `fluxbus reconcile image
+        repository podinfo` would) and wait until the ImagePolicy picked `tag`."""
+        await request_reconcile(self.world.bus, key("ImageRepository", "podinfo"))
+
+        async def picked() -> bool:
+            status = await self.ready(key("ImagePolicy", "podinfo"))
+            latest = ((status or {}).get("latestRef") or {}).get("tag")
+            self.seen = f"ImagePolicy latest tag {latest}"
+            return latest == tag
+
+        await self.until(f"ImagePolicy picking {tag}", picked)
 
     async def _image_is(self, tag: str) -> bool:
         image = await self.production_image()
@@ -354,17 +370,8 @@ class Story:
         before = self.world.head()
         await asyncio.to_thread(self.world.push_tag, AUTOMATED_TAG)
         self.say(f"registry: pushed {self.world.image}:{AUTOMATED_TAG}")
-        await request_reconcile(self.world.bus, key("ImageRepository", "podinfo"))
-        self.say("fluxbus reconcile image repository podinfo (registry scan)")
-
-        async def picked() -> bool:
-            status = await self.ready(key("ImagePolicy", "podinfo"))
-            tag = ((status or {}).get("latestRef") or {}).get("tag")
-            self.seen = f"ImagePolicy latest tag {tag}"
-            return tag == AUTOMATED_TAG
-
-        await self.until(f"ImagePolicy picking {AUTOMATED_TAG}", picked)
-        self.say(f"ImagePolicy/podinfo picked {AUTOMATED_TAG}")
+        await self.scan_until_picked(AUTOMATED_TAG)
+        self.say(f"registry scanned; ImagePolicy/podinfo picked {AUTOMATED_TAG}")
 
         async def committed() -> str | None:
             head = self.world.head()
@@ -405,7 +412,7 @@ class Story:
     async def step_stable(self) -> None:
         head = self.revision(self.world.head())
         for name in KUSTOMIZATIONS:
-            await self.until(f"{name} Ready at {head}", lambda n=name: self.applied(n, head))
+            await self.until(f"{name} Ready at {head}", partial(self.applied, name, head))
         for kind, name in (
             ("GitRepository", "gitops-repo"),
             ("ImageRepository", "podinfo"),
@@ -415,7 +422,7 @@ class Story:
             ("Alert", "gitops"),
             ("Receiver", "github"),
         ):
-            await self.until(f"{kind}/{name} Ready", lambda k=key(kind, name): self.ready(k))
+            await self.until(f"{kind}/{name} Ready", partial(self.ready, key(kind, name)))
         await self.until(
             f"production running {AUTOMATED_TAG}", lambda: self._image_is(AUTOMATED_TAG)
         )

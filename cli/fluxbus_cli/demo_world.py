@@ -107,7 +107,9 @@ def example_manifests(git_url: str, image: str, slack_address: str, token: str) 
     preceded by the Secrets they reference. Raises InvalidObject if a file is invalid."""
     docs: list[Any] = [
         *load_documents(
-            yaml.safe_dump(secret_document(SLACK_SECRET, NAMESPACE, {"address": slack_address})),
+            yaml.safe_dump(
+                secret_document(SLACK_SECRET, NAMESPACE, {"address": slack_address.encode()})
+            ),
             "slack secret",
         ),
         *load_documents(
@@ -126,8 +128,8 @@ def example_manifests(git_url: str, image: str, slack_address: str, token: str) 
     return docs
 
 
-def _slack_address(sink: Endpoint) -> bytes:
-    return sink.url_for(SLACK_PATH).encode()
+def _slack_address(sink: Endpoint) -> str:
+    return sink.url_for(SLACK_PATH)
 
 
 @contextlib.asynccontextmanager
