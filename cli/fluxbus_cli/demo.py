@@ -49,7 +49,7 @@ async def write_timeline(world: World, path: Path) -> bool:
     """Write the run's timeline with `fluxbus timeline -o path`; print what happened.
     Returns False only when the command exists and failed."""
     print(f"\n$ fluxbus timeline -o {path.name}", flush=True)
-    code, out, err = await _fluxbus(world, "timeline", "-A", "-o", str(path))
+    code, out, err = await _fluxbus(world, "timeline", "-o", str(path))
     if code == 0:
         print(out, end="", flush=True)
         print(f"timeline written to {path}", flush=True)

@@ -167,7 +167,7 @@ async def demo_world(
         receiver_port = free_port()
         running = await stack.enter_async_context(
             stack_up(
-                state_dir / "stack",
+                state_dir,
                 quiet=True,
                 log_dir=state_dir / "logs",
                 extra_env={"FLUXBUS_RECEIVER_ADDR": f"127.0.0.1:{receiver_port}"},
