@@ -20,6 +20,10 @@ health (`object_key()` of the Provider) and per-Alert on-change memory
 NOTIFIER_DEDUP_BUCKET = "fluxbus-notifier-dedup"
 """KV bucket whose entries live for the notifier's dedup window, keyed
 `dedup.<hash of object, reason, message, revision>`; created by the notifier."""
+HEARTBEATS_BUCKET = "fluxbus-heartbeats"
+"""KV bucket with a TTL where every running service instance publishes its
+heartbeat (`fluxbus_common.liveness.Heartbeat`), keyed by `heartbeat_key()`;
+an instance that stops renewing it disappears when the TTL passes."""
 ARTIFACTS_STORE = "fluxbus-artifacts"
 """Object store of source artifacts, named by `artifact_name()`, and of scanned image
 tag lists, named by `image_tags_name()` (a list of 10 000 tags is larger than one
@@ -28,6 +32,11 @@ NATS message may be; the object store chunks it)."""
 EVENTS_STREAM = "FLUXBUS_EVENTS"
 EVENTS_PREFIX = "fluxbus.events"
 EVENTS_SUBJECTS = f"{EVENTS_PREFIX}.>"
+
+LOGS_STREAM = "FLUXBUS_LOGS"
+"""Bounded stream of every service's structured log records (`fluxbus logs`)."""
+LOGS_PREFIX = "fluxbus.logs"
+LOGS_SUBJECTS = f"{LOGS_PREFIX}.>"
 
 MEMBERS_PREFIX = "members"
 """Prefix of the heartbeat-group keys in the leases bucket."""
