@@ -19,6 +19,7 @@ from fluxbus_cli.commands import check as check_cmd
 from fluxbus_cli.commands import delete as delete_cmd
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.commands import get as get_cmd
+from fluxbus_cli.commands import nats as nats_cmd
 from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
 from fluxbus_cli.commands import secret as secret_cmd
@@ -36,6 +37,7 @@ from fluxbus_cli.secrets import (
 )
 from fluxbus_common.bus import Bus
 from fluxbus_common.duration import parse_duration
+from fluxbus_common.natsauth import ServerTLS
 from fluxbus_common.ports import BusError
 from fluxbus_common.settings import BusSettings
 
@@ -53,6 +55,10 @@ create_app = typer.Typer(help="Create objects.", no_args_is_help=True)
 create_secret_app = typer.Typer(help="Create Secrets with Flux's keys.", no_args_is_help=True)
 create_app.add_typer(create_secret_app, name="secret")
 app.add_typer(create_app, name="create")
+nats_app = typer.Typer(
+    help="Lock the bus: NATS users, permissions, TLS, encryption.", no_args_is_help=True
+)
+app.add_typer(nats_app, name="nats")
 
 # -- shared options --------------------------------------------------------------------
 
@@ -512,6 +518,60 @@ def check() -> None:
     run_local(main, out)
 
 
+@nats_app.command("config")
+def nats_config(
+    directory: Annotated[Path, typer.Argument(help="Where nats.conf and creds/ are written.")],
+    store_dir: Annotated[str, typer.Option(help="JetStream data directory of the server.")] = (
+        "/data/jetstream"
+    ),
+    host: Annotated[str, typer.Option(help="Address the server listens on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Client port.")] = 4222,
+    tls_cert: Annotated[str | None, typer.Option(help="Server certificate (PEM).")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="Server key (PEM).")] = None,
+    tls_ca: Annotated[str | None, typer.Option(help="CA of client certificates.")] = None,
+    tls_verify: Annotated[bool, typer.Option(help="Require client certificates.")] = False,
+    encrypt: Annotated[bool, typer.Option(help="JetStream encryption at rest.")] = True,
+    key_env: Annotated[
+        str, typer.Option(help="Read the encryption key from this env var of the server.")
+    ] = "",
+) -> None:
+    """Write a nats-server config with a user per service, the CLI, a read-only
+    dashboard and the admin (docs/security.md), and each user's nkey seed."""
+    out = Output()
+    if bool(tls_cert) != bool(tls_key):
+        _fail(out, CliError("--tls-cert and --tls-key go together"))
+    tls = ServerTLS(tls_cert, tls_key, tls_ca, tls_verify) if tls_cert and tls_key else None
+    run_local(
+        lambda: nats_cmd.write_config(
+            out,
+            directory,
+            store_dir=store_dir,
+            host=host,
+            port=port,
+            tls=tls,
+            encrypt=encrypt,
+            key_env=key_env,
+        ),
+        out,
+    )
+
+
+@nats_app.command("init")
+def nats_init() -> None:
+    """Create the buckets, object store and streams (run with the admin's
+    FLUXBUS_NATS_CREDS; the services' own users may not create them)."""
+    out = Output()
+
+    async def main() -> int:
+        try:
+            settings = BusSettings.from_env()
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        return await nats_cmd.init(out, settings)
+
+    run_local(main, out)
+
+
 def fluxbus_version() -> str:
     try:
         return importlib.metadata.version("fluxbus")
@@ -533,8 +593,13 @@ def up(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Where NATS and kubelite keep data.")
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="NATS without users and permissions (tests, old state)."),
+    ] = False,
 ) -> None:
-    """Start NATS, the controllers and (with --cluster embedded) a local API server."""
+    """Start NATS, the controllers and (with --cluster embedded) a local API server.
+    NATS gets a user per service and for the CLI (docs/security.md) unless --no-auth."""
     out = Output()
     if cluster not in ("embedded", "current"):
         _fail(out, CliError(f'--cluster must be embedded or current, got "{cluster}"'))
@@ -545,6 +610,10 @@ def up(
             raise
         _fail(out, CliError("fluxbus up is not available in this build"))
     _exit(
-        up_module.main(cluster=cluster, state_dir=None if state_dir is None else str(state_dir))
+        up_module.main(
+            cluster=cluster,
+            state_dir=None if state_dir is None else str(state_dir),
+            secure=not no_auth,
+        )
         or 0
     )

@@ -73,17 +73,23 @@ def write_config(
     port: int = 4222,
     tls: ServerTLS | None = None,
     encrypt: bool = True,
+    key_env: str = "",
     roles: tuple[Role, ...] = tuple(Role),
 ) -> NatsFiles:
     """Write (or refresh) the seeds, the key and nats.conf under `directory`.
 
+    `key_env`: the server reads the encryption key from this environment
+    variable (a Kubernetes Secret) instead of nats.conf; jetstream.key holds it.
     Returns the paths. Raises OSError when the directory is not writable.
     """
     creds_dir = directory / CREDS_DIR
     creds_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds = {role: creds_dir / f"{role}.nk" for role in roles}
     users = {role: _seed(path) for role, path in creds.items()}
-    encryption = JetStreamEncryption(_encryption_key(directory / KEY_FILE)) if encrypt else None
+    encryption = None
+    if encrypt:
+        key = _encryption_key(directory / KEY_FILE)
+        encryption = JetStreamEncryption("" if key_env else key, key_env=key_env)
     text = natsauth.server_config(
         ServerConfig(
             users=users,

