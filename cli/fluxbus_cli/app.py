@@ -19,6 +19,7 @@ from fluxbus_cli.commands import check as check_cmd
 from fluxbus_cli.commands import delete as delete_cmd
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.commands import get as get_cmd
+from fluxbus_cli.commands import logs as logs_cmd
 from fluxbus_cli.commands import nats as nats_cmd
 from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
@@ -345,6 +346,68 @@ def events(
         run(lambda bus, o: events_cmd.events(bus, o, scope, target))
 
 
+# -- logs ------------------------------------------------------------------------------
+
+
+@app.command()
+def logs(
+    service: Annotated[
+        str | None, typer.Option("--service", help="Only this service (e.g. kustomize).")
+    ] = None,
+    kind_name: Annotated[
+        str | None, typer.Option("--kind", help="Only records about objects of this kind.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only records about this object.")
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", "-n", help="Only objects in this namespace (with --name: flux-system)."
+        ),
+    ] = None,
+    all_namespaces: AllNamespaces = False,
+    level: Annotated[
+        str | None,
+        typer.Option("--level", help="debug, info, warning or error: that level and worse."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print new records as they come.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", help="Only the last N stored records.")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="text or json (one record a line).")
+    ] = "text",
+) -> None:
+    """Show the log records of every service instance (from the logs stream)."""
+    out = Output()
+    try:
+        if output not in ("text", "json"):
+            raise CliError(f'--output must be text or json, got "{output}"')
+        kind_filter = kind(kind_name).kind if kind_name else None
+        scope = None if all_namespaces else namespace
+        if scope is None and name is not None and not all_namespaces:
+            scope = DEFAULT_NAMESPACE
+        if scope is not None:
+            manifests.check_namespace(scope)
+        query = logs_cmd.LogQuery(
+            service=service,
+            kind=kind_filter,
+            name=name,
+            namespace=scope,
+            level=logs_cmd.check_level(level),
+        )
+    except CliError as e:
+        _fail(out, e)
+    run(
+        lambda bus, o: logs_cmd.logs(
+            bus, o, query, follow=follow, tail=tail, as_json=output == "json"
+        )
+    )
+
+
 # -- create secret ---------------------------------------------------------------------
 
 
@@ -505,7 +568,8 @@ def create_receiver(
 
 @app.command()
 def check() -> None:
-    """Check NATS, JetStream, the buckets/store/stream, kubectl and kustomize."""
+    """Check NATS, JetStream, the buckets/store/streams, kubectl, kustomize, and that
+    every service has a live instance (exit 1 naming the one that has none)."""
     out = Output()
 
     async def main() -> int:

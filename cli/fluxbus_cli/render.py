@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.markup import escape
+
+from fluxbus_common.revisions import revision_of as revision_of  # commands use render.revision_of
 
 REDACTED = "<redacted>"
 """What `get secrets -o json|yaml` shows instead of a value."""
@@ -130,24 +132,6 @@ def ready_condition(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         if isinstance(cond, Mapping) and cond.get("type") == "Ready":
             return dict(cond)
     return None
-
-
-def revision_of(status: Mapping[str, Any]) -> str:
-    """Return what `flux get` shows as the revision of an object's status."""
-    artifact = status.get("artifact")
-    if isinstance(artifact, Mapping) and artifact.get("revision"):
-        return str(artifact["revision"])
-    for field in ("lastAppliedRevision", "latestImage", "lastPushCommit"):
-        if status.get(field):
-            return str(status[field])
-    latest = status.get("latestRef")
-    if isinstance(latest, Mapping) and latest.get("name"):
-        tag = f":{latest['tag']}" if latest.get("tag") else ""
-        return f"{latest['name']}{tag}"
-    scan = status.get("lastScanResult")
-    if isinstance(scan, Mapping) and "tagCount" in scan:
-        return f"{scan['tagCount']} tags"
-    return ""
 
 
 TOOLKIT_HEADERS = ("NAME", "READY", "STATUS", "REVISION", "SUSPENDED", "AGE")
@@ -323,15 +307,22 @@ class Output:
     def warning(self, message: str) -> None:
         self._err.print(f"[yellow]⚠[/] {_escape(message)}")
 
+    @property
+    def interactive(self) -> bool:
+        """Whether progress goes to a terminal (a spinner) rather than a log (lines)."""
+        return bool(self._err.is_terminal)
+
     @contextlib.contextmanager
-    def spinner(self, message: str) -> Iterator[None]:
-        """Show a spinner while waiting on a terminal; print one line otherwise."""
+    def spinner(self, message: str) -> Iterator[Callable[[str], None]]:
+        """Show a spinner while waiting on a terminal; print one line otherwise.
+
+        Yields `update(text)`: a new spinner text, or one more line."""
         if self._err.is_terminal:
-            with self._err.status(_escape(message)):
-                yield
+            with self._err.status(_escape(message)) as status:
+                yield lambda text: status.update(_escape(text))
         else:
             self.waiting(message)
-            yield
+            yield self.waiting
 
 
 def _escape(text: str) -> str:

@@ -9,10 +9,11 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fluxbus_common import keys
+from fluxbus_common import keys, liveness
 from fluxbus_common.bus import Bus
 from fluxbus_common.ports import RevisionConflict
 
@@ -127,6 +128,31 @@ class FakeController:
 
 
 @contextlib.asynccontextmanager
+async def heartbeat(bus: Bus, *kinds: str, ttl: float = 600.0) -> AsyncIterator[None]:
+    """Publish, while the block runs, the heartbeat a service reconciling `kinds` writes."""
+    services = {liveness.controller_of(k) or "stand-in" for k in kinds}
+    now = liveness.rfc3339(datetime.now(UTC))
+    for service in services:
+        owned = tuple(k.lower() for k in kinds if liveness.controller_of(k) == service)
+        await bus.put_heartbeat(
+            liveness.Heartbeat(
+                service=service,
+                instance="stand-in",
+                kinds=owned,
+                started=now,
+                last_seen=now,
+                ttl=ttl,
+                ready=True,
+            )
+        )
+    try:
+        yield
+    finally:
+        for service in services:
+            await bus.remove_heartbeat(service, "stand-in")
+
+
+@contextlib.asynccontextmanager
 async def controller(
     bus: Bus, *kinds: str, ready: bool = True, message: str | None = None
 ) -> AsyncIterator[FakeController]:
@@ -134,7 +160,7 @@ async def controller(
     fake = FakeController(ready=ready)
     if message is not None:
         fake.message = message
-    async with asyncio.TaskGroup() as tg:
+    async with heartbeat(bus, *kinds), asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(fake.run(bus, kind), name=f"fake-{kind}") for kind in kinds]
         try:
             yield fake

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import yaml
-from cli_helpers import MANIFESTS, Cli
+from cli_helpers import MANIFESTS, Cli, heartbeat
 
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.render import Output
@@ -90,7 +90,8 @@ async def test_export_prints_clean_yaml_that_applies_back_unchanged(
     fluxbus: Cli, cli: Cli, bus: Bus, tmp_path: Path
 ):
     await cli("apply", "-f", str(MANIFESTS))
-    await cli("reconcile", "ks", "podinfo", "--timeout", "1ms")  # leaves its annotation
+    async with heartbeat(bus, "kustomization"):  # a live controller, which never answers
+        await cli("reconcile", "ks", "podinfo", "--timeout", "1ms")  # leaves its annotation
     await bus.put_status("kustomization.flux-system.podinfo", {"observedGeneration": 1}, 0)
 
     exported = await fluxbus("export", "all")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cli_helpers import MANIFESTS, Cli, controller
+from cli_helpers import MANIFESTS, Cli, controller, heartbeat
 
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
@@ -45,11 +45,31 @@ async def test_reconcile_exits_non_zero_with_the_message_when_not_ready(cli: Cli
     assert "✗ kustomize build failed" in result.stderr
 
 
-async def test_reconcile_times_out_without_a_controller(cli: Cli):
+async def test_reconcile_says_at_once_that_no_controller_is_alive(cli: Cli):
     await apply_podinfo(cli)
-    result = await cli("reconcile", "ks", "podinfo", "--timeout", "300ms")
+    result = await cli("reconcile", "ks", "podinfo", "--timeout", "10m")
     assert result.code == 1
-    assert "timed out after 0.3s" in result.stderr
+    assert (
+        "✗ no live instance of the kustomize service reconciles Kustomization objects "
+        "(is fluxbus-kustomize running? see `fluxbus check`)"
+    ) in result.stderr
+    assert "annotating" not in result.stderr  # nothing was requested
+
+
+async def test_reconcile_times_out_when_a_live_controller_does_not_answer(cli: Cli, bus: Bus):
+    await apply_podinfo(cli)
+    async with heartbeat(bus, "kustomization"):
+        result = await cli("reconcile", "ks", "podinfo", "--timeout", "300ms")
+    assert result.code == 1
+    assert "timed out after 0.3s waiting for Kustomization 'flux-system/podinfo'" in result.stderr
+
+
+async def test_reconcile_fails_when_the_controller_goes_away_while_it_waits(cli: Cli, bus: Bus):
+    await apply_podinfo(cli)
+    async with heartbeat(bus, "kustomization", ttl=2):
+        result = await cli("reconcile", "ks", "podinfo", "--timeout", "1m")
+    assert result.code == 1
+    assert "its last instance went away" in result.stderr
 
 
 async def test_reconcile_with_source_fetches_the_git_repository_first(cli: Cli, bus: Bus):

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from cli_helpers import MANIFESTS, Cli
+from cli_helpers import MANIFESTS, Cli, heartbeat
 
 from fluxbus_cli.__main__ import normalize_argv
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.manifests import redact_values
 from fluxbus_cli.render import age, parse_time
 from fluxbus_cli.secrets import git_data, split_literal
+from fluxbus_common.bus import Bus
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
@@ -107,8 +108,9 @@ def test_git_secret_flags_must_fit_the_url(url: str, kwargs: dict, complaint: st
         git_data(url, **kwargs)
 
 
-async def test_reapplying_after_a_reconcile_request_keeps_the_request(cli: Cli):
+async def test_reapplying_after_a_reconcile_request_keeps_the_request(cli: Cli, bus: Bus):
     await cli("apply", "-f", str(MANIFESTS / "podinfo.yaml"))
-    await cli("reconcile", "ks", "podinfo", "--timeout", "1ms")
+    async with heartbeat(bus, "kustomization"):  # a live controller, which never answers
+        await cli("reconcile", "ks", "podinfo", "--timeout", "1ms")
     again = await cli("apply", "-f", str(MANIFESTS / "podinfo.yaml"))
     assert again.stdout.splitlines()[1] == "kustomization/flux-system/podinfo unchanged"

@@ -95,6 +95,12 @@ async def test_a_push_reaches_the_cluster_with_every_component_on_its_own_nats_u
         await asyncio.to_thread(run, [*reconcile, "--timeout", "90s"], env)
         assert await asyncio.to_thread(replicas) == 3
 
+        # the CLI's user reads what every service ships: heartbeats, logs
+        shipped = await asyncio.to_thread(
+            run, [*fluxbus, "logs", "--service", "kustomize", "--tail", "50"], env
+        )
+        assert "reconcile.finished" in shipped
+
         # without credentials the CLI is turned away
         anonymous = {k: v for k, v in env.items() if k != "FLUXBUS_NATS_CREDS"}
         refused = await asyncio.to_thread(

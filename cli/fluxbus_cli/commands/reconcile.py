@@ -2,16 +2,17 @@
 
 A reconcile request is Flux's: the `reconcile.fluxcd.io/requestedAt`
 annotation set to a fresh value; the owning service copies it to
-`status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that.
+`status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that —
+unless no live instance of the kind's controller is there to handle it: that is
+said at once, before and during the wait (`fluxbus_cli.controllers`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from fluxbus_cli import render, store
+from fluxbus_cli import controllers, render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
 from fluxbus_common import keys, subjects
@@ -56,17 +57,20 @@ async def _wait_handled(
     bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, token: str, timeout: float
 ) -> int:
     key = subjects.object_key(info.kind, namespace, name)
-    with out.spinner(f"waiting for {info.kind} reconciliation"):
-        try:
-            async with asyncio.timeout(timeout):
-                status = await store.wait_for_status(
-                    bus, key, lambda s: s.get("lastHandledReconcileAt") == token
-                )
-        except TimeoutError:
-            raise CliError(
-                f"timed out after {timeout:g}s waiting for {info.kind} "
-                f"'{namespace}/{name}' to be reconciled (is its controller running?)"
-            ) from None
+    try:
+        status = await controllers.wait_on_controller(
+            bus,
+            out,
+            info.kind,
+            f"waiting for {info.kind} reconciliation",
+            store.wait_for_status(bus, key, lambda s: s.get("lastHandledReconcileAt") == token),
+            timeout,
+        )
+    except TimeoutError:
+        raise CliError(
+            f"timed out after {timeout:g}s waiting for {info.kind} "
+            f"'{namespace}/{name}' to be reconciled"
+        ) from None
     ready, message = _outcome(info, status)
     if not ready:
         raise CliError(message)
@@ -82,6 +86,7 @@ async def _reconcile_one(
         raise store.not_found(info, namespace, name)
     if (doc.get("spec") or {}).get("suspend"):
         raise CliError(f"{info.kind} '{namespace}/{name}' is suspended")
+    await controllers.require_controller(bus, info.kind)
     out.step(f"annotating {info.kind} {name} in {namespace} namespace")
     token = request_token()
     await store.edit(bus, info, namespace, name, _annotate(token))

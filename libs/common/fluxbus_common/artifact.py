@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fluxbus_common.settings import EnvVar
+
 __all__ = [
     "GZIP_LEVEL",
     "ArtifactFile",
@@ -361,3 +363,14 @@ def _write_member(tf: tarfile.TarFile, member: tarfile.TarInfo, target: Path) ->
                 raise ArtifactFormatError(f"artifact: member {member.name!r} is truncated")
             out.write(chunk)
             remaining -= len(chunk)
+
+
+ARTIFACT_ENV: tuple[EnvVar, ...] = (
+    EnvVar(MAX_MEMBERS_ENV, str(ArtifactLimits.max_members), "files one artifact may hold"),
+    EnvVar(
+        MAX_TOTAL_BYTES_ENV,
+        str(ArtifactLimits.max_total_bytes),
+        "uncompressed bytes one artifact may hold (set alike on source and kustomize)",
+    ),
+)
+"""The artifact limits as `--help` of the source and kustomize services lists them."""

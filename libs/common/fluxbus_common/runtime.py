@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 import zlib
@@ -190,6 +191,11 @@ class Runtime:
         self.recorder = EventRecorder(bus, service, settings.instance)
 
     # -- ownership -------------------------------------------------------
+
+    @property
+    def owned_shards(self) -> tuple[int, ...]:
+        """The shards whose leases this replica holds now (its heartbeat reports them)."""
+        return tuple(sorted(self._owned))
 
     def owns(self, key: str) -> bool:
         return shard_of(key, self.settings.shards) in self._owned
@@ -434,6 +440,7 @@ class Runtime:
             return
         if trigger.suspended:
             log.debug("reconcile.suspended", key=key)
+            self.metrics.record_object(doc, (await self._load_status(key))[0])
             return
         if keys.FINALIZER not in (meta.get("finalizers") or []):
             doc = {
@@ -494,9 +501,15 @@ class Runtime:
             delay = self._schedule(key, obj, result, error, trigger)
             duration = time.monotonic() - start
             outcome = _outcome(error)
-            self.metrics.reconcile_duration.labels(self.kind).observe(duration)
+            meta = obj.metadata
+            self.metrics.observe_reconcile(
+                self.reconciler.kind, meta.namespace or "", meta.name, duration
+            )
+            self.metrics.record_object(doc, new_status)
             self.metrics.reconcile_total.labels(self.kind, outcome).inc()
-            log.info(
+            # A failure needs attention (alerts on error logs catch it); a wait does not.
+            log.log(
+                logging.ERROR if outcome in ("failed", "stalled") else logging.INFO,
                 "reconcile.finished",
                 result=outcome,
                 duration_ms=round(duration * 1000, 1),
@@ -598,6 +611,8 @@ class Runtime:
             self.queue.add(key, self._next_backoff(key))
             return
         await self.bus.remove_object(key)
+        _, namespace, name = subjects.split_object_key(key)
+        self.metrics.forget_object(self.reconciler.kind, namespace, name)
         log.info("reconcile.finalized", key=key)
 
     # -- entry point -----------------------------------------------------

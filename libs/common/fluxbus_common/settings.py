@@ -7,10 +7,12 @@ Pure: reads only the mapping it is given (defaults to os.environ).
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from fluxbus_common.liveness import HEARTBEAT_INTERVAL
+from fluxbus_common.redact import redact_text
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_OUTBOX_LIMIT = 1000
@@ -62,7 +64,7 @@ class BusSettings:
     @property
     def redacted_urls(self) -> str:
         """The URLs with any user:password removed, safe to log."""
-        return ",".join(re.sub(r"//[^@/]*@", "//***@", u) for u in self.urls)
+        return ",".join(redact_text(u) for u in self.urls)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BusSettings:
@@ -89,6 +91,8 @@ class RuntimeSettings:
     FLUXBUS_LEASE_TTL: seconds a lease lives without renewal (default 15).
     FLUXBUS_INSTANCE: this replica's name (default hostname-pid).
     FLUXBUS_HTTP_ADDR: host:port of /healthz /readyz /metrics (default 0.0.0.0:8080; "" disables).
+    FLUXBUS_HEARTBEAT_INTERVAL: seconds between two heartbeats (default 5); an
+      instance missing three counts as gone (`fluxbus check`).
     """
 
     workers: int = 4
@@ -98,6 +102,7 @@ class RuntimeSettings:
     http_addr: str = "0.0.0.0:8080"
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -111,4 +116,47 @@ class RuntimeSettings:
             http_addr=e.get("FLUXBUS_HTTP_ADDR", default.http_addr),
             backoff_base=_float(e, "FLUXBUS_BACKOFF_BASE", default.backoff_base),
             backoff_cap=_float(e, "FLUXBUS_BACKOFF_CAP", default.backoff_cap),
+            heartbeat_interval=_float(e, "FLUXBUS_HEARTBEAT_INTERVAL", default.heartbeat_interval),
         )
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One setting a service reads from the environment, as `--help` lists it."""
+
+    name: str
+    default: str
+    help: str
+
+
+COMMON_ENV: tuple[EnvVar, ...] = (
+    EnvVar("FLUXBUS_LOG_LEVEL", "info", "debug, info, warning or error"),
+    EnvVar("FLUXBUS_NATS_URL", DEFAULT_NATS_URL, "NATS server URL(s), comma-separated"),
+    EnvVar("FLUXBUS_NATS_CREDS", "", "NATS credentials file"),
+    EnvVar("FLUXBUS_NATS_TLS_CA", "", "CA bundle that signs the NATS server's certificate"),
+    EnvVar("FLUXBUS_NATS_TLS_CERT", "", "client certificate for NATS (mutual TLS)"),
+    EnvVar("FLUXBUS_NATS_TLS_KEY", "", "key of the client certificate"),
+    EnvVar("FLUXBUS_NATS_REPLICAS", "1", "JetStream replicas of the buckets (3 on a cluster)"),
+    EnvVar(
+        "FLUXBUS_EVENTS_OUTBOX", str(DEFAULT_OUTBOX_LIMIT), "events kept while NATS is unreachable"
+    ),
+    EnvVar("FLUXBUS_WORKERS", str(RuntimeSettings.workers), "concurrent reconciles per kind"),
+    EnvVar(
+        "FLUXBUS_SHARDS", str(RuntimeSettings.shards), "shards the objects of a kind are split into"
+    ),
+    EnvVar("FLUXBUS_LEASE_TTL", f"{RuntimeSettings.lease_ttl:g}", "seconds a shard lease lives"),
+    EnvVar("FLUXBUS_INSTANCE", "<hostname>-<pid>", "this replica's name"),
+    EnvVar(
+        "FLUXBUS_HTTP_ADDR",
+        RuntimeSettings.http_addr,
+        'host:port of /healthz /readyz /metrics ("" disables)',
+    ),
+    EnvVar("FLUXBUS_BACKOFF_BASE", f"{RuntimeSettings.backoff_base:g}", "first retry delay (s)"),
+    EnvVar("FLUXBUS_BACKOFF_CAP", f"{RuntimeSettings.backoff_cap:g}", "longest retry delay (s)"),
+    EnvVar(
+        "FLUXBUS_HEARTBEAT_INTERVAL",
+        f"{HEARTBEAT_INTERVAL:g}",
+        "seconds between two heartbeats (fluxbus check)",
+    ),
+)
+"""The settings every service reads (bus, runtime, logging)."""

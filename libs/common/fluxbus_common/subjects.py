@@ -103,3 +103,23 @@ def lease_key(service: str, kind: str, shard: int) -> str:
 def members_key(service: str, kind: str) -> str:
     """Return the key of the heartbeat group of the replicas running a service's kind."""
     return f"{MEMBERS_PREFIX}.{service}.{kind}"
+
+
+def _token(text: str) -> str:
+    """One subject/key token: NATS separators and wildcards become `_`."""
+    return "".join("_" if c in ".*> \t" else c for c in text) or "_"
+
+
+def heartbeat_key(service: str, instance: str) -> str:
+    """Return the heartbeats-bucket key of one service instance: `<service>.<instance>`."""
+    return f"{_token(service)}.{_token(instance)}"
+
+
+def log_subject(service: str, level: str) -> str:
+    """Return the subject a service's log record of `level` is published on."""
+    return f"{LOGS_PREFIX}.{_token(service)}.{_token(level.lower())}"
+
+
+def log_filter(service: str | None = None) -> str:
+    """Return the logs-stream subject filter of one service (None: every service)."""
+    return f"{LOGS_PREFIX}.{_token(service)}.*" if service else LOGS_SUBJECTS

@@ -6,12 +6,19 @@ import asyncio
 import sys
 
 from fluxbus_common.logconfig import configure
+from fluxbus_common.usage import handle_args
 from fluxbus_image import app
-from fluxbus_image.settings import ImageSettings
+from fluxbus_image.settings import IMAGE_ENV, ImageSettings
+
+SUMMARY = (
+    "The image-reflector service (Flux's image-reflector and image-automation\n"
+    "controllers): scans registries, picks images by policy, commits updates to Git."
+)
 
 
 def main() -> None:
     """Run the image-reflector service until SIGTERM/SIGINT (log level from FLUXBUS_LOG_LEVEL)."""
+    handle_args("fluxbus-image-reflector", SUMMARY, IMAGE_ENV)
     try:
         settings = ImageSettings.from_env()
     except ValueError as e:

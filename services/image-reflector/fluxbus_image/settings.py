@@ -17,8 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxbus_common.settings import EnvVar
+
 DEPENDENCY_REQUEUE = 10.0
 """Seconds before re-checking a dependency that is not ready (the bus usually wakes it sooner)."""
+
+
+IMAGE_ENV: tuple[EnvVar, ...] = (
+    EnvVar("FLUXBUS_IMAGE_WORK_DIR", "<system temp dir>", "where automation clones are made"),
+    EnvVar(
+        "FLUXBUS_IMAGE_DEPENDENCY_REQUEUE",
+        f"{DEPENDENCY_REQUEUE:g}",
+        "seconds before a policy waiting for tags looks again",
+    ),
+)
+"""What `fluxbus-image-reflector --help` lists beside the shared settings."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,36 @@ import sys
 import structlog
 
 from fluxbus_common import logconfig
-from fluxbus_common.settings import BusSettings, RuntimeSettings
+from fluxbus_common.artifact import ARTIFACT_ENV
+from fluxbus_common.settings import BusSettings, EnvVar, RuntimeSettings
+from fluxbus_common.usage import handle_args
 from fluxbus_kustomize import app
 from fluxbus_kustomize.errors import ClusterError
 from fluxbus_kustomize.settings import KustomizeSettings
+
+SUMMARY = (
+    "The kustomize service (Flux's kustomize-controller): renders each Kustomization\n"
+    "from its source's artifact and applies it to the cluster with server-side apply."
+)
+_D = KustomizeSettings()
+KUSTOMIZE_ENV: tuple[EnvVar, ...] = (
+    EnvVar("KUBECONFIG", "<in-cluster service account>", "the target cluster"),
+    EnvVar(
+        "FLUXBUS_KUSTOMIZE_DEPENDENCY_REQUEUE",
+        f"{_D.dependency_requeue:g}",
+        "seconds before a Kustomization waiting on dependsOn looks again",
+    ),
+    EnvVar("FLUXBUS_KUSTOMIZE_STRICT_SUBSTITUTION", "1", "an unset variable without default fails"),
+    EnvVar("FLUXBUS_KUSTOMIZE_RENDER_CACHE", str(_D.render_cache), "rendered builds kept"),
+    EnvVar("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT", f"{_D.min_timeout:g}", "floor of spec.timeout (s)"),
+    EnvVar(
+        "FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT",
+        "",
+        "impersonated when a Kustomization names none",
+    ),
+    *ARTIFACT_ENV,
+)
+"""What `fluxbus-kustomize --help` lists beside the shared settings."""
 
 
 def main() -> None:
@@ -21,6 +47,7 @@ def main() -> None:
 
     Exits 1 when no target cluster configuration can be loaded.
     """
+    handle_args("fluxbus-kustomize", SUMMARY, KUSTOMIZE_ENV)
     bus_settings = BusSettings.from_env()
     runtime_settings = RuntimeSettings.from_env()
     settings = KustomizeSettings.from_env()

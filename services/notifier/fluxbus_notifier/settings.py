@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fluxbus_common.duration import parse_duration
+from fluxbus_common.settings import EnvVar
 
 DEFAULT_DEDUP_WINDOW = 300.0
 """Flux's notification-controller rate-limits identical events for 5 minutes."""
@@ -33,6 +34,25 @@ while an event for a dead endpoint does not hold its slot for long."""
 ACK_WAIT = 30.0
 """Seconds the stream waits for an acknowledgement before it redelivers; the
 dispatcher reports progress well within it for the events it still works on."""
+
+
+NOTIFIER_ENV: tuple[EnvVar, ...] = (
+    EnvVar(
+        "FLUXBUS_NOTIFY_DEDUP_WINDOW",
+        f"{DEFAULT_DEDUP_WINDOW:g}",
+        "seconds identical events are sent once (0: off)",
+    ),
+    EnvVar(
+        "FLUXBUS_NOTIFY_DELIVERY_TIMEOUT",
+        f"{DEFAULT_DELIVERY_TIMEOUT:g}",
+        "seconds one event may retry one Provider",
+    ),
+    EnvVar("FLUXBUS_NOTIFY_RETRY_BASE", "1", "first delay between two attempts (s)"),
+    EnvVar("FLUXBUS_NOTIFY_RETRY_CAP", "30", "longest delay between two attempts (s)"),
+    EnvVar("FLUXBUS_NOTIFY_CONSUMER", "notifier", "durable consumer shared by the replicas"),
+    EnvVar("FLUXBUS_NOTIFY_IN_FLIGHT", "64", "events handled at once per replica"),
+)
+"""What `fluxbus-notifier --help` lists (with the Receiver server's and the shared settings)."""
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -14,8 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxbus_common.artifact import ARTIFACT_ENV
+from fluxbus_common.settings import EnvVar
+
 KEEP_ARTIFACTS = 2
 """Artifacts kept per GitRepository (Flux's default history: the current one and one more)."""
+
+
+SOURCE_ENV: tuple[EnvVar, ...] = ARTIFACT_ENV
+"""Settings of its own beyond the shared ones (`fluxbus-source --help` lists both)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ concern:
   Secrets and ConfigMaps;
 - `artifacts`: streamed artifacts in the object store;
 - `events`: Flux-schema events, published durably and consumed at least once;
-- `leases`: shard leases and group heartbeats.
+- `leases`: shard leases and group heartbeats;
+- `heartbeats`: every service instance's heartbeat (`fluxbus check`);
+- `logs`: structured log records on the bounded logs stream (`fluxbus logs`).
 
 Callers use `await Bus.connect(settings, name)`; reconcilers should take the
 narrow `fluxbus_common.ports` Protocols it satisfies rather than `Bus`.
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING
 
 from fluxbus_common.bus.artifacts import Artifacts
 from fluxbus_common.bus.events import Delivery, Events
+from fluxbus_common.bus.heartbeats import Heartbeats
 from fluxbus_common.bus.leases import Leases
+from fluxbus_common.bus.logs import Logs
 from fluxbus_common.bus.objects import Objects
 
 if TYPE_CHECKING:
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Bus", "Delivery"]
 
 
-class Bus(Objects, Leases, Artifacts, Events):
+class Bus(Objects, Leases, Heartbeats, Logs, Artifacts, Events):
     """A connection to the fluxbus control plane. Use `await Bus.connect(...)`."""
 
 

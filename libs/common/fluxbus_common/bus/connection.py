@@ -31,6 +31,7 @@ from nats.js.object_store import ObjectStore
 from fluxbus_common import natsauth, subjects
 from fluxbus_common.bus.credentials import auth_options
 from fluxbus_common.kvwatch import Epoch
+from fluxbus_common.liveness import HEARTBEATS_BUCKET_TTL
 from fluxbus_common.ports import BusError
 from fluxbus_common.settings import DEFAULT_OUTBOX_LIMIT, BusSettings
 
@@ -45,6 +46,14 @@ EVENTS_DUPLICATE_WINDOW = 300.0
 default is 2 min): an outbox retry comes right after the reconnect that lets it
 through, and a publish nats-py buffered during the outage reaches the server at
 that same reconnect, so five minutes is ample and stays cheap."""
+LOGS_MAX_RECORDS = 200_000
+LOGS_MAX_BYTES = 128 * 1024 * 1024
+LOGS_MAX_AGE = 3 * 24 * 3600.0
+"""The logs stream keeps at most this many records, bytes and seconds (oldest
+dropped first): days of a quiet installation, hours of a busy one, never more
+than a bounded slice of the NATS server's disk."""
+LOGS_MAX_RECORD = 64 * 1024
+"""Largest log record the stream accepts (publishers truncate longer ones)."""
 
 
 def _ssl_context(settings: BusSettings) -> ssl.SSLContext | None:
@@ -172,6 +181,12 @@ class Connection:
                 ttl=LEASE_BUCKET_MAX_AGE,
                 replicas=replicas,
             )
+            self._kv[subjects.HEARTBEATS_BUCKET] = await self._js.create_key_value(
+                bucket=subjects.HEARTBEATS_BUCKET,
+                history=1,
+                ttl=HEARTBEATS_BUCKET_TTL,
+                replicas=replicas,
+            )
             for kv in self._kv.values():
                 # A direct get may be answered by any replica, also one that was down
                 # and has not caught up yet; a read must never go back in time, so
@@ -201,6 +216,18 @@ class Connection:
                                 info.config, duplicate_window=EVENTS_DUPLICATE_WINDOW
                             )
                         )
+            logs = jsapi.StreamConfig(
+                name=subjects.LOGS_STREAM,
+                subjects=[subjects.LOGS_SUBJECTS],
+                max_msgs=LOGS_MAX_RECORDS,
+                max_bytes=LOGS_MAX_BYTES,
+                max_age=LOGS_MAX_AGE,
+                max_msg_size=LOGS_MAX_RECORD,
+                discard=jsapi.DiscardPolicy.OLD,
+                num_replicas=replicas,
+            )
+            with contextlib.suppress(jserrors.BadRequestError):  # exists, perhaps resized
+                await self._js.add_stream(logs)
         except nats.errors.Error as e:  # JetStream's errors derive from it too
             raise BusError(f"cannot set up JetStream: {e}") from e
 
@@ -217,6 +244,7 @@ class Connection:
             subjects.STATUS_BUCKET,
             subjects.SECRETS_BUCKET,
             subjects.LEASES_BUCKET,
+            subjects.HEARTBEATS_BUCKET,
         ):
             # direct=False: reads through the stream leader (see `_ensure`)
             self._kv[bucket] = KeyValue(

@@ -13,10 +13,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fluxbus_common.settings import EnvVar
+
 DEFAULT_RECEIVER_ADDR = "0.0.0.0:9292"
 MAX_BODY_BYTES = 3 * 1024 * 1024
 """Flux's maxRequestSizeBytes: larger bodies get 413."""
 ADDR_ENV = "FLUXBUS_RECEIVER_ADDR"
+RECEIVER_ENV: tuple[EnvVar, ...] = (
+    EnvVar(ADDR_ENV, DEFAULT_RECEIVER_ADDR, "host:port of the Receiver webhook server"),
+)
 
 
 @dataclass(frozen=True)
