@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -150,29 +151,56 @@ async def run_demo(state_dir: Path, timeout: float, keep_running: bool = False) 
                     flush=True,
                 )
                 if keep_running:
-                    await _play(stack.nats_url, stack.kubeconfig, url)
+                    commands = play_commands(
+                        stack.nats_url, stack.kubeconfig, url, bin_dir, Path(tmp) / "fleet"
+                    )
+                    await _play(commands)
     if not keep_running:
         print("Next: `make play` keeps this running to experiment with (README).", flush=True)
     return 0
 
 
-async def _play(nats_url: str, kubeconfig: str, git_url: str) -> None:
-    """Keep the stack up until Ctrl-C, with what to type to experiment."""
-    print(
-        f"""
-Everything stays up until Ctrl-C. In another terminal:
+CLONE_IDENTITY = ("user.name=fluxbus demo", "user.email=demo@fluxbus.invalid")
+"""Set in the clone, so `git commit` works on a machine with no Git identity."""
 
-  export FLUXBUS_NATS_URL={nats_url} KUBECONFIG={kubeconfig}
-  PATH=$PWD/.venv/bin:$PATH
-  kubectl scale -n staging deployment/web --replicas 5     # drift the cluster…
-  fluxbus reconcile kustomization apps-staging             # …and watch it corrected
-  git clone {git_url} fleet && cd fleet                     # change Git…
-  sed -i 's/count: 2/count: 3/' apps/overlays/staging/kustomization.yaml
-  git commit -am 'staging: 3 replicas' && git push origin main
-  fluxbus reconcile kustomization apps-staging --with-source   # …and watch it roll out
-  fluxbus events""",
-        flush=True,
-    )
+
+def play_commands(
+    nats_url: str, kubeconfig: str, git_url: str, bin_dir: Path, clone_dir: Path
+) -> list[tuple[str, str]]:
+    """(command, comment) pairs `make play` prints: every path absolute (they work from
+    any directory), the clone outside the checkout (`clone_dir`)."""
+    fleet = shlex.quote(str(clone_dir))
+    overlay = shlex.quote(str(clone_dir / "apps" / "overlays" / "staging" / "kustomization.yaml"))
+    identity = " ".join(f"-c {shlex.quote(c)}" for c in CLONE_IDENTITY)
+    env = {
+        "FLUXBUS_NATS_URL": nats_url,
+        "KUBECONFIG": str(Path(kubeconfig).resolve()),
+        "PATH": f"{bin_dir.resolve()}:$PATH",
+    }
+    exports = " ".join(f"{k}={v if k == 'PATH' else shlex.quote(v)}" for k, v in env.items())
+    return [
+        (f"export {exports}", ""),
+        ("kubectl scale -n staging deployment/web --replicas 5", "drift the cluster…"),
+        ("fluxbus reconcile kustomization apps-staging", "…and watch it corrected"),
+        (f"git clone {identity} {git_url} {fleet}", "change Git…"),
+        (f"sed -i 's/count: 2/count: 3/' {overlay}", ""),
+        (
+            f"git -C {fleet} commit -qam 'staging: 3 replicas' && git -C {fleet} push origin main",
+            "",
+        ),
+        ("fluxbus reconcile kustomization apps-staging --with-source", "…and watch it roll out"),
+        ("fluxbus events", ""),
+    ]
+
+
+async def _play(commands: list[tuple[str, str]]) -> None:
+    """Keep the stack up until Ctrl-C, with what to type to experiment."""
+    lines = []
+    for command, comment in commands:
+        lines += [f"  # {comment}"] if comment else []
+        lines.append(f"  {command}")
+    print("\nEverything stays up until Ctrl-C. In another terminal, from any directory:\n")
+    print("\n".join(lines), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
