@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fluxbus_cli import flux_create, manifests, store
+from fluxbus_cli import flux_create, manifests, nats_app, store
 from fluxbus_cli.commands import apply as apply_cmd
 from fluxbus_cli.commands import check as check_cmd
 from fluxbus_cli.commands import delete as delete_cmd
@@ -69,6 +69,7 @@ create_secret_app = typer.Typer(help="Create Secrets with Flux's keys.", no_args
 create_app.add_typer(create_secret_app, name="secret")
 app.add_typer(create_app, name="create")
 flux_create.register(create_app)
+nats_app.register(app)
 
 
 # -- apply / get / delete / export -----------------------------------------------------
@@ -550,8 +551,13 @@ def up(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Where NATS and kubelite keep data.")
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="NATS without users and permissions (tests, old state)."),
+    ] = False,
 ) -> None:
-    """Start NATS, the controllers and (with --cluster embedded) a local API server."""
+    """Start NATS, the controllers and (with --cluster embedded) a local API server.
+    NATS gets a user per service and for the CLI (docs/security.md) unless --no-auth."""
     out = Output()
     if cluster not in ("embedded", "current"):
         _fail(out, CliError(f'--cluster must be embedded or current, got "{cluster}"'))
@@ -562,6 +568,10 @@ def up(
             raise
         _fail(out, CliError("fluxbus up is not available in this build"))
     _exit(
-        up_module.main(cluster=cluster, state_dir=None if state_dir is None else str(state_dir))
+        up_module.main(
+            cluster=cluster,
+            state_dir=None if state_dir is None else str(state_dir),
+            secure=not no_auth,
+        )
         or 0
     )

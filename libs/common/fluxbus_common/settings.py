@@ -41,12 +41,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 @dataclass(frozen=True)
 class BusSettings:
     """How to reach NATS: FLUXBUS_NATS_URL (comma-separated for a cluster),
-    FLUXBUS_NATS_CREDS (credentials file), FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
+    FLUXBUS_NATS_CREDS (credentials file: NATS .creds, nkey seed or `user:password`),
+    FLUXBUS_NATS_INBOX_PREFIX (reply inboxes; default `_INBOX_<user>` with credentials),
+    FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
     FLUXBUS_NATS_REPLICAS (JetStream replicas of the buckets, 3 on a cluster),
     FLUXBUS_EVENTS_OUTBOX (events kept while NATS is unreachable, default 1000)."""
 
     url: str = DEFAULT_NATS_URL
     credentials: str | None = None
+    inbox_prefix: str | None = None
+    """Reply-inbox prefix; None: `_INBOX_<user>` with credentials (what the
+    user's permissions allow, docs/security.md), nats-py's `_INBOX` without."""
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -71,6 +76,7 @@ class BusSettings:
         return cls(
             url=e.get("FLUXBUS_NATS_URL") or DEFAULT_NATS_URL,
             credentials=e.get("FLUXBUS_NATS_CREDS") or None,
+            inbox_prefix=e.get("FLUXBUS_NATS_INBOX_PREFIX") or None,
             tls_ca=e.get("FLUXBUS_NATS_TLS_CA") or None,
             tls_cert=e.get("FLUXBUS_NATS_TLS_CERT") or None,
             tls_key=e.get("FLUXBUS_NATS_TLS_KEY") or None,
