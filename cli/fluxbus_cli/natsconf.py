@@ -61,7 +61,9 @@ def _seed(path: Path) -> str:
 
 def _encryption_key(path: Path) -> str:
     if not path.exists():
-        _write_secret(path, secrets.token_urlsafe(32) + "\n")
+        # nats-server refuses a key starting with "-" (or shaped like a date) from the
+        # environment: begin with a letter
+        _write_secret(path, "k" + secrets.token_hex(32) + "\n")
     return path.read_text(encoding="utf-8").strip()
 
 

@@ -109,11 +109,13 @@ ACCESS: Mapping[Role, Access] = {
     ),
     Role.KUSTOMIZE: Access(
         "applies artifacts to the cluster, owns Kustomization; writes toolkit objects "
-        "found in rendered output into the store (bootstrap)",
+        "found in rendered output into the store (bootstrap); keeps each history entry's "
+        "rendered output in the object store (rollback)",
         write_objects=(ALL,),
         write_status=_kinds("Kustomization"),
         read_secrets=True,
         read_artifacts=True,
+        write_artifacts=True,
         publish_events=("kustomization",),
         service=True,
     ),

@@ -49,6 +49,9 @@ _SHIM = (
 """Set the data limit (never above the hard limit we were given), then become the child."""
 
 _OOM_MARKERS = ("out of memory", "cannot allocate memory")
+_GO_RUNTIME_CRASH = ("sigsegv: segmentation violation", "fatal error: runtime")
+"""Under a data limit the Go runtime may also die this way when an allocation fails
+(a nil mapping dereferenced inside the runtime rather than "out of memory")."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,11 @@ def _failure(what: str, code: int | None, stderr: bytes, limits: ProcessLimits, 
     if scrub:
         text = text.replace(scrub, "")
     first = text.splitlines()[0] if text else ""
-    if limits.memory_bytes and any(m in text.lower() for m in _OOM_MARKERS):
+    lowered = text.lower()
+    if limits.memory_bytes and (
+        any(m in lowered for m in _OOM_MARKERS)
+        or any(lowered.startswith(m) for m in _GO_RUNTIME_CRASH)
+    ):
         return (
             f"{what} killed at the memory limit of {format_bytes(limits.memory_bytes)} "
             f"({MEMORY_ENV}): {first}"
