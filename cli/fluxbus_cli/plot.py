@@ -77,13 +77,15 @@ def _draw_lanes(ax: Axes, tl: Timeline) -> None:
             facecolors=STATE_COLOURS[band.state],
             edgecolor="none",
         )
-    for n, mark in enumerate(tl.marks):
+    labelled: dict[object, int] = {}
+    for mark in tl.marks:
         marker, colour = MARK_STYLES[mark.kind]
         x, y = mdates.date2num(mark.at), index[mark.obj]
         ax.plot([x], [y], marker=marker, color=colour, markersize=8, linestyle="none")
         if mark.kind in LABELLED:
-            # Alternate above and below so neighbouring labels do not sit on each other.
-            dy = 0.32 if n % 2 == 0 else -0.42
+            # Alternate above and below the lane so neighbouring labels do not overlap.
+            n = labelled[mark.obj] = labelled.get(mark.obj, -1) + 1
+            dy = -0.36 if n % 2 == 0 else 0.42
             ax.annotate(
                 mark.label,
                 (x, y),

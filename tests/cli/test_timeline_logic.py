@@ -132,7 +132,7 @@ def test_a_status_shows_one_sync_state(status, state):
             REV_A,
             [
                 (MarkKind.NEW_REVISION, "applied main@sha1:bbbbbbb"),
-                (MarkKind.PRUNED, "pruned Service/apps/old deleted"),
+                (MarkKind.PRUNED, "pruned Service/apps/old"),
             ],
             id="a-new-revision-applied-and-an-orphan-pruned",
         ),

@@ -59,6 +59,8 @@ MARK_CHARS = {
     MarkKind.FAILED: "F",
     MarkKind.EVENT: ".",
 }
+MARK_NUDGE = 2
+"""Columns a mark may move right to stay readable beside a mark in the same column."""
 TABLE_HEADERS = ("TIME", "OBJECT", "WHAT", "DETAIL")
 
 
@@ -184,17 +186,23 @@ def lane_text(tl: Timeline, obj: ObjectRef, width: int = TEXT_WIDTH) -> tuple[st
     """The two text rows of one lane: its states, and its marks under them."""
     states = [" "] * width
     for band in tl.bands_of(obj):
-        lo, hi = _column(band.start, tl, width), _column(band.end, tl, width)
+        lo = _column(band.start, tl, width)
+        hi = width if band.end >= tl.end else _column(band.end, tl, width)
         for col in range(lo, max(hi, lo + 1)):
             states[col] = STATE_CHARS[band.state]
     marks = [" "] * width
+    plain = MARK_CHARS[MarkKind.EVENT]
     for mark in tl.marks_of(obj):
         col = _column(mark.at, tl, width)
         char = MARK_CHARS[mark.kind]
-        if marks[col] in (" ", MARK_CHARS[MarkKind.EVENT]):
-            marks[col] = char
-        elif marks[col] != char and char != MARK_CHARS[MarkKind.EVENT]:
-            marks[col] = "*"  # several kinds in one column
+        if char == plain and marks[col] != " ":
+            continue  # a plain event never hides a labelled mark
+        # A mark close to another moves right by up to MARK_NUDGE columns, then shares one.
+        free = [c for c in range(col, min(width, col + MARK_NUDGE + 1)) if marks[c] in (" ", plain)]
+        if free:
+            marks[free[0]] = char
+        elif marks[col] != char:
+            marks[col] = "*"
     return "".join(states).rstrip(), "".join(marks).rstrip()
 
 

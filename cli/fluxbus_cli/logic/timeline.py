@@ -234,6 +234,11 @@ def _changes(message: str, actions: Sequence[str]) -> list[str]:
     ]
 
 
+def _deleted(message: str) -> list[str]:
+    """The objects a kustomize event says were deleted (`Kind/ns/name`)."""
+    return [line.rpartition(" ")[0] for line in _changes(message, ("deleted",))]
+
+
 def _summary(lines: list[str]) -> str:
     head = lines[0]
     return head if len(lines) == 1 else f"{head} (+{len(lines) - 1})"
@@ -257,17 +262,12 @@ def classify(event: Event, applied_before: str | None) -> list[tuple[MarkKind, s
         elif changed:
             applied = short_revision(revision) if revision else _summary(changed)
             marks.append((MarkKind.NEW_REVISION, _clip(f"applied {applied}")))
-        pruned = _changes(message, ("deleted",))
+        pruned = _deleted(message)
         if pruned:
             marks.append((MarkKind.PRUNED, _clip(f"pruned {_summary(pruned)}")))
         return marks or [(MarkKind.EVENT, _clip(reason))]
     if reason == GARBAGE_COLLECTED:
-        return [
-            (
-                MarkKind.PRUNED,
-                _clip(f"pruned {_summary(_changes(message, ('deleted',)) or [message])}"),
-            )
-        ]
+        return [(MarkKind.PRUNED, _clip(f"pruned {_summary(_deleted(message) or [message])}"))]
     if kind == "GitRepository" and reason == "NewArtifact":
         label = f"new revision {short_revision(revision)}" if revision else message
         return [(MarkKind.NEW_REVISION, _clip(label))]
