@@ -52,8 +52,9 @@ lint: setup
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Every benchmark, then bench/RESULTS.md; QUICK=1: a small version of each (minutes).
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
