@@ -222,6 +222,7 @@ def kustomizations(n: int) -> list[Kustomization]:
                 "metadata": {"name": f"apps-{i}", "namespace": NS, "uid": f"uid-{i}"},
                 "spec": {
                     "interval": "10m",
+                    "prune": False,
                     "path": "./",
                     "sourceRef": {"kind": "GitRepository", "name": "fleet"},
                 },
