@@ -65,12 +65,10 @@ def main() -> int:
     if not args.collect:
         only = {s.strip() for s in args.only.split(",") if s.strip()}
         failed = run_scripts(results, args.quick, only)
+    cwd, shown = Path.cwd().resolve(), results.resolve()
+    # The header names the folder as the reader typed it (relative when it can be).
     Path(args.report).write_text(
-        collect(
-            results.resolve().relative_to(Path.cwd().resolve())
-            if results.resolve().is_relative_to(Path.cwd().resolve())
-            else results
-        )
+        collect(shown.relative_to(cwd) if shown.is_relative_to(cwd) else shown)
     )
     print(f"wrote {args.report}")
     if failed:

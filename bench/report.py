@@ -80,6 +80,8 @@ class Metric:
     row: Callable[[dict[str, str]], bool]
     goal: str
     anchor: str | Callable[[dict[str, str]], str] = "-"
+    scale: Callable[[dict[str, str]], str] | None = None
+    """What the row says about the run's size (a quick run is smaller), shown with the value."""
 
     def find(self, tables: list[Dated]) -> tuple[str, dict[str, str]] | None:
         """The newest row of the newest table that has the column and the row, and its date."""
@@ -95,7 +97,8 @@ class Metric:
 
     def value(self, row: dict[str, str]) -> str:
         key = self._column(row)
-        return row[key] if key else "-"
+        value = row[key] if key else "-"
+        return f"{value} ({self.scale(row)})" if self.scale else value
 
 
 def _first(prefix: str) -> Callable[[dict[str, str]], bool]:
@@ -125,6 +128,15 @@ def _floor(row: dict[str, str]) -> str:
     n = row.get("N") or re.sub(r"\D", "", next(iter(row)))
     ratio = f"{ready / raw:.1f}× the raw apply ({row.get(raw_key)})" if ready and raw else "-"
     return f"{ratio}; Flux: 1000 in 253 s (N = {n})"
+
+
+def _tags(row: dict[str, str]) -> str:
+    return f"{row.get('tags', '?')} tags"
+
+
+def _offered(row: dict[str, str]) -> str:
+    m = re.search(r"(\d+) objects due every second", next(iter(row.values()), ""))
+    return f"offered load {m.group(1)} /s" if m else "offered load unknown"
 
 
 def _seconds(text: str) -> float | None:
@@ -216,21 +228,23 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "image",
-        "10 000-tag scan, token auth, 1000 per page: requests",
+        "tag scan, token auth, 1000 per page: requests",
         "image.md",
         "scan requests",
         lambda r: r.get("auth") == "token" and "1000" in r.get("registry paging", ""),
-        "≤ 12",
+        "≤ 12 (10 000 tags)",
         "Docker Distribution's paging",
+        scale=_tags,
     ),
     Metric(
         "image",
-        "10 000-tag scan, token auth, 1000 per page: CPU ms",
+        "tag scan, token auth, 1000 per page: CPU ms",
         "image.md",
         "scan CPU",
         lambda r: r.get("auth") == "token" and "1000" in r.get("registry paging", ""),
-        "≤ 100",
+        "≤ 100 (10 000 tags)",
         "-",
+        scale=_tags,
     ),
     Metric(
         "source",
@@ -285,6 +299,7 @@ METRICS: tuple[Metric, ...] = (
         _first("runtime, steady state"),
         "≥ 1000 /s",
         "-",
+        scale=_offered,
     ),
     Metric(
         "faults",
@@ -295,6 +310,15 @@ METRICS: tuple[Metric, ...] = (
         "≤ lease TTL + a few s",
         "Flux's leader election: lease 35 s",
     ),
+)
+
+
+QUICK_NOTE = (
+    "**A quick run** (`make bench QUICK=1`): every script with `--quick`, so the sizes "
+    "are small (100 Kustomizations, not 100/500/1000; 2 000 tags, not 10 000; fewer "
+    "samples): read the ratios and latencies, not the totals, against the goals. "
+    "The full runs' reports are in [results/](results).",
+    "",
 )
 
 
@@ -311,6 +335,7 @@ def collect(results: Path) -> str:
         "from the script's own report (linked), measured on the date shown; ratios are "
         "measured side by side in one run.",
         "",
+        *(QUICK_NOTE if results.name == "quick" else ()),
         "| area | metric | value | goal | anchor | measured |",
         "|---|---|---|---|---|---|",
     ]
@@ -321,9 +346,16 @@ def collect(results: Path) -> str:
             when = _committed(results / m.file)
         value = m.value(row) if row else "not measured"
         anchor = (m.anchor(row) if row else "-") if callable(m.anchor) else m.anchor
-        link = f"[{m.file}](results/{m.file})" if results.name == "results" else m.file
+        link = f"[{m.file}]({_relative(results / m.file)})"
         lines.append(f"| {m.area} | {m.name} | {value} | {m.goal} | {anchor} | {when}, {link} |")
     return "\n".join(lines) + "\n"
+
+
+def _relative(path: Path) -> str:
+    """`path` as a link from bench/RESULTS.md (absolute when outside bench/)."""
+    here = Path(__file__).parent.resolve()
+    full = path.resolve()
+    return full.relative_to(here).as_posix() if full.is_relative_to(here) else full.as_posix()
 
 
 def _committed(path: Path) -> str:
@@ -339,7 +371,12 @@ def _committed(path: Path) -> str:
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "-"
-    return f"{out} (committed)" if out else "-"
+    if out:
+        return f"{out} (committed)"
+    try:
+        return time.strftime("%Y-%m-%d (file)", time.gmtime(path.stat().st_mtime))
+    except OSError:
+        return "-"
 
 
 def _loadavg() -> str:

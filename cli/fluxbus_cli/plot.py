@@ -85,7 +85,7 @@ def _draw_lanes(ax: Axes, tl: Timeline) -> None:
         if mark.kind in LABELLED:
             # Alternate above and below the lane so neighbouring labels do not overlap.
             n = labelled[mark.obj] = labelled.get(mark.obj, -1) + 1
-            dy = -0.36 if n % 2 == 0 else 0.42
+            dy = -0.33 if n % 2 == 0 else 0.38
             ax.annotate(
                 mark.label,
                 (x, y),
@@ -95,6 +95,7 @@ def _draw_lanes(ax: Axes, tl: Timeline) -> None:
                 rotation=12,
                 ha="left",
                 va="center",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "alpha": 0.75, "ec": "none"},
             )
     ax.set_xlim(start, end if end > start else start + 1 / 86400)
     ax.set_ylim(len(tl.objects) - 0.4, -0.6)
