@@ -46,11 +46,15 @@ play: setup
 test: setup
 	$(BIN)/pytest -q
 
+# ruff, import-linter and mypy over the code; actionlint and zizmor (offline: no
+# GitHub API) over .github/workflows. Any finding fails.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --quiet .github/workflows
 
 # Every benchmark, then bench/RESULTS.md; QUICK=1: a small version of each (minutes).
 bench: setup

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, config
+
+from fluxbus_kubelite.access import Access
 
 
 def rss_kib(pid: int) -> int:
@@ -53,32 +54,35 @@ def deployment(name: str) -> dict[str, Any]:
     }
 
 
-def wait_ready(kc: Path, timeout: float = 30.0) -> str:
-    """The server URL once the kubeconfig exists (the server writes it when listening)."""
+def wait_ready(kc: Path, timeout: float = 30.0) -> Access:
+    """The server's access once the kubeconfig exists (the server writes it when listening)."""
     deadline = time.monotonic() + timeout
     while not kc.exists():
         if time.monotonic() > deadline:
             raise TimeoutError("kubelite did not start")
         time.sleep(0.05)
-    for line in kc.read_text().splitlines():
-        if "server:" in line:
-            return line.split("server:", 1)[1].strip()
-    raise RuntimeError("no server in kubeconfig")
+    return Access.from_kubeconfig(kc)
 
 
-async def ensure_ns(url: str, name: str) -> None:
-    async with aiohttp.ClientSession() as s:
+async def typed_client(kube: Access, pool: int = 4) -> client.ApiClient:
+    """A kubernetes-asyncio client for the server (token and CA from the kubeconfig)."""
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kube.kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = pool
+    return client.ApiClient(cfg)
+
+
+async def ensure_ns(kube: Access, name: str) -> None:
+    url = kube.url
+    async with kube.session() as s:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         async with s.post(url + "/api/v1/namespaces", json=body) as r:
             assert r.status in (201, 409), await r.text()
 
 
-async def apply_throughput(url: str, ns: str, count: int, concurrency: int) -> float:
+async def apply_throughput(kube: Access, ns: str, count: int, concurrency: int) -> float:
     """Server-side applies of small Deployments per second."""
-    cfg = client.Configuration()
-    cfg.host = url
-    cfg.connection_pool_maxsize = max(concurrency, 4)
-    async with client.ApiClient(cfg) as api:
+    async with await typed_client(kube, max(concurrency, 4)) as api:
         apps = client.AppsV1Api(api)
         names = [f"d{i}" for i in range(count)]
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -101,9 +105,10 @@ async def apply_throughput(url: str, ns: str, count: int, concurrency: int) -> f
         return count / (time.perf_counter() - start)
 
 
-async def raw_apply_throughput(url: str, ns: str, count: int) -> float:
+async def raw_apply_throughput(kube: Access, ns: str, count: int) -> float:
     """Server-side applies per second over plain aiohttp (no client-side models)."""
-    async with aiohttp.ClientSession() as s:
+    url = kube.url
+    async with kube.session() as s:
         start = time.perf_counter()
         for i in range(count):
             name = f"r{i}"
@@ -118,9 +123,9 @@ async def raw_apply_throughput(url: str, ns: str, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-async def create_configmaps(url: str, ns: str, count: int) -> None:
-    conn = aiohttp.TCPConnector(limit=16)
-    async with aiohttp.ClientSession(connector=conn) as s:
+async def create_configmaps(kube: Access, ns: str, count: int) -> None:
+    url = kube.url
+    async with kube.session(limit=16) as s:
         sem = asyncio.Semaphore(16)
 
         async def one(i: int) -> None:
@@ -136,16 +141,15 @@ async def create_configmaps(url: str, ns: str, count: int) -> None:
         await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def list_times(url: str, ns: str) -> tuple[float, float, int]:
+async def list_times(kube: Access, ns: str) -> tuple[float, float, int]:
     """Seconds to list all ConfigMaps: raw JSON, and through the typed client."""
-    async with aiohttp.ClientSession() as s:
+    url = kube.url
+    async with kube.session() as s:
         start = time.perf_counter()
         async with s.get(f"{url}/api/v1/namespaces/{ns}/configmaps") as r:
             body = await r.json()
         raw = time.perf_counter() - start
-    cfg = client.Configuration()
-    cfg.host = url
-    async with client.ApiClient(cfg) as api:
+    async with await typed_client(kube) as api:
         core = client.CoreV1Api(api)
         start = time.perf_counter()
         lst = await core.list_namespaced_config_map(ns)
@@ -154,7 +158,7 @@ async def list_times(url: str, ns: str) -> tuple[float, float, int]:
     return raw, typed, len(body["items"])
 
 
-async def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def measure(url: Access, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     await ensure_ns(url, "one")
     await ensure_ns(url, "many")

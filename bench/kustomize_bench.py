@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import NatsServer, free_port
+from fluxbus_kubelite.access import Access
 
 APP = """\
 apiVersion: v1
@@ -270,7 +270,7 @@ async def raw_apply_baseline(kubeconfig: Path, n: int, concurrency: int = 16) ->
     `baseline`), one PATCH each with raw aiohttp, `concurrency` in flight, no
     dry-run, no reads, no NATS.
     """
-    server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    kube = Access.from_kubeconfig(kubeconfig)
     plurals = {
         "ServiceAccount": "/api/v1/namespaces/baseline/serviceaccounts",
         "Service": "/api/v1/namespaces/baseline/services",
@@ -288,7 +288,7 @@ async def raw_apply_baseline(kubeconfig: Path, n: int, concurrency: int = 16) ->
             path = f"{plurals[doc['kind']]}/{doc['metadata']['name']}"
             bodies.append((path, json.dumps(doc)))
     sem = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(server) as http:
+    async with kube.session(base_url=kube.url) as http:
 
         async def apply(path: str, body: str) -> None:
             async with sem:

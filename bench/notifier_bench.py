@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from kustomize_bench import cpu_seconds, start_kubelite
 from notifier_report import report
 
@@ -59,6 +58,7 @@ from fluxbus_common.runtime import EventRecorder
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.testing.plugin import NatsServer, free_port
 from fluxbus_git.testing import GitHTTPServer, make_repo
+from fluxbus_kubelite.access import Access
 from fluxbus_notifier.logic.webhooks import hub_signature
 from fluxbus_notifier.testing.endpoints import Endpoint
 
@@ -409,12 +409,11 @@ class Timeline:
         return self.seen[value]
 
 
-async def watch_configmap(api: str, seen: Timeline) -> None:
+async def watch_configmap(kube: Access, seen: Timeline) -> None:
     """Kubernetes watch of ConfigMaps in `default` (re-opened when the server ends it)."""
-    url = f"{api}/api/v1/namespaces/default/configmaps"
-    headers = {"Authorization": "Bearer kubelite"}
+    url = f"{kube.url}/api/v1/namespaces/default/configmaps"
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
+    async with kube.session(timeout=timeout) as http:
         while True:
             async with http.get(url) as r:
                 listing = await r.json()
@@ -484,7 +483,7 @@ async def push_to_apply(tmp: Path, pushes: int, profile: Path | None) -> dict[st
     repo.commit({"greeting.yaml": configmap("v0")}, branch="main", message="v0")
     server = GitHTTPServer(git_root, auth=None, receive_pack=True).start()
     kube, kubeconfig = start_kubelite(root)
-    api = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    kube_access = Access.from_kubeconfig(kubeconfig)
     work = root / "clone"
     git(root, "clone", "-q", "--branch", "main", server.url(repo), str(work))
     git(work, "config", "user.email", "bench@example.com")
@@ -501,7 +500,7 @@ async def push_to_apply(tmp: Path, pushes: int, profile: Path | None) -> dict[st
             await start_notifier(bus, services, f"127.0.0.1:{receiver_port}")
             applied, revisions = Timeline(), Timeline()
             watchers = [
-                asyncio.create_task(watch_configmap(api, applied), name="bench-kube-watch"),
+                asyncio.create_task(watch_configmap(kube_access, applied), name="bench-kube-watch"),
                 asyncio.create_task(watch_revisions(bus, revisions), name="bench-status-watch"),
             ]
             try:
@@ -552,10 +551,12 @@ async def push_to_apply(tmp: Path, pushes: int, profile: Path | None) -> dict[st
                         samples["webhook"].append(hooked - pushed)
                         samples["artifact"].append(fetched - pushed)
                         samples["applied"].append(done - pushed)
-                    async with http.get(
-                        f"{api}/api/v1/namespaces/default/configmaps/greeting",
-                        headers={"Authorization": "Bearer kubelite"},
-                    ) as r:
+                    async with (
+                        kube_access.session() as kube_http,
+                        kube_http.get(
+                            f"{kube_access.url}/api/v1/namespaces/default/configmaps/greeting"
+                        ) as r,
+                    ):
                         assert (await r.json())["data"]["message"] == f"v{pushes}"
                 cpu = {k: v - cpu0[k] for k, v in services.cpu().items()}
             finally:

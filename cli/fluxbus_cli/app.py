@@ -4,30 +4,50 @@ one async function of `fluxbus_cli.commands` under `asyncio.run`, and turns
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.metadata
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
-from fluxbus_cli import manifests
+from fluxbus_cli import flux_create, manifests, nats_app, store
 from fluxbus_cli.commands import apply as apply_cmd
 from fluxbus_cli.commands import check as check_cmd
 from fluxbus_cli.commands import delete as delete_cmd
 from fluxbus_cli.commands import events as events_cmd
 from fluxbus_cli.commands import get as get_cmd
 from fluxbus_cli.commands import logs as logs_cmd
+from fluxbus_cli.commands import operate as operate_cmd
 from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
 from fluxbus_cli.commands import secret as secret_cmd
 from fluxbus_cli.commands import timeline as timeline_cmd
-from fluxbus_cli.commands.kinds import kind, kind_and_name, kinds
+from fluxbus_cli.commands.kinds import kind, kind_and_name, kind_words, one_kind_and_name
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.logic.timeline import Wanted
 from fluxbus_cli.render import Output
+from fluxbus_cli.runner import (
+    DEFAULT_NAMESPACE,
+    AllNamespaces,
+    Export,
+    Files,
+    KindWords,
+    Namespace,
+    OptionalKindWords,
+    OutputFormat,
+    Silent,
+    Timeout,
+    Watch,
+    run,
+    run_local,
+)
+from fluxbus_cli.runner import duration as _duration
+from fluxbus_cli.runner import exit_with as _exit
+from fluxbus_cli.runner import fail as _fail
+from fluxbus_cli.runner import output_format as _format
+from fluxbus_cli.runner import scope as _scope
 from fluxbus_cli.secrets import (
     DOCKER_CONFIG_JSON_TYPE,
     docker_config_data,
@@ -37,111 +57,21 @@ from fluxbus_cli.secrets import (
     split_file_spec,
     split_literal,
 )
-from fluxbus_common.bus import Bus
-from fluxbus_common.duration import parse_duration
-from fluxbus_common.ports import BusError
+from fluxbus_common.api import resolve_kind
 from fluxbus_common.settings import BusSettings
-
-DEFAULT_NAMESPACE = "flux-system"
-CLIENT_NAME = "fluxbus-cli"
 
 app = typer.Typer(
     name="fluxbus",
     help="GitOps in Python: drive fluxbus's Flux-compatible controllers over NATS.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 create_app = typer.Typer(help="Create objects.", no_args_is_help=True)
 create_secret_app = typer.Typer(help="Create Secrets with Flux's keys.", no_args_is_help=True)
 create_app.add_typer(create_secret_app, name="secret")
 app.add_typer(create_app, name="create")
-
-# -- shared options --------------------------------------------------------------------
-
-Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace of the objects.")]
-AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
-Files = Annotated[
-    list[str],
-    typer.Option("--filename", "-f", help="A file, a directory (recursive) or - for stdin."),
-]
-Timeout = Annotated[str, typer.Option("--timeout", help="How long to wait (Go duration).")]
-OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml.")]
-Watch = Annotated[bool, typer.Option("--watch", "-w", help="Print changes as they happen.")]
-Export = Annotated[bool, typer.Option("--export", help="Print the YAML instead of storing it.")]
-
-
-def _duration(value: str, flag: str = "--timeout") -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise CliError(f"{flag}: {e}") from None
-
-
-_FORMATS: dict[str, Literal["table", "json", "yaml"]] = {
-    "table": "table",
-    "json": "json",
-    "yaml": "yaml",
-}
-
-
-def _format(value: str) -> Literal["table", "json", "yaml"]:
-    if value not in _FORMATS:
-        raise CliError(f'--output must be table, json or yaml, got "{value}"')
-    return _FORMATS[value]
-
-
-def _scope(namespace: str, all_namespaces: bool) -> str | None:
-    return None if all_namespaces else manifests.check_namespace(namespace)
-
-
-def _exit(code: int) -> None:
-    raise typer.Exit(code)
-
-
-def _fail(out: Output, error: Exception, code: int = 1) -> None:
-    out.failure(str(error))
-    raise typer.Exit(code)
-
-
-def run(command: Callable[[Bus, Output], Awaitable[int]]) -> None:
-    """Connect to the bus, run one command, close; exit with its code.
-
-    Connection failures, bus errors and CliErrors end as one `✗` line and exit 1.
-    """
-    out = Output()
-
-    async def main() -> int:
-        try:
-            settings = BusSettings.from_env()
-        except ValueError as e:
-            raise CliError(str(e)) from None
-        bus = await Bus.connect(settings, CLIENT_NAME)
-        try:
-            return await command(bus, out)
-        finally:
-            await bus.close()
-
-    run_local(main, out)
-
-
-def run_local(command: Callable[[], Awaitable[int]], out: Output | None = None) -> None:
-    """Run a command that needs no bus connection (or makes its own)."""
-    out = out or Output()
-    try:
-        code = asyncio.run(_call(command))
-    except CliError as e:
-        _fail(out, e, e.code)
-    except BusError as e:
-        _fail(out, e)
-    except KeyboardInterrupt:
-        code = 0  # Ctrl-C ends --watch
-    _exit(code)
-
-
-async def _call(command: Callable[[], Awaitable[int]]) -> int:
-    """asyncio.run wants a coroutine; commands may return any awaitable."""
-    return await command()
+flux_create.register(create_app)
+nats_app.register(app)
 
 
 # -- apply / get / delete / export -----------------------------------------------------
@@ -163,17 +93,16 @@ def apply(
 
 @app.command()
 def get(
-    kind_name: Annotated[str, typer.Argument(metavar="KIND", help="e.g. ks, gitrepositories, all")],
-    name: Annotated[str | None, typer.Argument(help="One object.")] = None,
+    words: KindWords,
     namespace: Namespace = DEFAULT_NAMESPACE,
     all_namespaces: AllNamespaces = False,
     output: OutputFormat = "table",
     watch: Watch = False,
 ) -> None:
-    """Show objects with their readiness, message, revision and age."""
+    """Show objects with their readiness, message, revision and age (`-o wide`: and spec)."""
     out = Output()
     try:
-        infos = kinds(kind_name)
+        infos, name = kind_words(words).astuple()
         fmt = _format(output)
         scope = _scope(namespace, all_namespaces)
         if name is not None and scope is None:
@@ -192,8 +121,7 @@ def get(
 
 @app.command()
 def delete(
-    kind_name: Annotated[str | None, typer.Argument(metavar="[KIND]")] = None,
-    name: Annotated[str | None, typer.Argument(metavar="[NAME]")] = None,
+    words: OptionalKindWords = None,
     filename: Annotated[
         list[str] | None, typer.Option("--filename", "-f", help="Delete what these files name.")
     ] = None,
@@ -202,20 +130,26 @@ def delete(
         bool, typer.Option("--wait/--no-wait", help="Wait until finalizers finish (--wait=false).")
     ] = True,
     timeout: Timeout = "1m",
+    silent: Silent = False,
 ) -> None:
-    """Delete an object (its controller finalizes it first), or those named in files."""
+    """Delete an object, or those named in files; asks first unless -s/--silent."""
     out = Output()
     try:
         seconds = _duration(timeout)
         if filename:
-            if kind_name or name:
+            if words:
                 raise CliError("give either KIND NAME or -f, not both")
             sources = manifests.read_sources(filename)
+            objects = manifests.load(sources, namespace)
+            what = [
+                store.describe(resolve_kind(o.kind), o.metadata.namespace, o.metadata.name)
+                for o in objects
+            ]
         else:
-            if not (kind_name and name):
-                raise CliError("give KIND NAME (or -f PATH)")
-            info = kind(kind_name)
+            info, name = one_kind_and_name(words or [], "delete")
             manifests.check_namespace(namespace)
+            what = [store.describe(info, namespace, name)]
+        delete_cmd.confirm(what, silent=silent)
     except CliError as e:
         _fail(out, e)
     if filename:
@@ -225,7 +159,6 @@ def delete(
             )
         )
     else:
-        assert name is not None
         run(
             lambda bus, o: delete_cmd.delete(
                 bus, o, info, namespace, name, wait=wait, timeout=seconds
@@ -235,15 +168,14 @@ def delete(
 
 @app.command()
 def export(
-    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
-    name: Annotated[str | None, typer.Argument()] = None,
+    words: KindWords,
     namespace: Namespace = DEFAULT_NAMESPACE,
     all_namespaces: AllNamespaces = False,
 ) -> None:
     """Print objects as clean YAML that `fluxbus apply -f -` takes back."""
     out = Output()
     try:
-        infos = kinds(kind_name)
+        infos, name = kind_words(words).astuple()
         scope = _scope(namespace, all_namespaces)
         if name is not None and scope is None:
             raise CliError("a NAME needs one namespace (-n), not --all-namespaces")
@@ -259,8 +191,7 @@ def export(
 
 @app.command()
 def reconcile(
-    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
-    name: str,
+    words: KindWords,
     namespace: Namespace = DEFAULT_NAMESPACE,
     with_source: Annotated[
         bool, typer.Option("--with-source", help="Reconcile the source first.")
@@ -270,7 +201,7 @@ def reconcile(
     """Trigger a reconcile now and wait for its outcome (exit 1 when not Ready)."""
     out = Output()
     try:
-        info = kind(kind_name)
+        info, name = one_kind_and_name(words, "reconcile")
         seconds = _duration(timeout)
         manifests.check_namespace(namespace)
     except CliError as e:
@@ -284,8 +215,7 @@ def reconcile(
 
 @app.command()
 def suspend(
-    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
-    name: str,
+    words: KindWords,
     namespace: Namespace = DEFAULT_NAMESPACE,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why (kept as annotation).")
@@ -294,7 +224,7 @@ def suspend(
     """Stop reconciling an object (spec.suspend: true)."""
     out = Output()
     try:
-        info = kind(kind_name)
+        info, name = one_kind_and_name(words, "suspend")
         manifests.check_namespace(namespace)
     except CliError as e:
         _fail(out, e)
@@ -303,20 +233,24 @@ def suspend(
 
 @app.command()
 def resume(
-    kind_name: Annotated[str, typer.Argument(metavar="KIND")],
-    name: str,
+    words: KindWords,
     namespace: Namespace = DEFAULT_NAMESPACE,
     timeout: Timeout = "5m",
 ) -> None:
     """Resume reconciling an object and wait for the reconcile it triggers."""
     out = Output()
     try:
-        info = kind(kind_name)
+        info, name = one_kind_and_name(words, "resume")
         seconds = _duration(timeout)
         manifests.check_namespace(namespace)
     except CliError as e:
         _fail(out, e)
     run(lambda bus, o: reconcile_cmd.resume(bus, o, info, namespace, name, timeout=seconds))
+
+
+# -- operate a Kustomization: build, diff, tree, history, rollback (commands/operate.py) --
+
+operate_cmd.register(app, run, DEFAULT_NAMESPACE)
 
 
 # -- events ----------------------------------------------------------------------------
@@ -622,6 +556,26 @@ def version() -> None:
     Output().data(f"fluxbus {fluxbus_version()}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        version()
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """GitOps in Python: drive fluxbus's Flux-compatible controllers over NATS.
+
+    Shell completion: `fluxbus --install-completion` (bash, zsh, fish, PowerShell)."""
+
+
 @app.command()
 def up(
     cluster: Annotated[
@@ -630,8 +584,13 @@ def up(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Where NATS and kubelite keep data.")
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="NATS without users and permissions (tests, old state)."),
+    ] = False,
 ) -> None:
-    """Start NATS, the controllers and (with --cluster embedded) a local API server."""
+    """Start NATS, the controllers and (with --cluster embedded) a local API server.
+    NATS gets a user per service and for the CLI (docs/security.md) unless --no-auth."""
     out = Output()
     if cluster not in ("embedded", "current"):
         _fail(out, CliError(f'--cluster must be embedded or current, got "{cluster}"'))
@@ -642,6 +601,10 @@ def up(
             raise
         _fail(out, CliError("fluxbus up is not available in this build"))
     _exit(
-        up_module.main(cluster=cluster, state_dir=None if state_dir is None else str(state_dir))
+        up_module.main(
+            cluster=cluster,
+            state_dir=None if state_dir is None else str(state_dir),
+            secure=not no_auth,
+        )
         or 0
     )

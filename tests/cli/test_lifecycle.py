@@ -133,18 +133,18 @@ async def test_secrets_cannot_be_suspended(cli: Cli):
 
 async def test_delete_by_name_removes_the_object(cli: Cli, bus: Bus):
     await apply_podinfo(cli)
-    result = await cli("delete", "gitrepository", "podinfo")
+    result = await cli("delete", "--silent", "gitrepository", "podinfo")
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "gitrepository/flux-system/podinfo deleted"
     assert await bus.get_object(GIT) is None
     assert await bus.get_object(KS) is not None
-    again = await cli("delete", "gitrepository", "podinfo")
+    again = await cli("delete", "--silent", "gitrepository", "podinfo")
     assert again.code == 1 and "not found" in again.stderr
 
 
 async def test_delete_from_files_removes_every_object_they_name(cli: Cli, bus: Bus):
     await cli("apply", "-f", str(MANIFESTS))
-    result = await cli("delete", "-f", str(MANIFESTS / "notifications"))
+    result = await cli("delete", "--silent", "-f", str(MANIFESTS / "notifications"))
     assert result.code == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == [
         "alert/flux-system/slack deleted",
@@ -181,7 +181,7 @@ async def test_delete_waits_until_the_owner_has_finalized(cli: Cli, bus: Bus):
     await add_finalizer(bus, KS)
     owner = asyncio.create_task(finalize_when_marked(bus, KS))
     try:
-        result = await cli("delete", "ks", "podinfo")
+        result = await cli("delete", "--silent", "ks", "podinfo")
     finally:
         await asyncio.wait_for(owner, 10)
     assert result.code == 0, result.stderr
@@ -194,7 +194,7 @@ async def test_delete_with_wait_false_only_marks_an_object_being_finalized(
 ):
     await apply_podinfo(cli)
     await add_finalizer(bus, KS)
-    result = await fluxbus("delete", "ks", "podinfo", "--wait=false")
+    result = await fluxbus("delete", "--silent", "ks", "podinfo", "--wait=false")
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == "kustomization/flux-system/podinfo marked for deletion"
     stored = await bus.get_object(KS)
@@ -204,6 +204,6 @@ async def test_delete_with_wait_false_only_marks_an_object_being_finalized(
 async def test_delete_gives_up_when_nobody_finalizes(cli: Cli, bus: Bus):
     await apply_podinfo(cli)
     await add_finalizer(bus, KS)
-    result = await cli("delete", "ks", "podinfo", "--timeout", "200ms")
+    result = await cli("delete", "--silent", "ks", "podinfo", "--timeout", "200ms")
     assert result.code == 1
     assert "still being finalized after 0.2s" in result.stderr

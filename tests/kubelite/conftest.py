@@ -6,7 +6,6 @@ import itertools
 import re
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from kubelite_helpers import Raw
 
@@ -33,5 +32,5 @@ def kl(kubelite_session: KubeliteHandle) -> KubeliteHandle:
 @pytest.fixture
 async def raw(kubelite_session: KubeliteHandle) -> AsyncIterator[Raw]:
     """Raw HTTP client for the shared server."""
-    async with aiohttp.ClientSession() as session:
+    async with kubelite_session.session() as session:
         yield Raw(session, kubelite_session.url)

@@ -7,7 +7,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from kubelite_helpers import Raw, configmap, deployment
 
 from fluxbus_kubelite.testing import KubeliteHandle
@@ -20,7 +19,7 @@ def cms(ns: str) -> str:
 
 
 async def watch_lines(
-    url: str,
+    server: KubeliteHandle,
     path: str,
     params: dict[str, str],
     count: int,
@@ -30,8 +29,8 @@ async def watch_lines(
     """Read count watch events (one JSON object a line) from a watch request;
     `on_event(events so far)` runs after each one."""
     out: list[dict[str, Any]] = []
-    async with aiohttp.ClientSession() as s, asyncio.timeout(timeout):
-        async with s.get(url + path, params={"watch": "true", **params}) as resp:
+    async with server.session() as s, asyncio.timeout(timeout):
+        async with s.get(server.url + path, params={"watch": "true", **params}) as resp:
             assert resp.status == 200
             while len(out) < count:
                 line = await resp.content.readline()
@@ -40,6 +39,10 @@ async def watch_lines(
                 out.append(json.loads(line))
                 if on_event is not None:
                     await on_event(out)
+            # leave the stream as a client that stops watching does: drop the
+            # connection (a TLS close would wait for the server's close_notify)
+            if resp.connection is not None and resp.connection.transport is not None:
+                resp.connection.transport.abort()
     return out
 
 
@@ -326,7 +329,7 @@ async def test_watch_from_list_resource_version_sees_only_later_events(
     await raw("POST", cms(ns), configmap("before"))
     _, lst, _ = await raw("GET", cms(ns))
     rv = lst["metadata"]["resourceVersion"]
-    task = asyncio.create_task(watch_lines(kl.url, cms(ns), {"resourceVersion": rv}, 2))
+    task = asyncio.create_task(watch_lines(kl, cms(ns), {"resourceVersion": rv}, 2))
     await raw("POST", cms(ns), configmap("after"))
     await raw("DELETE", cms(ns) + "/after")
     events = await task
@@ -341,7 +344,7 @@ async def test_watch_resumes_from_a_resource_version(raw: Raw, ns: str, kl: Kube
     await raw("POST", cms(ns), configmap("b"))
     await raw("PUT", cms(ns) + "/a", {**a, "data": {"x": "y"}})
     events = await watch_lines(
-        kl.url, cms(ns), {"resourceVersion": a["metadata"]["resourceVersion"]}, 2
+        kl, cms(ns), {"resourceVersion": a["metadata"]["resourceVersion"]}, 2
     )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "b"),
@@ -353,16 +356,16 @@ async def test_watch_resumes_from_a_resource_version(raw: Raw, ns: str, kl: Kube
 
 async def test_watch_from_too_old_resource_version_is_expired(kubelite_factory: Any) -> None:
     h = kubelite_factory(history=3)
-    async with aiohttp.ClientSession() as s:
+    async with h.session() as s:
         for i in range(6):
             async with s.post(h.url + cms("default"), json=configmap(f"c{i}")) as r:
                 assert r.status == 201
-    events = await watch_lines(h.url, cms("default"), {"resourceVersion": "2"}, 1)
+    events = await watch_lines(h, cms("default"), {"resourceVersion": "2"}, 1)
     assert events[0]["type"] == "ERROR"
     status = events[0]["object"]
     assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
     h.call(h.server.store.compact)
-    events = await watch_lines(h.url, cms("default"), {"resourceVersion": "5"}, 1)
+    events = await watch_lines(h, cms("default"), {"resourceVersion": "5"}, 1)
     assert events[0]["object"]["code"] == 410
 
 
@@ -371,7 +374,7 @@ async def test_watch_selectors_turn_label_changes_into_added_and_deleted(
 ) -> None:
     _, c, _ = await raw("POST", cms(ns), configmap("c"))
     params = {"resourceVersion": c["metadata"]["resourceVersion"], "labelSelector": "pick=yes"}
-    task = asyncio.create_task(watch_lines(kl.url, cms(ns), params, 2))
+    task = asyncio.create_task(watch_lines(kl, cms(ns), params, 2))
     await raw(
         "PATCH",
         cms(ns) + "/c",
@@ -403,7 +406,7 @@ async def test_watch_list_sends_initial_events_then_a_bookmark(
         if events[-1]["type"] == "BOOKMARK":  # initial events done: now a live one
             await raw("POST", cms(ns), configmap("c"))
 
-    got = await watch_lines(kl.url, cms(ns), params, 4, on_event=post_after_bookmark)
+    got = await watch_lines(kl, cms(ns), params, 4, on_event=post_after_bookmark)
     assert [(e["type"], e["object"]["metadata"].get("name")) for e in got[:2]] == [
         ("ADDED", "a"),
         ("ADDED", "b"),
@@ -417,7 +420,7 @@ async def test_watch_list_sends_initial_events_then_a_bookmark(
 async def test_watch_ends_after_timeout_seconds(raw: Raw, ns: str, kl: KubeliteHandle) -> None:
     _, lst, _ = await raw("GET", cms(ns))
     events = await watch_lines(
-        kl.url,
+        kl,
         cms(ns),
         {"resourceVersion": lst["metadata"]["resourceVersion"], "timeoutSeconds": "1"},
         1,
@@ -428,7 +431,7 @@ async def test_watch_ends_after_timeout_seconds(raw: Raw, ns: str, kl: KubeliteH
 async def test_periodic_bookmarks_carry_the_current_resource_version(kubelite_factory: Any) -> None:
     h = kubelite_factory(bookmark_interval=0.2)
     events = await watch_lines(
-        h.url, cms("default"), {"resourceVersion": "0", "allowWatchBookmarks": "true"}, 1
+        h, cms("default"), {"resourceVersion": "0", "allowWatchBookmarks": "true"}, 1
     )
     assert events[0]["type"] == "BOOKMARK"
     assert int(events[0]["object"]["metadata"]["resourceVersion"]) > 0

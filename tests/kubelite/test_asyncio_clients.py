@@ -209,7 +209,7 @@ async def test_embedded_server_and_kubeconfig_loading_work_in_one_loop(tmp_path:
 
     kc = tmp_path / "kc"
     async with KubeliteServer(port=0, kubeconfig=kc, simulate=False) as srv:
-        assert srv.url.startswith("http://127.0.0.1:")
+        assert srv.url.startswith("https://127.0.0.1:")
         api = await config.new_client_from_config(config_file=str(kc))
         try:
             namespaces = await client.CoreV1Api(api).list_namespace()

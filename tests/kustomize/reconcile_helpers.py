@@ -296,4 +296,5 @@ async def running(
             await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
             yield Env(bus, kube, cluster, runtime, reconciler, tmp)
     finally:
+        await reconciler.clusters.close()  # remote clusters (spec.kubeConfig)
         await cluster.close()

@@ -6,6 +6,7 @@ authorize)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 class RecordingProxy:
     """Forwards plain (non-streaming) requests to kubelite and records them."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, upstream_ssl: ssl.SSLContext) -> None:
         self.upstream = upstream
+        self.upstream_ssl = upstream_ssl
         self.requests: list[tuple[str, str, str | None]] = []
         self.url = ""
 
@@ -35,7 +37,7 @@ class RecordingProxy:
         )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.upstream_ssl)) as http,
             http.request(
                 request.method,
                 self.upstream + request.path_qs,
@@ -51,7 +53,7 @@ class RecordingProxy:
 
 @pytest.fixture
 async def proxy(kubelite: Any, tmp_path: Path) -> AsyncIterator[tuple[RecordingProxy, str]]:
-    p = RecordingProxy(kubelite.url)
+    p = RecordingProxy(kubelite.url, kubelite.ssl)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", p.handle)
     runner = web.AppRunner(app)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.client import GitClient
 from fluxbus_git.errors import (
     GitAuthError,
@@ -159,8 +160,13 @@ async def test_a_cancelled_fetch_leaves_no_ssh_process_behind(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    pgrep = await asyncio.create_subprocess_exec(
-        "pgrep", "-f", f"ssh .*-p {git_ssh_server.port} ", stdout=asyncio.subprocess.PIPE
-    )
-    ssh_children = (await pgrep.communicate())[0].split()
-    assert ssh_children == []
+
+    async def no_ssh_left() -> bool:
+        pgrep = await asyncio.create_subprocess_exec(
+            "pgrep", "-f", f"ssh .*-p {git_ssh_server.port} ", stdout=asyncio.subprocess.PIPE
+        )
+        return (await pgrep.communicate())[0].split() == []
+
+    # the fetch's worker thread kills its ssh child when it sees the cancellation; on a
+    # loaded machine that takes a moment, so wait (bounded) instead of looking once
+    await wait_for(no_ssh_left, timeout=10, message="the cancelled fetch's ssh to exit")

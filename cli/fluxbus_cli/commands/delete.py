@@ -1,9 +1,14 @@
-"""`fluxbus delete KIND NAME`: request the deletion and, when the owner is
-finalizing (pruning, garbage-collecting), wait a bounded time until the key is gone."""
+"""`fluxbus delete KIND NAME`: ask first (Flux's habit: deleting a Kustomization
+prunes what it applied), request the deletion and, when the owner is finalizing
+(pruning, garbage-collecting), wait a bounded time until the key is gone."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Sequence
+
+import click
 
 from fluxbus_cli import store
 from fluxbus_cli.errors import CliError
@@ -11,6 +16,25 @@ from fluxbus_cli.render import Output
 from fluxbus_common import subjects
 from fluxbus_common.api import KindInfo
 from fluxbus_common.bus import Bus
+
+
+def confirm(what: Sequence[str], *, silent: bool) -> None:
+    """Ask on the terminal before deleting `what` (as `flux delete` does) unless `silent`.
+
+    Raises CliError when the answer is no, and when stdin is not a terminal (a script
+    must say `--silent`: nothing can be asked, and deleting unasked is what this prevents).
+    """
+    if silent:
+        return
+    target = what[0] if len(what) == 1 else f"these {len(what)} objects ({', '.join(what)})"
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"not deleting {target}: stdin is not a terminal to confirm on "
+            "(give -s/--silent to delete without asking)"
+        )
+    question = f"Are you sure you want to delete {target}?"
+    if not click.confirm(question, default=False, err=True):
+        raise CliError("aborted: nothing deleted")
 
 
 async def delete_one(

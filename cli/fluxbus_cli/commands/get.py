@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from fluxbus_cli import render, store
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
+from fluxbus_cli.runner import Format
 from fluxbus_common import subjects
 from fluxbus_common.api import KindInfo
 from fluxbus_common.bus import Bus
-
-Format = Literal["table", "json", "yaml"]
 
 EXPORTED_METADATA = ("name", "namespace", "labels", "annotations")
 """What `export` keeps of metadata: what a user writes, nothing the store adds."""
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
-def _headers(info: KindInfo, all_namespaces: bool) -> list[str]:
+def _headers(info: KindInfo, all_namespaces: bool, wide: bool = False) -> list[str]:
     if info.kind == "Secret":
         headers = list(render.SECRET_HEADERS)
     elif info.kind == "ConfigMap":
@@ -31,10 +30,14 @@ def _headers(info: KindInfo, all_namespaces: bool) -> list[str]:
         headers = list(render.NOTIFICATION_HEADERS[info.kind])
     else:
         headers = list(render.TOOLKIT_HEADERS)
+    if wide:
+        headers += render.wide_headers(info.kind)
     return ["NAMESPACE", *headers] if all_namespaces else headers
 
 
-def _row(info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str) -> list[str]:
+def _row(
+    info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str, wide: bool = False
+) -> list[str]:
     if info.kind == "Secret":
         row = render.secret_row(doc)
     elif info.kind == "ConfigMap":
@@ -45,6 +48,8 @@ def _row(info: KindInfo, doc: dict[str, Any], all_namespaces: bool, prefix: str)
         row = render.notification_row(doc)
     else:
         row = render.toolkit_row(doc)
+    if wide:
+        row += render.wide_cells(info.kind, doc)
     row[0] = f"{prefix}{row[0]}"
     if all_namespaces:
         row.insert(0, str((doc.get("metadata") or {}).get("namespace", "")))
@@ -87,7 +92,7 @@ async def get(
     """Print objects of one or more kinds (`namespace=None`: every namespace)."""
     found = await _collect(bus, infos, namespace, name)
     all_namespaces = namespace is None
-    if fmt != "table":
+    if fmt in ("json", "yaml"):
         docs = [shown(info, d) for info, ds in found for d in ds]
         doc: Any = docs[0] if name is not None else render.list_document(docs)
         out.data(render.to_json(doc) if fmt == "json" else render.to_yaml(doc))
@@ -98,8 +103,9 @@ async def get(
         if not docs:
             continue
         prefix = f"{info.singular}/" if several else ""
-        rows = [_row(info, d, all_namespaces, prefix) for d in docs]
-        tables.append(render.format_table(_headers(info, all_namespaces), rows))
+        wide = fmt == "wide"
+        rows = [_row(info, d, all_namespaces, prefix, wide) for d in docs]
+        tables.append(render.format_table(_headers(info, all_namespaces, wide), rows))
     if not tables:
         kinds = "objects" if several else f"{infos[0].kind} objects"
         out.warning(f"no {kinds} found in {_where(namespace)}")
@@ -142,29 +148,44 @@ async def watch(
     *,
     emit: Callable[[str], None] | None = None,
 ) -> int:
-    """Print the current objects, then every change, until cancelled (Ctrl-C)."""
+    """Print the current objects, then every change, until cancelled (Ctrl-C).
+
+    The watches replay what was listed first; the listed objects and statuses
+    seed what is known, so the replay prints nothing, and an object that has a
+    status never shows a transient "Unknown" row."""
     if info.store == "secrets":
         raise CliError(f"--watch is not supported for {info.plural}")
     print_ = emit or out.data
     all_namespaces = namespace is None
-    headers = _headers(info, all_namespaces)
+    table, wide = fmt in ("table", "wide"), fmt == "wide"
+    headers = _headers(info, all_namespaces, wide)
     current = (await _collect(bus, [info], namespace, name))[0][1]
     objects: dict[str, dict[str, Any]] = {}
     statuses: dict[str, dict[str, Any]] = {}
     last: dict[str, Any] = {}
     widths: list[int] = []
+
+    def view(doc: dict[str, Any]) -> Any:
+        return _row(info, doc, all_namespaces, "", wide) if table else doc
+
+    def show(doc: dict[str, Any]) -> None:
+        if table:
+            print_(render.format_row(view(doc), widths))
+        else:
+            print_(render.to_json(doc) if fmt == "json" else f"---\n{render.to_yaml(doc)}")
+
     for doc in current:
         meta = doc.get("metadata") or {}
         key = subjects.object_key(info.kind, meta.get("namespace", ""), meta.get("name", ""))
-        last[key] = _row(info, doc, all_namespaces, "") if fmt == "table" else doc
-    if fmt == "table":
+        objects[key] = {k: v for k, v in doc.items() if k != "status"}
+        if doc.get("status"):
+            statuses[key] = doc["status"]
+        last[key] = view(doc)
+    if table:
         widths = render.column_widths(headers, list(last.values()))
         print_(render.format_row(headers, widths))
-        for row in last.values():
-            print_(render.format_row(row, widths))
-    else:
-        for doc in current:
-            print_(render.to_json(doc) if fmt == "json" else f"---\n{render.to_yaml(doc)}")
+    for doc in current:
+        show(doc)
 
     async for which, key, value in _merged_changes(bus, info):
         _, ns, obj_name = subjects.split_object_key(key)
@@ -177,7 +198,7 @@ async def watch(
             target[key] = value
         if key not in objects:
             gone = last.pop(key, None) if which == "objects" else None
-            if gone is not None and fmt == "table":
+            if gone is not None and table:
                 row = list(gone)
                 row[headers.index("STATUS" if "STATUS" in headers else "MESSAGE")] = "deleted"
                 print_(render.format_row(row, widths))
@@ -185,14 +206,10 @@ async def watch(
         doc = {**objects[key]}
         if key in statuses:
             doc["status"] = statuses[key]
-        view: Any = _row(info, doc, all_namespaces, "") if fmt == "table" else doc
-        if last.get(key) == view:
+        if last.get(key) == view(doc):
             continue
-        last[key] = view
-        if fmt == "table":
-            print_(render.format_row(view, widths))
-        else:
-            print_(render.to_json(doc) if fmt == "json" else f"---\n{render.to_yaml(doc)}")
+        last[key] = view(doc)
+        show(doc)
     return 0
 
 

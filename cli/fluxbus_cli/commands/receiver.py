@@ -60,7 +60,7 @@ class ReceiverRequest:
     url_base: str
 
 
-def _split(values: Sequence[str]) -> list[str]:
+def split_values(values: Sequence[str]) -> list[str]:
     """Repeatable flags that also take comma-separated values (as Flux's StringSlice)."""
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -87,11 +87,11 @@ def receiver_document(req: ReceiverRequest) -> dict[str, Any]:
         raise CliError(f'--type must be one of {", ".join(RECEIVER_TYPES)}, got "{req.type}"')
     if not req.secret_ref:
         raise CliError("--secret-ref is required")
-    resources = [_resource(r) for r in _split(req.resources)]
+    resources = [_resource(r) for r in split_values(req.resources)]
     if not resources:
         raise CliError("at least one --resource is required")
     spec: dict[str, Any] = {"type": req.type}
-    events = _split(req.events)
+    events = split_values(req.events)
     if events:
         spec["events"] = events
     spec["resources"] = resources

@@ -4,7 +4,10 @@ A reconcile request is Flux's: the `reconcile.fluxcd.io/requestedAt`
 annotation set to a fresh value; the owning service copies it to
 `status.lastHandledReconcileAt` when done, and the CLI waits (KV watch) for that —
 unless no live instance of the kind's controller is there to handle it: that is
-said at once, before and during the wait (`fluxbus_cli.controllers`).
+said at once, before and during the wait (`fluxbus_cli.controllers`). An object
+handled while a dependency is still catching up (`DependencyNotReady`) is shown
+as waiting for it, and the wait goes on until the retry the dependency landing
+triggers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from fluxbus_cli.render import Output
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
 from fluxbus_common.bus import Bus
+from fluxbus_common.conditions import Reason
 from fluxbus_common.reconcile_requests import annotate_request, request_token
 
 
@@ -53,23 +57,55 @@ def _toolkit(info: KindInfo, verb: str) -> None:
         raise CliError(f"{info.plural} cannot be {verb}")
 
 
-async def _wait_handled(
+def _dependency_wait(status: dict[str, Any]) -> str | None:
+    """The message of a Ready=False/DependencyNotReady status (the object is waiting
+    for a dependency and will be requeued when it lands), else None."""
+    ready = render.ready_condition({"status": status}) or {}
+    if ready.get("status") == "False" and ready.get("reason") == Reason.DEPENDENCY_NOT_READY:
+        return str(ready.get("message") or "a dependency is not ready")
+    return None
+
+
+async def wait_handled(
     bus: Bus, out: Output, info: KindInfo, namespace: str, name: str, token: str, timeout: float
 ) -> int:
+    """Wait until the reconcile requested with `token` is handled; return 0 when Ready.
+
+    An object handled while waiting for a dependency (`DependencyNotReady`) is
+    not a failure: say so and keep waiting for the reconcile the dependency
+    landing triggers. Raises CliError with the controller's message when it ends
+    not Ready, or on timeout.
+    """
     key = subjects.object_key(info.kind, namespace, name)
+    waiting: list[str] = []  # the dependency messages already shown
+
+    def settled(status: dict[str, Any]) -> bool:
+        if status.get("lastHandledReconcileAt") != token:
+            return False
+        blocked = _dependency_wait(status)
+        if blocked is not None:
+            if blocked not in waiting:
+                waiting.append(blocked)
+                out.waiting(f"{info.kind} {name} is waiting for a dependency: {blocked}")
+            return False
+        # While waiting for a dependency, the retry publishes Ready=Unknown as it runs.
+        ready = render.ready_condition({"status": status}) or {}
+        return not (waiting and ready.get("status") == "Unknown")
+
     try:
         status = await controllers.wait_on_controller(
             bus,
             out,
             info.kind,
             f"waiting for {info.kind} reconciliation",
-            store.wait_for_status(bus, key, lambda s: s.get("lastHandledReconcileAt") == token),
+            store.wait_for_status(bus, key, settled),
             timeout,
         )
     except TimeoutError:
+        still = f": still waiting for a dependency ({waiting[-1]})" if waiting else ""
         raise CliError(
             f"timed out after {timeout:g}s waiting for {info.kind} "
-            f"'{namespace}/{name}' to be reconciled"
+            f"'{namespace}/{name}' to be reconciled{still}"
         ) from None
     ready, message = _outcome(info, status)
     if not ready:
@@ -91,7 +127,7 @@ async def _reconcile_one(
     token = request_token()
     await store.edit(bus, info, namespace, name, _annotate(token))
     out.success(f"{info.kind} annotated")
-    return await _wait_handled(bus, out, info, namespace, name, token, timeout)
+    return await wait_handled(bus, out, info, namespace, name, token, timeout)
 
 
 def _source_of(info: KindInfo, doc: dict[str, Any], namespace: str) -> tuple[KindInfo, str, str]:
@@ -177,7 +213,8 @@ async def resume(
         _annotate(token)(doc)
         annotations = doc["metadata"]["annotations"]
         annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
+        annotations.pop(keys.ROLLBACK_ANNOTATION, None)  # back to Git after a rollback
 
     await store.edit(bus, info, namespace, name, change)
     out.success(f"{info.kind} resumed")
-    return await _wait_handled(bus, out, info, namespace, name, token, timeout)
+    return await wait_handled(bus, out, info, namespace, name, token, timeout)

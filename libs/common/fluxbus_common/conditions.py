@@ -24,6 +24,8 @@ class ConditionType(StrEnum):
     INCLUDE_UNAVAILABLE = "IncludeUnavailable"
     ARTIFACT_OUTDATED = "ArtifactOutdated"
     BUILD_FAILED = "BuildFailed"
+    DRIFTED = "Drifted"
+    """fluxbus: a report-only Kustomization's objects differ from what it applied."""
 
 
 class Reason(StrEnum):
@@ -60,6 +62,9 @@ class Reason(StrEnum):
     DRY_RUN_FAILED = "DryRunFailed"
     APPLY_FAILED = "ApplyFailed"
     POST_BUILD_FAILED = "PostBuildSubstitutionFailed"
+    DRIFT_DETECTED = "DriftDetected"
+    NO_DRIFT = "NoDrift"
+    ROLLBACK_FAILED = "RollbackFailed"
     # image
     REPOSITORY_SCAN_FAILED = "ScanFailed"
     POLICY_FAILED = "PolicyFailed"

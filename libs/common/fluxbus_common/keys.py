@@ -27,3 +27,15 @@ FINALIZER = "finalizers.fluxcd.io"
 NOTIFY_ANNOTATION = "fluxbus.io/notify"
 """An Alert's noise control: `on-change` sends a failure once, then one "resolved"."""
 NOTIFY_ON_CHANGE = "on-change"
+
+DRIFT_ANNOTATION = "fluxbus.io/drift"
+"""`report` on a Kustomization: detect and report drift (condition Drifted) but do
+not correct it (Argo CD's `selfHeal: false`)."""
+DRIFT_REPORT = "report"
+CREATE_NAMESPACE_ANNOTATION = "fluxbus.io/create-namespace"
+"""`"true"` on a Kustomization: create `spec.targetNamespace` when it is missing."""
+CREATED_BY_LABEL = "fluxbus.io/created-by"
+"""On a Namespace fluxbus created for a Kustomization (value: `create-namespace`)."""
+ROLLBACK_ANNOTATION = "fluxbus.io/rollback-to"
+"""On a Kustomization: apply the history entry with this digest instead of Git
+(`fluxbus rollback`; removed by `fluxbus resume`)."""

@@ -18,6 +18,10 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_OUTBOX_LIMIT = 1000
 """Events kept while NATS is unreachable: a few minutes of a busy cluster's
 events (a 1000-object rollout emits about one per object) in well under 1 MiB."""
+DEFAULT_HTTP_ADDR = "127.0.0.1:0"
+"""/healthz /readyz /metrics of a runtime built without a service's own default:
+loopback only, any free port. Each service passes its fixed port to
+`RuntimeSettings.from_env` (the table is in the README)."""
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -37,12 +41,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 @dataclass(frozen=True)
 class BusSettings:
     """How to reach NATS: FLUXBUS_NATS_URL (comma-separated for a cluster),
-    FLUXBUS_NATS_CREDS (credentials file), FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
+    FLUXBUS_NATS_CREDS (credentials file: NATS .creds, nkey seed or `user:password`),
+    FLUXBUS_NATS_INBOX_PREFIX (reply inboxes; default `_INBOX_<user>` with credentials),
+    FLUXBUS_NATS_TLS_CA / _CERT / _KEY,
     FLUXBUS_NATS_REPLICAS (JetStream replicas of the buckets, 3 on a cluster),
     FLUXBUS_EVENTS_OUTBOX (events kept while NATS is unreachable, default 1000)."""
 
     url: str = DEFAULT_NATS_URL
     credentials: str | None = None
+    inbox_prefix: str | None = None
+    """Reply-inbox prefix; None: `_INBOX_<user>` with credentials (what the
+    user's permissions allow, docs/security.md), nats-py's `_INBOX` without."""
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -67,6 +76,7 @@ class BusSettings:
         return cls(
             url=e.get("FLUXBUS_NATS_URL") or DEFAULT_NATS_URL,
             credentials=e.get("FLUXBUS_NATS_CREDS") or None,
+            inbox_prefix=e.get("FLUXBUS_NATS_INBOX_PREFIX") or None,
             tls_ca=e.get("FLUXBUS_NATS_TLS_CA") or None,
             tls_cert=e.get("FLUXBUS_NATS_TLS_CERT") or None,
             tls_key=e.get("FLUXBUS_NATS_TLS_KEY") or None,
@@ -84,7 +94,10 @@ class RuntimeSettings:
       replica holds the leases of a fair share (1 = active/standby).
     FLUXBUS_LEASE_TTL: seconds a lease lives without renewal (default 15).
     FLUXBUS_INSTANCE: this replica's name (default hostname-pid).
-    FLUXBUS_HTTP_ADDR: host:port of /healthz /readyz /metrics (default 0.0.0.0:8080; "" disables).
+    FLUXBUS_HTTP_ADDR: host:port of /healthz /readyz /metrics ("" disables); the
+      default is the service's own loopback port (`default_http_addr` of
+      `from_env`, e.g. 127.0.0.1:9790 for source), so several services run on
+      one host; containers set 0.0.0.0:<port> explicitly.
     FLUXBUS_HEARTBEAT_INTERVAL: seconds between two heartbeats (default 5); an
       instance missing three counts as gone (`fluxbus check`).
     """
@@ -93,15 +106,19 @@ class RuntimeSettings:
     shards: int = 1
     lease_ttl: float = 15.0
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    http_addr: str = "0.0.0.0:8080"
+    http_addr: str = DEFAULT_HTTP_ADDR
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
     heartbeat_interval: float = HEARTBEAT_INTERVAL
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, default_http_addr: str = DEFAULT_HTTP_ADDR
+    ) -> RuntimeSettings:
+        """Read the FLUXBUS_* variables; `default_http_addr` is the calling
+        service's address when FLUXBUS_HTTP_ADDR is unset."""
         e = os.environ if env is None else env
-        default = cls()
+        default = cls(http_addr=default_http_addr)
         return cls(
             workers=_int(e, "FLUXBUS_WORKERS", default.workers),
             shards=_int(e, "FLUXBUS_SHARDS", default.shards),
@@ -140,11 +157,6 @@ COMMON_ENV: tuple[EnvVar, ...] = (
     ),
     EnvVar("FLUXBUS_LEASE_TTL", f"{RuntimeSettings.lease_ttl:g}", "seconds a shard lease lives"),
     EnvVar("FLUXBUS_INSTANCE", "<hostname>-<pid>", "this replica's name"),
-    EnvVar(
-        "FLUXBUS_HTTP_ADDR",
-        RuntimeSettings.http_addr,
-        'host:port of /healthz /readyz /metrics ("" disables)',
-    ),
     EnvVar("FLUXBUS_BACKOFF_BASE", f"{RuntimeSettings.backoff_base:g}", "first retry delay (s)"),
     EnvVar("FLUXBUS_BACKOFF_CAP", f"{RuntimeSettings.backoff_cap:g}", "longest retry delay (s)"),
     EnvVar(
@@ -153,4 +165,12 @@ COMMON_ENV: tuple[EnvVar, ...] = (
         "seconds between two heartbeats (fluxbus check)",
     ),
 )
-"""The settings every service reads (bus, runtime, logging)."""
+"""The settings every service reads (bus, runtime, logging); FLUXBUS_HTTP_ADDR,
+whose default differs per service, is each service's `http_addr_env`."""
+
+
+def http_addr_env(default: str) -> EnvVar:
+    """FLUXBUS_HTTP_ADDR as `--help` lists it for a service listening on `default`."""
+    return EnvVar(
+        "FLUXBUS_HTTP_ADDR", default, 'host:port of /healthz /readyz /metrics ("" disables)'
+    )

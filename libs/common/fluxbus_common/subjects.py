@@ -85,6 +85,12 @@ def artifact_prefix(kind: str, namespace: str, name: str) -> str:
     return f"{kind.lower()}/{namespace}/{name}/"
 
 
+def history_output_name(namespace: str, name: str, digest: str) -> str:
+    """Return the object-store name of the rendered output a Kustomization applied
+    for one history entry (`digest`: `sha256:<hex>`), gzip-compressed JSON."""
+    return f"kustomization/{namespace}/{name}/history/{digest.split(':')[-1]}.json.gz"
+
+
 def event_subject(kind: str, namespace: str, name: str) -> str:
     """Return the subject an event about an object is published on."""
     return f"{EVENTS_PREFIX}.{kind.lower()}.{namespace}.{name}"

@@ -16,7 +16,11 @@ Fixtures
 
 `KubeliteHandle` attributes and helpers
     `.url`             `http://127.0.0.1:<port>`
-    `.kubeconfig`      path of a kubeconfig for the server (str)
+    `.kubeconfig`      path of a kubeconfig for the server (str), with its token
+    `.token`           the bearer token every API request must carry
+    `.headers`         `{"Authorization": "Bearer <token>"}` for raw HTTP clients
+    `.ssl`             an SSLContext trusting the server (it serves HTTPS)
+    `.session()`       an aiohttp ClientSession with both (`async with h.session() as s:`)
     `.cache_dir`       kubectl `--cache-dir` private to this handle
     `.server`          the `KubeliteServer` (use `.call` to touch it)
     `.kubectl(*args, input=None, check=False, timeout=60)`
@@ -40,6 +44,7 @@ import concurrent.futures
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -48,8 +53,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from .access import Access
 from .errors import ApiError
 from .resources import NS_KEY
 from .server import KubeliteServer
@@ -187,6 +194,29 @@ class KubeliteHandle:
             out, err = await proc.communicate(input.encode() if input is not None else None)
         return subprocess.CompletedProcess(cmd, proc.returncode or 0, out.decode(), err.decode())
 
+    @property
+    def token(self) -> str:
+        """The server's bearer token (the one in `.kubeconfig`)."""
+        assert self.server is not None
+        return self.server.token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header raw HTTP clients send."""
+        assert self.server is not None
+        return self.server.headers
+
+    @property
+    def ssl(self) -> ssl.SSLContext:
+        """An SSLContext trusting the server's CA (kubelite serves HTTPS)."""
+        assert self.server is not None
+        return self.server.client_ssl()
+
+    def session(self, **kwargs: Any) -> aiohttp.ClientSession:
+        """An aiohttp session that trusts the server and sends its token."""
+        assert self.server is not None
+        return Access(self.url, self.token, self.server.tls.ca_pem).session(**kwargs)
+
     @contextlib.asynccontextmanager
     async def api_client(self) -> AsyncIterator[Any]:
         """A kubernetes-asyncio ApiClient for this server (closed on exit)."""
@@ -194,8 +224,12 @@ class KubeliteHandle:
 
         cfg = client.Configuration()
         cfg.host = self.url
-        cfg.api_key = {"authorization": "kubelite"}
-        cfg.api_key_prefix = {"authorization": "Bearer"}
+        cfg.api_key = {"BearerToken": self.token}
+        cfg.api_key_prefix = {"BearerToken": "Bearer"}
+        assert self.server is not None
+        ca = self.workdir / "ca.crt"
+        ca.write_bytes(self.server.tls.ca_pem)
+        cfg.ssl_ca_cert = str(ca)
         api = client.ApiClient(configuration=cfg)
         try:
             yield api

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
+from fluxbus_common.entrypoint import run_main
 from fluxbus_common.logconfig import configure
 from fluxbus_common.usage import handle_args
 from fluxbus_image import app
@@ -25,7 +25,7 @@ def main() -> None:
         print(f"fluxbus-image-reflector: {e}", file=sys.stderr)
         sys.exit(2)
     configure(settings.log_level)
-    asyncio.run(app.run(settings=settings))
+    run_main("fluxbus-image-reflector", app.run(settings=settings))
 
 
 if __name__ == "__main__":

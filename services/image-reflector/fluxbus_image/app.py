@@ -26,7 +26,7 @@ from fluxbus_image.reconcilers import (
     ImageUpdateAutomationReconciler,
 )
 from fluxbus_image.registry import RegistryClient
-from fluxbus_image.settings import ImageSettings
+from fluxbus_image.settings import DEFAULT_HTTP_ADDR, ImageSettings
 from fluxbus_image.store import BusImageStore
 
 SERVICE = "image-reflector"
@@ -56,7 +56,9 @@ async def run(
     settings: ImageSettings | None = None,
 ) -> None:
     """Run the image-reflector service until stopped (SIGTERM/SIGINT or `stop`)."""
-    runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    runtime_settings = runtime_settings or RuntimeSettings.from_env(
+        default_http_addr=DEFAULT_HTTP_ADDR
+    )
     settings = settings or ImageSettings()
     workdirs = WorkDirs(settings.work_dir, prefix="fluxbus-image-")
     async with _clients() as (registry, git, writer):

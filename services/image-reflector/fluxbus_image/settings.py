@@ -17,13 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxbus_common.settings import EnvVar
+from fluxbus_common.settings import EnvVar, http_addr_env
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9792"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 DEPENDENCY_REQUEUE = 10.0
 """Seconds before re-checking a dependency that is not ready (the bus usually wakes it sooner)."""
 
 
 IMAGE_ENV: tuple[EnvVar, ...] = (
+    http_addr_env(DEFAULT_HTTP_ADDR),
     EnvVar("FLUXBUS_IMAGE_WORK_DIR", "<system temp dir>", "where automation clones are made"),
     EnvVar(
         "FLUXBUS_IMAGE_DEPENDENCY_REQUEUE",

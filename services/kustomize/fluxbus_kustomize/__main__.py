@@ -3,7 +3,6 @@ logging → `asyncio.run(app.run())`."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -11,11 +10,12 @@ import structlog
 
 from fluxbus_common import logconfig
 from fluxbus_common.artifact import ARTIFACT_ENV
-from fluxbus_common.settings import BusSettings, EnvVar, RuntimeSettings
+from fluxbus_common.entrypoint import run_main
+from fluxbus_common.settings import BusSettings, EnvVar, RuntimeSettings, http_addr_env
 from fluxbus_common.usage import handle_args
 from fluxbus_kustomize import app
 from fluxbus_kustomize.errors import ClusterError
-from fluxbus_kustomize.settings import KustomizeSettings
+from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings
 
 SUMMARY = (
     "The kustomize service (Flux's kustomize-controller): renders each Kustomization\n"
@@ -23,6 +23,7 @@ SUMMARY = (
 )
 _D = KustomizeSettings()
 KUSTOMIZE_ENV: tuple[EnvVar, ...] = (
+    http_addr_env(DEFAULT_HTTP_ADDR),
     EnvVar("KUBECONFIG", "<in-cluster service account>", "the target cluster"),
     EnvVar(
         "FLUXBUS_KUSTOMIZE_DEPENDENCY_REQUEUE",
@@ -49,12 +50,15 @@ def main() -> None:
     """
     handle_args("fluxbus-kustomize", SUMMARY, KUSTOMIZE_ENV)
     bus_settings = BusSettings.from_env()
-    runtime_settings = RuntimeSettings.from_env()
+    runtime_settings = RuntimeSettings.from_env(default_http_addr=DEFAULT_HTTP_ADDR)
     settings = KustomizeSettings.from_env()
     logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
     try:
-        asyncio.run(
-            app.run(bus_settings=bus_settings, runtime_settings=runtime_settings, settings=settings)
+        run_main(
+            "fluxbus-kustomize",
+            app.run(
+                bus_settings=bus_settings, runtime_settings=runtime_settings, settings=settings
+            ),
         )
     except ClusterError as e:
         structlog.get_logger("fluxbus.kustomize").error("service.no_cluster", error=str(e))

@@ -15,7 +15,8 @@ from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
-from fluxbus_kustomize.settings import KustomizeSettings
+from fluxbus_kustomize.remote import ClusterPool
+from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings
 
 SERVICE = "kustomize"
 CONTROLLER = "kustomize-controller"
@@ -36,7 +37,9 @@ async def run(
     The target cluster comes from `kubeconfig`, else `KUBECONFIG`, else the
     in-cluster service account. Raises ClusterError when none is usable.
     """
-    runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    runtime_settings = runtime_settings or RuntimeSettings.from_env(
+        default_http_addr=DEFAULT_HTTP_ADDR
+    )
     settings = settings or KustomizeSettings.from_env()
     async with contextlib.AsyncExitStack() as stack:
         cluster = await Cluster.connect(kubeconfig)
@@ -44,7 +47,13 @@ async def run(
 
         async def make_reconcilers(bus: Bus) -> list[Any]:
             recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
-            return [KustomizationReconciler(bus, cluster, recorder=recorder, settings=settings)]
+            clusters = ClusterPool(cluster, bus)  # remote clusters (spec.kubeConfig)
+            stack.push_async_callback(clusters.close)
+            return [
+                KustomizationReconciler(
+                    bus, cluster, recorder=recorder, settings=settings, clusters=clusters
+                )
+            ]
 
         await run_service(
             SERVICE,

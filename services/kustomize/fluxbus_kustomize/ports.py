@@ -70,6 +70,17 @@ class Change:
         return self.ref.describe()
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What applying one object would do: the live object (None: absent) and the
+    server-side dry-run result; `ref` is None when its kind is not served yet."""
+
+    subject: str
+    ref: Ref | None
+    live: dict[str, Any] | None
+    merged: dict[str, Any]
+
+
 Judge = Callable[[Ref, Mapping[str, Any] | None], bool]
 """Whether an object (None: absent) is where a wait wants it."""
 
@@ -108,6 +119,16 @@ class ClusterPort(Protocol):
         """Apply objects in Flux's stages; return one Change per object."""
         ...
 
+    async def preview_all(
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        force: bool = False,
+        ignored: Mapping[Ident, Sequence[str]] | None = None,
+    ) -> list[Preview]:
+        """Dry-run objects; return one Preview per object that would be applied."""
+        ...
+
     async def delete_all(
         self, refs: Sequence[Ref], propagation: str = "Background"
     ) -> list[Change]:
@@ -129,7 +150,19 @@ class ClusterPort(Protocol):
         ...
 
 
-class KustomizeStore(StatusReader, ObjectStore, SecretReader, ArtifactStore, Protocol):
+class BlobStore(Protocol):
+    """Small documents in the object store (a history entry's rendered output)."""
+
+    async def put_blob(self, name: str, data: bytes) -> None:
+        """Store `data` under `name`, replacing it."""
+        ...
+
+    async def get_blob(self, name: str) -> bytes | None:
+        """Return what `put_blob` stored, or None when there is none."""
+        ...
+
+
+class KustomizeStore(StatusReader, ObjectStore, SecretReader, ArtifactStore, BlobStore, Protocol):
     """The fluxbus store as the reconciler sees it: sources' and dependencies'
     status, toolkit objects applied from Git, substituteFrom Secrets and
-    ConfigMaps, and source artifacts."""
+    ConfigMaps, source artifacts, and the rendered output of history entries."""

@@ -23,6 +23,14 @@ DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"}
 """Kinds deleted last: what holds or defines other objects."""
 
 
+def owned_by(live: Mapping[str, Any], owner: tuple[str, str]) -> bool:
+    """Whether a live object carries the owner labels of the Kustomization `owner`
+    (name, namespace) and may be pruned (`logic.policy.may_prune`)."""
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    wanted = {keys.KUSTOMIZE_NAME_LABEL: owner[0], keys.KUSTOMIZE_NAMESPACE_LABEL: owner[1]}
+    return all(labels.get(k) == v for k, v in wanted.items()) and may_prune(live)
+
+
 async def prune(
     cluster: ClusterPort,
     store: KustomizeStore,
@@ -37,14 +45,9 @@ async def prune(
     deleted: list[Change] = []
     cluster_refs: list[Ref] = []
     failures: list[str] = []
-    labels_wanted = {
-        keys.KUSTOMIZE_NAME_LABEL: owner[0],
-        keys.KUSTOMIZE_NAMESPACE_LABEL: owner[1],
-    }
 
     def ours(live: Mapping[str, Any]) -> bool:
-        labels = (live.get("metadata") or {}).get("labels") or {}
-        return all(labels.get(k) == v for k, v in labels_wanted.items()) and may_prune(live)
+        return owned_by(live, owner)
 
     for entry in entries:
         meta = entry.meta

@@ -7,6 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fluxbus_common.api.kustomize import MIN_KUSTOMIZATION_TIMEOUT
+from fluxbus_kustomize.logic.history import HISTORY_LIMIT
+
+DEFAULT_HTTP_ADDR = "127.0.0.1:9791"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class KustomizeSettings:
       enough to never render the same inputs twice).
     MIN_TIMEOUT: the floor of a Kustomization's timeout (Flux's GetTimeout()
       never goes below 30 s; tests lower it to keep timeouts short).
+    HISTORY_LIMIT: entries kept in a Kustomization's status.history, each with
+      its rendered output in the object store for `fluxbus rollback` (10).
     DEFAULT_SERVICE_ACCOUNT: impersonated when a Kustomization names none
       (Flux's `--default-service-account`, for multi-tenant lockdown).
 
@@ -35,6 +43,7 @@ class KustomizeSettings:
     render_cache: int = 4096
     min_timeout: float = MIN_KUSTOMIZATION_TIMEOUT
     default_service_account: str | None = None
+    history_limit: int = HISTORY_LIMIT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KustomizeSettings:
@@ -50,4 +59,5 @@ class KustomizeSettings:
             render_cache=int(e.get("FLUXBUS_KUSTOMIZE_RENDER_CACHE") or d.render_cache),
             min_timeout=float(e.get("FLUXBUS_KUSTOMIZE_MIN_TIMEOUT") or d.min_timeout),
             default_service_account=e.get("FLUXBUS_KUSTOMIZE_DEFAULT_SERVICE_ACCOUNT") or None,
+            history_limit=int(e.get("FLUXBUS_KUSTOMIZE_HISTORY_LIMIT") or d.history_limit),
         )

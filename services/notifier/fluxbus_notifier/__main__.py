@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fluxbus_common import logconfig
+from fluxbus_common.entrypoint import run_main
 from fluxbus_common.usage import handle_args
 from fluxbus_notifier import app
 from fluxbus_notifier.receivers.settings import RECEIVER_ENV
@@ -21,7 +20,7 @@ def main() -> None:
     handle_args("fluxbus-notifier", SUMMARY, (*NOTIFIER_ENV, *RECEIVER_ENV))
     settings = NotifierSettings.from_env()
     logconfig.configure(settings.log_level)
-    asyncio.run(app.run(settings=settings))
+    run_main("fluxbus-notifier", app.run(settings=settings))
 
 
 if __name__ == "__main__":

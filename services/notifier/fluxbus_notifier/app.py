@@ -23,7 +23,7 @@ from fluxbus_notifier.receivers.reconciler import ReceiverReconciler
 from fluxbus_notifier.receivers.server import ReceiverServer
 from fluxbus_notifier.receivers.settings import ReceiverSettings
 from fluxbus_notifier.reconcilers import AlertReconciler, ProviderReconciler
-from fluxbus_notifier.settings import NotifierSettings
+from fluxbus_notifier.settings import DEFAULT_HTTP_ADDR, NotifierSettings
 from fluxbus_notifier.state import NotifierState
 
 SERVICE = "notifier"
@@ -45,7 +45,9 @@ async def run(
     `on_ready(runtimes, dispatcher)` is called once everything has started
     (the dispatcher's `synced` is set once its consumer is bound).
     """
-    runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    runtime_settings = runtime_settings or RuntimeSettings.from_env(
+        default_http_addr=DEFAULT_HTTP_ADDR
+    )
     settings = settings or NotifierSettings.from_env()
     receiver_settings = receiver_settings or ReceiverSettings.from_env()
     states: list[NotifierState] = []

@@ -24,8 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fluxbus_common.duration import parse_duration
-from fluxbus_common.settings import EnvVar
+from fluxbus_common.settings import EnvVar, http_addr_env
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9793"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 DEFAULT_DEDUP_WINDOW = 300.0
 """Flux's notification-controller rate-limits identical events for 5 minutes."""
 DEFAULT_DELIVERY_TIMEOUT = 180.0
@@ -37,6 +41,7 @@ dispatcher reports progress well within it for the events it still works on."""
 
 
 NOTIFIER_ENV: tuple[EnvVar, ...] = (
+    http_addr_env(DEFAULT_HTTP_ADDR),
     EnvVar(
         "FLUXBUS_NOTIFY_DEDUP_WINDOW",
         f"{DEFAULT_DEDUP_WINDOW:g}",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fluxbus_common import logconfig
+from fluxbus_common.entrypoint import run_main
 from fluxbus_common.usage import handle_args
 from fluxbus_source import app
 from fluxbus_source.settings import SOURCE_ENV, SourceSettings
@@ -20,7 +19,7 @@ def main() -> None:
     handle_args("fluxbus-source", SUMMARY, SOURCE_ENV)
     settings = SourceSettings.from_env()
     logconfig.configure(settings.log_level)
-    asyncio.run(app.run(settings=settings))
+    run_main("fluxbus-source", app.run(settings=settings))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
 from fluxbus_source.reconcilers import GitRepositoryReconciler
-from fluxbus_source.settings import SourceSettings
+from fluxbus_source.settings import DEFAULT_HTTP_ADDR, SourceSettings
 
 SERVICE = "source"
 CONTROLLER = "source-controller"
@@ -39,7 +39,9 @@ async def run(
 
     `work_dir`, when given, overrides `settings.work_dir`.
     """
-    runtime_settings = runtime_settings or RuntimeSettings.from_env()
+    runtime_settings = runtime_settings or RuntimeSettings.from_env(
+        default_http_addr=DEFAULT_HTTP_ADDR
+    )
     settings = settings or SourceSettings()
     if work_dir is not None:
         settings = dataclasses.replace(settings, work_dir=work_dir)

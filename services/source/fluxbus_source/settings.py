@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxbus_common.artifact import ARTIFACT_ENV
-from fluxbus_common.settings import EnvVar
+from fluxbus_common.settings import EnvVar, http_addr_env
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:9790"
+"""/healthz /readyz /metrics unless FLUXBUS_HTTP_ADDR says otherwise: this
+service's own port (each service has one, so they run side by side on one
+host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 KEEP_ARTIFACTS = 2
 """Artifacts kept per GitRepository (Flux's default history: the current one and one more)."""
 
 
-SOURCE_ENV: tuple[EnvVar, ...] = ARTIFACT_ENV
+SOURCE_ENV: tuple[EnvVar, ...] = (http_addr_env(DEFAULT_HTTP_ADDR), *ARTIFACT_ENV)
 """Settings of its own beyond the shared ones (`fluxbus-source --help` lists both)."""
 
 

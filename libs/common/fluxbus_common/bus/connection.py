@@ -1,6 +1,11 @@
 """The NATS connection of the bus: connect (credentials, TLS), create the
 buckets, object store and stream of DESIGN.md §2 if they are missing, close.
 
+Who creates them: a connection without credentials (single-server development)
+or one opened with `create=True` (the admin's `fluxbus nats init`). A service
+with its own least-privilege user (docs/security.md) may not create streams:
+it binds to the existing ones and reports a missing bootstrap clearly.
+
 Every other part of the adapter (`kv`, `objects`, `artifacts`, `events`,
 `leases`) builds on the handles this class opens. nats-py reconnects forever
 after a server restart; calls made while disconnected wait for the reconnect
@@ -23,7 +28,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from fluxbus_common import subjects
+from fluxbus_common import natsauth, subjects
+from fluxbus_common.bus.credentials import auth_options
 from fluxbus_common.kvwatch import Epoch
 from fluxbus_common.liveness import HEARTBEATS_BUCKET_TTL
 from fluxbus_common.ports import BusError
@@ -88,10 +94,15 @@ class Connection:
         """JetStream replicas of the buckets (from the settings, set by `_ensure`)."""
 
     @classmethod
-    async def connect(cls, settings: BusSettings, name: str = "fluxbus") -> Self:
+    async def connect(
+        cls, settings: BusSettings, name: str = "fluxbus", *, create: bool | None = None
+    ) -> Self:
         """Connect, make sure every bucket/store/stream exists, and return the bus.
 
-        Raises BusError when the server cannot be reached within the connect timeout.
+        `create`: create what is missing (default: only without credentials; a
+        least-privilege user binds to what the admin created).
+        Raises BusError when the server cannot be reached within the connect
+        timeout, or a bucket is missing and may not be created here.
         """
         opts: dict[str, Any] = {
             "servers": settings.urls,
@@ -101,8 +112,14 @@ class Connection:
             "connect_timeout": settings.connect_timeout,
             "allow_reconnect": True,
         }
+        inbox = settings.inbox_prefix
         if settings.credentials:
-            opts["user_credentials"] = settings.credentials
+            auth, identity = auth_options(settings.credentials)
+            opts.update(auth)
+            if identity and not inbox:
+                inbox = natsauth.inbox_prefix(identity)
+        if inbox:
+            opts["inbox_prefix"] = inbox
         tls = _ssl_context(settings)
         if tls is not None:
             opts["tls"] = tls
@@ -136,8 +153,10 @@ class Connection:
             ) from e
         js = nc.jetstream(timeout=settings.request_timeout)
         bus = cls(nc, js, name, epoch, settings.request_timeout, settings.outbox_limit)
+        if create is None:
+            create = not settings.credentials
         try:
-            await bus._ensure(settings)
+            await (bus._ensure(settings) if create else bus._bind(settings))
         except BaseException:
             await nc.close()
             raise
@@ -211,6 +230,44 @@ class Connection:
                 await self._js.add_stream(logs)
         except nats.errors.Error as e:  # JetStream's errors derive from it too
             raise BusError(f"cannot set up JetStream: {e}") from e
+
+    async def _bind(self, settings: BusSettings) -> None:
+        """Open handles on the buckets and store the admin created, without asking
+        JetStream to create anything (a least-privilege user may not).
+
+        Only the objects bucket is checked, once: every user may read it, and
+        when it is missing nothing was created. Raises BusError then.
+        """
+        self._replicas = settings.replicas
+        for bucket in (
+            subjects.OBJECTS_BUCKET,
+            subjects.STATUS_BUCKET,
+            subjects.SECRETS_BUCKET,
+            subjects.LEASES_BUCKET,
+            subjects.HEARTBEATS_BUCKET,
+        ):
+            # direct=False: reads through the stream leader (see `_ensure`)
+            self._kv[bucket] = KeyValue(
+                name=bucket,
+                stream=f"KV_{bucket}",
+                pre=f"$KV.{bucket}.",
+                js=self._js,
+                direct=False,
+            )
+        self._store = ObjectStore(
+            name=subjects.ARTIFACTS_STORE,
+            stream=f"OBJ_{subjects.ARTIFACTS_STORE}",
+            js=self._js,
+        )
+        try:
+            await self._js.stream_info(f"KV_{subjects.OBJECTS_BUCKET}")
+        except jserrors.NotFoundError as e:
+            raise BusError(
+                "the fluxbus buckets do not exist yet: run `fluxbus nats init` "
+                "with the admin credentials first"
+            ) from e
+        except nats.errors.Error as e:
+            raise BusError(f"cannot reach JetStream as this NATS user: {e}") from e
 
     async def close(self) -> None:
         """Drain the connection: flush what is pending, then close."""

@@ -61,7 +61,13 @@ class KV(Connection):
                 kv = await self._js.key_value(bucket)
                 info = await self._js.stream_info(f"KV_{bucket}")
                 if (info.config.max_age or None) != (ttl or None):
-                    await self._js.update_stream(dataclasses.replace(info.config, max_age=ttl or 0))
+                    # JetStream refuses a duplicate window longer than the max age
+                    window = info.config.duplicate_window
+                    if ttl and window and window > ttl:
+                        window = ttl
+                    await self._js.update_stream(
+                        dataclasses.replace(info.config, max_age=ttl or 0, duplicate_window=window)
+                    )
         except nats.errors.Error as err:  # JetStream's errors derive from it too
             raise BusError(f"cannot set up bucket {bucket}: {err}") from err
         kv._direct = False  # reads through the stream leader (see Connection._ensure)

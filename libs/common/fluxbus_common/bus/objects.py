@@ -110,9 +110,14 @@ class Objects(KV):
             return True
 
     async def remove_object(self, key: str) -> None:
-        """Remove an object and its status for good (the finalizer's last step)."""
+        """Remove an object and its status for good (the finalizer's last step).
+
+        The status is deleted only when there is one: only its owner may write it
+        (docs/security.md), and an object removed before its first reconcile
+        (no finalizer yet; `fluxbus delete`, a pruning bootstrap) has none."""
         await self.kv_delete(subjects.OBJECTS_BUCKET, key)
-        await self.kv_delete(subjects.STATUS_BUCKET, key)
+        if await self.get_status(key) is not None:
+            await self.kv_delete(subjects.STATUS_BUCKET, key)
 
     # -- status ----------------------------------------------------------
 

@@ -79,7 +79,8 @@ class NatsServer:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
-        """More nats-server flags, e.g. `--user`/`--pass` or `--tlscert`/`--tlskey`."""
+        """More nats-server flags, e.g. `--user`/`--pass`, `--tlscert`/`--tlskey` or
+        `-c <file>` (whose jetstream block must name `data_dir` as its store_dir)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,18 +91,10 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> None:
         """Start (or restart) the server on its port and wait until it accepts."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # a configuration file (`-c`) brings its own jetstream block and store_dir
+        js = [] if "-c" in self.extra_args else ["-js", "-sd", str(self.data_dir)]
         self.proc = subprocess.Popen(
-            [
-                nats_server_binary(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.data_dir),
-                *self.extra_args,
-            ],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *js, *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -27,8 +27,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fluxbus_common.conditions import Reason
-from fluxbus_kustomize.cluster.client import REQUEST_TIMEOUT, load_api_client
-from fluxbus_kustomize.cluster.watch import WatchingClient
+from fluxbus_kustomize.cluster.client import (
+    REQUEST_TIMEOUT,
+    load_api_client,
+    load_api_client_from_dict,
+)
+from fluxbus_kustomize.cluster.preview import PreviewingClient
 from fluxbus_kustomize.errors import ApiError, ApplyError, ClusterError
 from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
 from fluxbus_kustomize.logic.dryrun import unchanged
@@ -38,7 +42,7 @@ from fluxbus_kustomize.logic.policy import Action, apply_policy
 from fluxbus_kustomize.ports import Change, Ref
 
 
-class Cluster(WatchingClient):
+class Cluster(PreviewingClient):
     """A connection to one Kubernetes cluster. Use `await Cluster.connect()`."""
 
     @classmethod
@@ -46,6 +50,11 @@ class Cluster(WatchingClient):
         """Connect with `kubeconfig`, else `$KUBECONFIG` / `~/.kube/config`, else the
         in-cluster service account. Raises ClusterError when none works."""
         return cls(await load_api_client(kubeconfig), **kwargs)
+
+    @classmethod
+    async def from_kubeconfig(cls, kubeconfig: Mapping[str, Any], **kwargs: Any) -> Cluster:
+        """Connect with a parsed kubeconfig (a remote cluster's Secret). Raises ClusterError."""
+        return cls(await load_api_client_from_dict(kubeconfig), **kwargs)
 
     async def take_over_fields(
         self, ref: Ref, live: dict[str, Any], keep: Sequence[str] = ()

@@ -57,6 +57,18 @@ async def load_api_client(kubeconfig: str | None = None) -> Any:
     return client.ApiClient(configuration=cfg)
 
 
+async def load_api_client_from_dict(kubeconfig: Mapping[str, Any]) -> Any:
+    """Return a kubernetes-asyncio ApiClient for a parsed kubeconfig (its current
+    context). Raises ClusterError when it is unusable (the message names no secret)."""
+    cfg = client.Configuration()
+    try:
+        await config.load_kube_config_from_dict(dict(kubeconfig), client_configuration=cfg)
+    except Exception as e:  # ConfigException, KeyError, TypeError on malformed documents
+        raise ClusterError(f"invalid kubeconfig: {type(e).__name__}") from None
+    cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 128)
+    return client.ApiClient(configuration=cfg)
+
+
 class ClusterClient:
     """Requests to one cluster, as the service or as an impersonated user.
 

@@ -9,10 +9,10 @@ Steps, in order, each returning or raising a typed error:
    current generation (and, sharing our source, at the source's revision), or
    as its CEL `readyExpr` says; else Waiting(DependencyNotReady). A dependency
    turning Ready requeues at once.
-3. `reconcile_build`: `substituteFrom` values from the cluster, else the
-   store (`variables`), then the render (`build.Builder`); a render for the
-   same (artifact digest, spec, substitution inputs) is taken from the cache
-   without fetching the artifact.
+3. `reconcile_build`: the render (`render.Renderer`: `substituteFrom`
+   values, `build.Builder` and its cache) — or, while a rollback is asked
+   (`fluxbus.io/rollback-to: <digest>`, `fluxbus rollback`), the output that
+   history entry applied, from the object store (`history_output`).
 4. `reconcile_apply`: Flux kinds fluxbus does not serve yet stop it before
    anything is applied (`not_served`); toolkit kinds found in the output go
    into the fluxbus store (`store_apply`), everything else to the cluster
@@ -28,27 +28,30 @@ Steps, in order, each returning or raising a typed error:
    bounded by `spec.timeout`, cancelled when a newer revision or generation
    arrives. `Ready=Unknown` / `Progressing` is published while it runs, and
    when a new revision starts.
-7. `reconcile_status`: lastAppliedRevision, history, and one event listing
-   what changed (none when nothing did).
+   With `fluxbus.io/drift: report`, an output already applied is compared
+   with the cluster instead (`drift_report`: condition Drifted, not
+   corrected); `fluxbus.io/create-namespace` creates `targetNamespace` first
+   (`namespaces`).
+7. `reconcile_status`: lastAppliedRevision, history (`logic.history`, each
+   entry's output kept in the object store, bounded by the history limit),
+   and one event listing what changed (none when nothing did).
 
 `spec.timeout` bounds the whole reconcile. `finalize()` applies the
 deletionPolicy (MirrorPrune, Delete, WaitForTermination, Orphan). Cluster
-requests impersonate `spec.serviceAccountName` when set; `spec.decryption`
-and `spec.kubeConfig` are refused (Stalled) rather than ignored.
+requests impersonate `spec.serviceAccountName` when set and go to the
+cluster of `spec.kubeConfig.secretRef` when set (`remote.ClusterPool`);
+`spec.decryption` and a kubeConfig without secretRef are refused (Stalled)
+rather than ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
@@ -81,9 +84,12 @@ from fluxbus_common.reconcile import (
     StepReconciler,
     publish_progress,
 )
-from fluxbus_kustomize.build import Builder, BuildError, BuildSpec, RenderCache
+from fluxbus_kustomize import history_output
+from fluxbus_kustomize.build import Builder, RenderCache
+from fluxbus_kustomize.drift_report import no_drift, report_drift, report_only
 from fluxbus_kustomize.errors import ClusterError
 from fluxbus_kustomize.health_wait import Superseded, race, wait_healthy
+from fluxbus_kustomize.logic import history as hist
 from fluxbus_kustomize.logic.drift import ignore_drift, ignored_paths
 from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthCheckExprError
 from fluxbus_kustomize.logic.inventory import (
@@ -92,10 +98,12 @@ from fluxbus_kustomize.logic.inventory import (
     parse_entries,
     stale_entries,
 )
-from fluxbus_kustomize.logic.substitute import merge_variables
-from fluxbus_kustomize.not_served import FileLoader, manifest_files, refuse_not_served
+from fluxbus_kustomize.namespaces import ensure_namespace
+from fluxbus_kustomize.not_served import refuse_not_served
 from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
 from fluxbus_kustomize.prune import prune
+from fluxbus_kustomize.remote import ClusterPool
+from fluxbus_kustomize.render import Renderer, owned
 from fluxbus_kustomize.settings import KustomizeSettings
 from fluxbus_kustomize.store_apply import (
     apply_store,
@@ -104,12 +112,9 @@ from fluxbus_kustomize.store_apply import (
     store_info,
     store_ref,
 )
-from fluxbus_kustomize.variables import load_variables
 
 log = structlog.get_logger("fluxbus.kustomize")
 
-HISTORY_SIZE = 5
-"""Entries kept in status.history (Flux keeps five)."""
 REVISION_KEY = "kustomize.toolkit.fluxcd.io/revision"
 """Event metadata key carrying the applied revision (Flux's `<group>/revision`)."""
 HEALTH_MARGIN = 0.05
@@ -143,6 +148,10 @@ class KustomizeState:
     """The new inventory."""
     pruned: list[Change] = field(default_factory=list)
     """What prune deleted (reconcile_prune)."""
+    rollback: Snapshot | None = None
+    """The history entry a rollback applies (reconcile_source), else None."""
+    report_drift: bool = False
+    """Report-only drift and the output is the one applied: compare, do not apply."""
 
 
 @dataclass
@@ -242,12 +251,16 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         recorder: EventSink | None = None,
         builder: Builder | None = None,
         settings: KustomizeSettings | None = None,
+        clusters: ClusterPool | None = None,
     ) -> None:
         self.store = store
         self.cluster = cluster
         self.recorder = recorder
         self.settings = settings or KustomizeSettings()
         self.builder = builder or Builder(cache=RenderCache(self.settings.render_cache))
+        self.renderer = Renderer(store, self.builder, strict=self.settings.strict_substitution)
+        self.clusters = clusters or ClusterPool(cluster, store)
+        """The target clusters: `cluster`, or a remote one per `spec.kubeConfig`."""
         self._inflight: dict[str, _InFlight] = {}
         self._sources_seen: dict[str, tuple[Any, ...]] = {}
         self._deps_seen: dict[str, tuple[Any, ...]] = {}
@@ -294,6 +307,11 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             self.reconcile_status,
         )
 
+    async def reconcile(self, obj: Kustomization) -> Result:
+        """Reconcile with the target cluster leased for the whole reconcile."""
+        async with self.clusters.bound(self.key_of(obj), obj):
+            return await super().reconcile(obj)
+
     async def on_result(
         self, obj: Kustomization, state: KustomizeState, error: ReconcileError | None
     ) -> None:
@@ -301,26 +319,28 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         the reconcile in flight."""
         self._inflight.pop(self.key_of(obj), None)
         if error is not None and error.reason != Reason.HEALTH_CHECK_CANCELED:
-            self._record_history(obj, state, error.reason)
+            await self._record_history(obj, state, error.reason)
 
     def _cluster(self, obj: Kustomization) -> ClusterPort:
         """The cluster as the Kustomization's service account (`spec.serviceAccountName`,
         else the configured default), impersonated as Flux does; else as the service."""
+        target = self.clusters.target(self.key_of(obj))
         account = obj.spec.service_account_name or self.settings.default_service_account
         if not account:
-            return self.cluster
-        return self.cluster.as_user(f"system:serviceaccount:{obj.metadata.namespace}:{account}")
+            return target
+        return target.as_user(f"system:serviceaccount:{obj.metadata.namespace}:{account}")
 
     @staticmethod
     def _check_supported(obj: Kustomization) -> None:
         """Refuse spec fields whose silent omission would do harm (Stalling until changed):
         applying SOPS-encrypted Secrets undecrypted, or applying to this cluster
-        what was meant for another."""
+        what was meant for another (a kubeConfig without secretRef)."""
+        kube_config = obj.spec.kube_config
         unsupported = [
             name
             for name, value in (
                 ("spec.decryption", obj.spec.decryption),
-                ("spec.kubeConfig", obj.spec.kube_config),
+                ("spec.kubeConfig without secretRef", kube_config and not kube_config.secret_ref),
             )
             if value
         ]
@@ -402,6 +422,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         state.source_key = source_key
         state.artifact = artifact
         state.revision = str(artifact.revision)
+        self._rollback(obj, state)
         state.old_inventory = parse_entries(
             [e.model_dump() for e in obj.status.inventory.entries] if obj.status.inventory else []
         )
@@ -413,7 +434,28 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
             doing = f"Fetching manifests for revision {state.revision}"
             await self._progressing(obj, "Reconciliation in progress", doing)
 
+    @staticmethod
+    def _rollback(obj: Kustomization, state: KustomizeState) -> None:
+        """Hold at a history entry while `fluxbus.io/rollback-to` names one.
+
+        Raises Stalling(RollbackFailed) when the history has no such entry.
+        """
+        digest = (obj.metadata.annotations or {}).get(keys.ROLLBACK_ANNOTATION)
+        if not digest:
+            return
+        entry = hist.find(obj.status.history, digest)
+        if entry is None:
+            raise Stalling(
+                f"cannot roll back to {digest}: not in the history any more "
+                "(fluxbus resume returns to Git)",
+                Reason.ROLLBACK_FAILED,
+            )
+        state.rollback = entry
+        state.revision = hist.revision_of(entry) or state.revision
+
     async def reconcile_dependencies(self, obj: Kustomization, state: KustomizeState) -> None:
+        if state.rollback is not None:
+            return  # a rollback is an operator's decision: it waits for nobody
         own = self.key_of(obj)
         for dep in obj.spec.depends_on:
             ns = dep.namespace or obj.metadata.namespace
@@ -451,94 +493,49 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         )
 
     async def reconcile_build(self, obj: Kustomization, state: KustomizeState) -> None:
-        spec = BuildSpec.from_kustomization(obj.spec)
-        variables = await load_variables(obj, self.store, self.cluster)
         artifact = state.artifact
         assert artifact is not None  # reconcile_source ran first
-        digest = str(artifact.digest)
-        strict = self.settings.strict_substitution
-        merged = merge_variables([variables], spec.substitute) if spec.post_build else {}
-        objects = self.builder.cache.get(RenderCache.key(digest, spec, merged, strict))
-        if objects is None:
-            objects = await self._render(obj, artifact, spec, variables, strict)
-        state.objects = objects
-        state.checksum = _checksum(objects)
+        if state.rollback is not None:
+            state.objects = await self._rollback_output(obj, state.rollback)
+        else:
+            state.objects = await self.renderer.render(obj, artifact, self._cluster(obj))
+        state.checksum = _checksum(state.objects)
+        newest = obj.status.history[0] if obj.status.history else None
+        state.report_drift = (
+            report_only(obj)
+            and state.rollback is None
+            and newest is not None
+            and newest.digest == state.checksum
+            and newest.last_reconciled_status == Reason.RECONCILIATION_SUCCEEDED
+            and obj.status.last_applied_revision == state.revision
+        )
 
-    async def _render(
-        self,
-        obj: Kustomization,
-        artifact: Artifact,
-        spec: BuildSpec,
-        variables: Mapping[str, str],
-        strict: bool,
-    ) -> list[dict[str, Any]]:
-        async with self._fetched(obj, artifact) as tarball:
-            try:
-                return await self.builder.build(
-                    tarball, str(artifact.digest), spec, variables, strict=strict
-                )
-            except BuildError as e:
-                raise Generic(e.message, e.reason) from None
-
-    @contextlib.asynccontextmanager
-    async def _fetched(self, obj: Kustomization, artifact: Artifact) -> AsyncIterator[Path]:
-        """Fetch the source artifact into a temporary file, removed afterwards.
-
-        Raises Generic(ArtifactFailed) when it is missing or cannot be read.
-        """
-        name = artifact.path
-        if not name:
-            ref = obj.spec.source_ref
-            digest = str(artifact.digest).split(":")[-1]
-            ns = ref.namespace or obj.metadata.namespace
-            name = subjects.artifact_name(ref.kind, ns, ref.name, digest)
-        workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="fluxbus-artifact-"))
+    async def _rollback_output(self, obj: Kustomization, entry: Snapshot) -> list[dict[str, Any]]:
+        """Return what a history entry applied. Raises Generic(RollbackFailed)."""
+        meta = obj.metadata
         try:
-            tarball = workdir / "artifact.tar.gz"
-            try:
-                await self.store.get_artifact(name, tarball)
-            except KeyError:
-                raise Generic(
-                    f"artifact {name} (revision {artifact.revision}) not found in storage",
-                    Reason.ARTIFACT_FAILED,
-                ) from None
-            except BusError as e:
-                raise Generic(f"fetching artifact {name}: {e}", Reason.ARTIFACT_FAILED) from e
-            yield tarball
-        finally:
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
-
-    def _artifact_files(self, obj: Kustomization, state: KustomizeState) -> FileLoader:
-        """Return a loader of the artifact's manifest files (fetched only if called)."""
-
-        async def load() -> Mapping[str, str]:
-            assert state.artifact is not None  # reconcile_source ran first
-            async with self._fetched(obj, state.artifact) as tarball:
-                return await manifest_files(tarball)
-
-        return load
-
-    def _owned(self, obj: Kustomization, doc: Mapping[str, Any]) -> dict[str, Any]:
-        """Return a copy of `doc` carrying the owner labels."""
-        out = dict(doc)
-        meta = dict(out.get("metadata") or {})
-        meta["labels"] = {
-            **(meta.get("labels") or {}),
-            keys.KUSTOMIZE_NAME_LABEL: obj.metadata.name,
-            keys.KUSTOMIZE_NAMESPACE_LABEL: obj.metadata.namespace,
-        }
-        out["metadata"] = meta
-        return out
+            return await history_output.load(self.store, meta.namespace, meta.name, entry.digest)
+        except history_output.OutputGone as e:
+            raise Generic(f"cannot roll back: {e}", Reason.ROLLBACK_FAILED) from None
+        except BusError as e:
+            raise Generic(f"reading the rollback output: {e}", Reason.ROLLBACK_FAILED) from e
 
     async def reconcile_apply(self, obj: Kustomization, state: KustomizeState) -> None:
         """Apply the objects; a failure keeps the previous inventory (as Flux does:
         nothing is recorded as applied unless the whole apply succeeded)."""
-        await refuse_not_served(state.objects, self._artifact_files(obj, state))
+        ours = [owned(obj, o) for o in state.objects]
+        if state.report_drift:
+            metadata = {REVISION_KEY: state.revision}
+            cluster = self._cluster(obj)
+            state.changes = await report_drift(obj, cluster, ours, self.recorder, metadata)
+            state.inventory = list(state.old_inventory)
+            return
+        await refuse_not_served(state.objects, self.renderer.artifact_files(obj, state.artifact))
         rules = obj.spec.ignore_rules
-        owned = [self._owned(obj, o) for o in state.objects]
         toolkit: list[dict[str, Any]] = []
         in_cluster: list[dict[str, Any]] = []
-        for o in owned:
+        created_ns = await ensure_namespace(obj, self._cluster(obj))
+        for o in ours:
             kept = store_info(str(o.get("apiVersion")), str(o.get("kind"))) is not None
             (toolkit if kept else in_cluster).append(o)
         store_plan = plan_store([ignore_drift(o, rules) for o in toolkit])
@@ -556,6 +553,9 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
         inventory = [_entry(c.ref) for c in changes]
         state.inventory = inventory
         self._set_inventory(obj, inventory)
+        if created_ns is not None:  # reported, but not in the inventory: never pruned
+            state.changes = [created_ns, *changes]
+        no_drift(obj, state.revision)
 
     def _set_inventory(self, obj: Kustomization, entries: Sequence[InventoryEntry]) -> None:
         unique = {e.id: e for e in entries}
@@ -662,7 +662,7 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
     async def reconcile_status(self, obj: Kustomization, state: KustomizeState) -> Result:
         revision = state.revision
         obj.status.last_applied_revision = revision
-        self._record_history(obj, state, Reason.RECONCILIATION_SUCCEEDED)
+        await self._record_history(obj, state, Reason.RECONCILIATION_SUCCEEDED)
         changes: list[Change] = state.changes + state.pruned
         lines = [
             f"{c.subject} {c.action}"
@@ -677,41 +677,47 @@ class KustomizationReconciler(StepReconciler[Kustomization, KustomizeState]):
                 "\n".join(lines),
                 {REVISION_KEY: revision},
             )
+        held = " (rolled back; fluxbus resume returns to Git)" if state.rollback else ""
         return Result(
             ready_reason=Reason.RECONCILIATION_SUCCEEDED,
-            ready_message=f"Applied revision: {revision}",
+            ready_message=f"Applied revision: {revision}{held}",
         )
 
-    def _record_history(self, obj: Kustomization, state: KustomizeState, status: str) -> None:
+    async def _record_history(self, obj: Kustomization, state: KustomizeState, status: str) -> None:
+        """Record the outcome in `status.history`; keep the output a success applied
+        in the object store, and drop the outputs of entries past the limit."""
         checksum = state.checksum
         if not checksum:
             return
-        now = now_rfc3339()
-        duration = format_duration(round(time.monotonic() - state.start, 3))
-        history = list(obj.status.history)
-        current = next((h for h in history if h.digest == checksum), None)
-        if current is not None:
-            history.remove(current)
-            current.last_reconciled = now
-            current.last_reconciled_duration = duration
-            current.last_reconciled_status = status
-            current.total_reconciliations += 1
-            current.metadata = {"revision": state.revision}
-        else:
-            current = Snapshot(
-                digest=checksum,
-                first_reconciled=now,
-                last_reconciled=now,
-                last_reconciled_duration=duration,
-                last_reconciled_status=status,
-                total_reconciliations=1,
-                metadata={"revision": state.revision},
-            )
-        obj.status.history = [current, *history][:HISTORY_SIZE]
+        meta = obj.metadata
+        outcome = hist.Outcome(
+            digest=checksum,
+            revision=state.revision,
+            status=status,
+            now=now_rfc3339(),
+            duration=format_duration(round(time.monotonic() - state.start, 3)),
+            pruned=tuple(c.subject for c in state.pruned),
+        )
+        keep = state.objects if status == Reason.RECONCILIATION_SUCCEEDED else None
+        obj.status.history = await history_output.record(
+            self.store,
+            (meta.namespace, meta.name),
+            obj.status.history,
+            outcome,
+            self.settings.history_limit,
+            None if state.report_drift else keep,
+        )
 
     # -- deletion --------------------------------------------------------------------
 
     async def finalize(self, obj: Kustomization) -> None:
+        """Apply the deletionPolicy (on the target cluster) before the Kustomization
+        is removed, then delete its history outputs."""
+        async with self.clusters.bound(self.key_of(obj), obj):
+            await self._finalize(obj)
+        await history_output.drop_all(self.store, obj.metadata.namespace, obj.metadata.name)
+
+    async def _finalize(self, obj: Kustomization) -> None:
         """Apply the deletionPolicy before the Kustomization is removed.
 
         MirrorPrune (default) deletes the inventory when `prune` is true,

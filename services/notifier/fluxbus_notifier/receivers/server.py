@@ -62,7 +62,7 @@ from fluxbus_notifier.logic.webhooks import (
 )
 from fluxbus_notifier.receivers.ports import ReceiverStore
 from fluxbus_notifier.receivers.reconciler import TOKEN_KEY
-from fluxbus_notifier.receivers.settings import DEFAULT_RECEIVER_ADDR, MAX_BODY_BYTES
+from fluxbus_notifier.receivers.settings import ADDR_ENV, DEFAULT_RECEIVER_ADDR, MAX_BODY_BYTES
 
 log = structlog.get_logger("fluxbus.notifier.receiver_server")
 
@@ -192,7 +192,7 @@ class ReceiverServer:
             await self._wait_synced(list(synced.values()))
             app = web.Application(client_max_size=self.max_body)
             app.router.add_route("*", WEBHOOK_PATH_PREFIX + "{digest}", self._handle)
-            self._runner, self.port = await serve_app(app, self.addr)
+            self._runner, self.port = await serve_app(app, self.addr, setting=ADDR_ENV)
         except BaseException:
             await cancel_and_wait(*self._tasks)
             self._tasks = []
