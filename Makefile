@@ -15,7 +15,7 @@ setup: $(STAMP) deps
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,plot]'
 	touch $(STAMP)
 
 # Install missing Debian packages when running as root (CI, dev boxes).
@@ -56,8 +56,9 @@ lint: setup
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
+# Every benchmark, then bench/RESULTS.md; QUICK=1: a small version of each (minutes).
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

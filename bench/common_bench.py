@@ -175,7 +175,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--out", default="bench/results/common.md")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --n 300, --samples 200",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.n = 300
+        args.samples = 200
     lat, first, steady, _ = asyncio.run(measure(args))
     lat.sort()
     p50 = statistics.median(lat)

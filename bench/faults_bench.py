@@ -165,7 +165,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ttl", type=float, default=6.0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "faults.md"))
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run for `make bench QUICK=1`: --rounds 1"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     logconfig.configure("error", json=True)
     rows = asyncio.run(run(args.rounds, args.ttl))
     lines = [

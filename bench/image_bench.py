@@ -273,7 +273,15 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=10_000)
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "image.md"))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --tags 2000, --pushes 3",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.tags = 2000
+        args.pushes = 3
     print(asyncio.run(main_async(args)))
 
 

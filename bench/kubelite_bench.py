@@ -224,9 +224,71 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     )
 
 
+def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+    """The results as `bench/results/kubelite.md`'s table (one column: this run)."""
+    rows = [
+        (
+            "server-side apply of small Deployments, kubernetes-asyncio, 1 client",
+            f"{results['apply_1_client']:.0f} objects/s",
+        ),
+        (
+            "server-side apply of small Deployments, kubernetes-asyncio, 16 concurrent clients",
+            f"{results['apply_16_clients']:.0f} objects/s",
+        ),
+        (
+            "server-side apply of small Deployments, raw aiohttp, 1 client",
+            f"{results['apply_raw_1_client']:.0f} objects/s",
+        ),
+        (
+            "no-op re-apply (same config), kubernetes-asyncio, 16 concurrent clients",
+            f"{results['noop_apply_16_clients']:.0f} objects/s",
+        ),
+        (
+            "create ConfigMaps, 16 concurrent (raw aiohttp)",
+            f"{results['create_cm_per_s']:.0f} objects/s",
+        ),
+        (
+            f"list {results['list_items']} ConfigMaps, raw HTTP + `json`",
+            f"{results['list_raw_s']:.2f} s",
+        ),
+        (
+            "server memory per 10 000 ConfigMaps (RSS growth)",
+            f"{results['rss_per_10k_mib']:.1f} MiB",
+        ),
+        ("server RSS after the run", f"{results['rss_total_mib']:.1f} MiB"),
+    ]
+    return "\n".join(
+        [
+            "# kubelite benchmark",
+            "",
+            f"`.venv/bin/python bench/kubelite_bench.py --deployments {args.deployments} "
+            f"--configmaps {args.configmaps}` ({time.strftime('%Y-%m-%d')}); "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}.",
+            "",
+            "| measure | this run |",
+            "|---|---|",
+            *(f"| {label} | {value} |" for label, value in rows),
+            "",
+        ]
+    )
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--deployments", type=int, default=500)
     p.add_argument("--configmaps", type=int, default=10000)
+    p.add_argument("--out", default="", help="also write the results as a markdown table here")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --deployments 100, --configmaps 1000",
+    )
     a = p.parse_args()
-    print(report(main(a), a))
+    if a.quick:
+        a.deployments = 100
+        a.configmaps = 1000
+    results = main(a)
+    print(report(results, a))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(markdown(results, a))

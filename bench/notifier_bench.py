@@ -222,6 +222,7 @@ def kustomizations(n: int) -> list[Kustomization]:
                 "metadata": {"name": f"apps-{i}", "namespace": NS, "uid": f"uid-{i}"},
                 "spec": {
                     "interval": "10m",
+                    "prune": False,
                     "path": "./",
                     "sourceRef": {"kind": "GitRepository", "name": "fleet"},
                 },
@@ -610,7 +611,18 @@ def main() -> None:
     parser.add_argument("--only", default="1,2,3", help="scenarios to run, e.g. 1,3")
     parser.add_argument("--profile", default="", help="directory for cProfile output")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "notifier.md"))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --events 100, --seconds 3.0, --objects 20, --rate 100.0, --pushes 10",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.events = 100
+        args.seconds = 3.0
+        args.objects = 20
+        args.rate = 100.0
+        args.pushes = 10
     print(asyncio.run(main_async(args)))
 
 

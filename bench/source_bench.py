@@ -224,7 +224,17 @@ async def main() -> None:
     ap.add_argument("--clones", type=int, default=7)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default="bench/results/source.md")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --polls 30, --fetches 5, --clones 2, --runs 1",
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.polls = 30
+        args.fetches = 5
+        args.clones = 2
+        args.runs = 1
 
     load_before = loadavg()
     rows: list[str] = []

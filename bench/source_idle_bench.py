@@ -114,7 +114,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--out", default="bench/results/source_idle.md")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for `make bench QUICK=1`: --n 50, --window 15.0",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.n = 50
+        args.window = 15.0
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(measure(args.n, args.window, Path(tmp)))
     report = f"""# Source service: {args.n} GitRepositories at a 1m interval, idle

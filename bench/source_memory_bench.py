@@ -127,7 +127,12 @@ def main() -> None:
     parser.add_argument("--label", default="after", help="column label (before/after a change)")
     parser.add_argument("--out", default="bench/results/source_memory.md")
     parser.add_argument("--child", nargs=2, metavar=("URL", "WORKDIR"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run for `make bench QUICK=1`: --sizes 20"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.sizes = "20"
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return

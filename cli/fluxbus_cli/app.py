@@ -23,8 +23,10 @@ from fluxbus_cli.commands import operate as operate_cmd
 from fluxbus_cli.commands import receiver as receiver_cmd
 from fluxbus_cli.commands import reconcile as reconcile_cmd
 from fluxbus_cli.commands import secret as secret_cmd
+from fluxbus_cli.commands import timeline as timeline_cmd
 from fluxbus_cli.commands.kinds import kind, kind_and_name, kind_words, one_kind_and_name
 from fluxbus_cli.errors import CliError
+from fluxbus_cli.logic.timeline import Wanted
 from fluxbus_cli.render import Output
 from fluxbus_cli.runner import (
     DEFAULT_NAMESPACE,
@@ -272,6 +274,37 @@ def events(
         run(lambda bus, o: events_cmd.follow(bus, o, scope, target))
     else:
         run(lambda bus, o: events_cmd.events(bus, o, scope, target))
+
+
+# -- timeline --------------------------------------------------------------------------
+
+
+@app.command()
+def timeline(
+    for_: Annotated[
+        list[str] | None, typer.Option("--for", help="Only KIND/NAME (repeatable).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only the last DURATION.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Draw FILE.png or FILE.svg.")
+    ] = None,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    all_namespaces: AllNamespaces = False,
+) -> None:
+    """Each object's sync state over time with its events marked, and a table of them."""
+    out = Output()
+    try:
+        scope = _scope(namespace, all_namespaces)
+        targets = [kind_and_name(ref) for ref in for_ or []]
+        wanted = [Wanted(i.kind, n, scope) for i, n in targets]
+        request = timeline_cmd.TimelineRequest(
+            tuple(wanted or [Wanted(namespace=scope)]),
+            None if since is None else _duration(since, "--since"),
+            timeline_cmd.check_output(output),
+        )
+    except CliError as e:
+        _fail(out, e)
+    run(lambda bus, o: timeline_cmd.timeline(bus, o, request))
 
 
 # -- logs ------------------------------------------------------------------------------

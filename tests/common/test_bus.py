@@ -46,6 +46,25 @@ async def test_apply_creates_then_reports_unchanged_and_bumps_generation_on_spec
     assert changed.value["metadata"]["uid"] == first.value["metadata"]["uid"]
 
 
+async def test_status_history_keeps_past_revisions_oldest_first_with_their_times(bus: Bus):
+    assert await bus.status_history() == []
+    first = await bus.put_status("widget.default.a", {"step": 1}, 0)
+    await bus.put_status("widget.default.a", {"step": 2}, first)
+    await bus.put_status("widget.default.b", {"step": 1}, 0)
+    one = await bus.status_history("widget.default.a")
+    assert [(r.key, r.value, r.revision) for r in one] == [
+        ("widget.default.a", {"step": 1}, first),
+        ("widget.default.a", {"step": 2}, first + 1),
+    ]
+    assert one[0].created <= one[1].created
+    every = await bus.status_history()
+    assert [(r.key, r.value) for r in every] == [
+        ("widget.default.a", {"step": 1}),
+        ("widget.default.a", {"step": 2}),
+        ("widget.default.b", {"step": 1}),
+    ]
+
+
 async def test_status_compare_and_set_rejects_a_stale_revision(bus: Bus):
     key = "widget.default.cas"
     rev = await bus.put_status(key, {"observedGeneration": 1}, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -42,6 +43,17 @@ class KVChange:
     key: str
     value: dict[str, Any] | None
     revision: int
+
+
+@dataclass(frozen=True)
+class KVRevision:
+    """One stored revision of a key (history included); `value` is None for a deletion."""
+
+    key: str
+    value: dict[str, Any] | None
+    revision: int
+    created: datetime
+    """When the server stored it (UTC)."""
 
 
 ApplyResult = Literal["created", "configured", "unchanged"]

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
@@ -20,7 +21,7 @@ from nats.js.kv import KeyValue
 
 from fluxbus_common.bus.connection import Connection
 from fluxbus_common.kvwatch import _values_in_flight, resilient_watch
-from fluxbus_common.ports import BusError, Entry, KVChange, RevisionConflict
+from fluxbus_common.ports import BusError, Entry, KVChange, KVRevision, RevisionConflict
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
@@ -123,6 +124,38 @@ class KV(Connection):
             if change.value is not None:
                 out.append(Entry(change.key, change.value, change.revision))
         return sorted(out, key=lambda e: e.key)
+
+    async def kv_history(self, bucket: str, pattern: str = ">") -> list[KVRevision]:
+        """Return every stored revision (the bucket keeps `KV_HISTORY` per key) of the
+        keys matching `pattern`, deletions included, oldest first.
+
+        Raises BusError when JetStream does not answer.
+        """
+        kv = self._bucket(bucket)
+        out: list[KVRevision] = []
+        try:
+            watcher = await kv.watch(pattern, include_history=True, inactive_threshold=2.0)
+        except nats.errors.Error as err:
+            raise BusError(f"history {bucket}/{pattern}: {err}") from err
+        try:
+            async for e in watcher:
+                if e is None:
+                    if not out and await _values_in_flight(watcher):
+                        continue  # the entry with delta 0 will mark the end instead
+                    break
+                deleted = e.operation in ("DEL", "PURGE")
+                created = e.created if isinstance(e.created, datetime) else datetime.now(UTC)
+                out.append(
+                    KVRevision(
+                        e.key, None if deleted else _decode(e.value), e.revision or 0, created
+                    )
+                )
+                if not e.delta:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        return out
 
     async def kv_watch(
         self,

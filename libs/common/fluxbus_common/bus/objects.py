@@ -16,7 +16,7 @@ from typing import Any
 from fluxbus_common import subjects
 from fluxbus_common.bus.kv import KV
 from fluxbus_common.conditions import now_rfc3339
-from fluxbus_common.ports import ApplyResult, Entry, KVChange, RevisionConflict
+from fluxbus_common.ports import ApplyResult, Entry, KVChange, KVRevision, RevisionConflict
 
 
 def _spec_of(doc: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +132,11 @@ class Objects(KV):
     async def list_status(self, kind: str | None = None) -> list[Entry]:
         """Return the status entry of every object, or of those of one kind."""
         return await self.kv_list(subjects.STATUS_BUCKET, f"{kind.lower()}." if kind else "")
+
+    async def status_history(self, key: str | None = None) -> list[KVRevision]:
+        """Return the stored revisions of one object's status (or of every object's),
+        oldest first; a None value is a deletion."""
+        return await self.kv_history(subjects.STATUS_BUCKET, key or ">")
 
     async def watch_status(self, kind: str) -> AsyncIterator[KVChange]:
         """Watch the status of every object of a kind (current values first)."""
