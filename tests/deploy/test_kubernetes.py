@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_manifests import (
-    CREDS_PATH,
     HTTP_PORTS,
     KUBERNETES,
     NAMESPACE,

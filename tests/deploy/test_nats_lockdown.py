@@ -5,11 +5,18 @@ single-node StatefulSet, the Helm chart's values) take their users and their
 JetStream encryption key from Secrets; in compose a one-shot `nats-config`
 writes the configuration, NATS starts from it, a one-shot `nats-init` runs
 before the services, each service mounts only its own credentials, and the
-opt-out file opens the bus again."""
+opt-out file opens the bus again. The compose file's `nats-config` script runs
+here against a real nats-server, `fluxbus nats init` and a service's user."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +31,11 @@ from deploy_manifests import (
     documents,
     render_overlays,
 )
+
+from fluxbus_common.bus import Bus
+from fluxbus_common.ports import BusError
+from fluxbus_common.settings import BusSettings
+from fluxbus_common.testing.plugin import NatsServer
 
 COMPOSE = DEPLOY / "docker-compose.yaml"
 NO_AUTH = DEPLOY / "docker-compose.no-auth.yaml"
@@ -79,9 +91,8 @@ def test_a_job_creates_the_buckets_as_the_admin(overlay: str, rendered: dict[str
     assert container["image"] == service["containers"][0]["image"]
     assert spec["automountServiceAccountToken"] is False
     # on the NetworkPolicy of every fluxbus pod: DNS and NATS
-    assert spec is not None and job["spec"]["template"]["metadata"]["labels"][
-        "app.kubernetes.io/part-of"
-    ] == "fluxbus"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "fluxbus"
 
 
 @pytest.mark.parametrize("overlay", ["dev", "nats-single"])
@@ -106,7 +117,9 @@ def test_the_helm_values_include_the_users_and_encrypt_jetstream_with_a_secret_k
     assert key == {"name": "nats-jetstream-key", "key": "key"}
     (include,) = [v for k, v in values["config"]["merge"].items() if k.endswith("$include")]
     (mount,) = [p["value"] for p in values["container"]["patch"] if p["path"] == "/volumeMounts/-"]
-    (volume,) = [p["value"] for p in values["podTemplate"]["patch"] if p["path"] == "/spec/volumes/-"]
+    (volume,) = [
+        p["value"] for p in values["podTemplate"]["patch"] if p["path"] == "/spec/volumes/-"
+    ]
     # includes are relative to the chart's /etc/nats-config
     assert include == f"..{mount['mountPath'].removeprefix('/etc')}/auth.conf"
     assert volume == {**volume, "name": mount["name"]}
@@ -173,3 +186,83 @@ def test_the_no_auth_file_opens_the_bus_for_every_client():
     assert "-c" not in override["nats"]["command"] and "-js" in override["nats"]["command"]
     for service in (*SERVICES, "nats-init"):
         assert override[service]["environment"] == {"FLUXBUS_NATS_CREDS": ""}, service
+
+
+ROLES = (*SERVICES, "admin")
+"""The roles whose seed compose copies into a volume of their own."""
+
+
+def run_nats_config(root: Path, key: str = "") -> subprocess.CompletedProcess[str]:
+    """Run the compose file's `nats-config` script with /var/lib/fluxbus at `root`
+    (and the JetStream store at root/data), as the container would."""
+    script = compose()["services"]["nats-config"]["command"][-1].replace("$$", "$")
+    script = script.replace("/var/lib/fluxbus", str(root))
+    script = script.replace("--store-dir /data", f"--store-dir {root / 'data'}")
+    # the mount points the image creates (deploy/Dockerfile)
+    (root / "nats").mkdir(parents=True, exist_ok=True)
+    for role in ROLES:
+        (root / "nats-creds" / role).mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUXBUS_", "NATS_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["NATS_JETSTREAM_KEY"] = key
+    return subprocess.run(
+        ["sh", "-ec", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_nats_config_step_gives_each_role_its_own_seed_and_keeps_them(tmp_path: Path):
+    first = run_nats_config(tmp_path)
+    assert first.returncode == 0, first.stderr
+    seeds = {r: (tmp_path / "nats" / "creds" / f"{r}.nk").read_text() for r in ROLES}
+    key = (tmp_path / "nats" / "jetstream.key").read_text()
+    assert run_nats_config(tmp_path).returncode == 0
+    for role in ROLES:
+        copy = tmp_path / "nats-creds" / role / "creds"
+        assert copy.read_text() == seeds[role], role
+        # the owner, or the kustomize service as your uid in group 65532
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o640, role
+    assert len(set(seeds.values())) == len(ROLES)
+    assert (tmp_path / "nats" / "jetstream.key").read_text() == key
+
+
+def test_a_chosen_encryption_key_is_used_and_a_different_one_later_refused(tmp_path: Path):
+    assert run_nats_config(tmp_path, key="the-chosen-key").returncode == 0
+    assert (tmp_path / "nats" / "jetstream.key").read_text().strip() == "the-chosen-key"
+    assert '"the-chosen-key"' in (tmp_path / "nats" / "nats.conf").read_text()
+    changed = run_nats_config(tmp_path, key="another-key")
+    assert changed.returncode != 0
+    assert "not the key the data is encrypted with" in changed.stderr
+    assert "another-key" not in changed.stderr + changed.stdout
+
+
+async def test_nats_from_that_configuration_serves_services_once_the_admin_ran_init(
+    tmp_path: Path,
+):
+    assert run_nats_config(tmp_path).returncode == 0
+    server = NatsServer(tmp_path / "data", extra_args=["-c", str(tmp_path / "nats" / "nats.conf")])
+    server.start()
+    try:
+        source = BusSettings(
+            url=server.url, credentials=str(tmp_path / "nats-creds" / "source" / "creds")
+        )
+        with pytest.raises(BusError, match="fluxbus nats init"):
+            await Bus.connect(source, "source")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXBUS_")}
+        env["FLUXBUS_NATS_URL"] = server.url
+        env["FLUXBUS_NATS_CREDS"] = str(tmp_path / "nats-creds" / "admin" / "creds")
+        init = await asyncio.to_thread(
+            subprocess.run,
+            [str(Path(sys.executable).parent / "fluxbus"), "nats", "init"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert init.returncode == 0, init.stdout + init.stderr
+        bus = await Bus.connect(source, "source")
+        await bus.close()
+        anonymous = BusSettings(url=server.url, connect_timeout=2)
+        with pytest.raises(BusError):
+            await Bus.connect(anonymous, "anonymous")
+    finally:
+        server.stop()
