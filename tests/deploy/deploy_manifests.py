@@ -17,6 +17,8 @@ DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
 SERVICES = ("source", "kustomize", "image-reflector", "notifier")
+CREDS_PATH = "/etc/fluxbus/nats/creds"
+"""Where every fluxbus container finds its own NATS credentials (FLUXBUS_NATS_CREDS)."""
 NAMESPACE = "fluxbus-system"
 # The ports every deployment file agrees on (FLUXBUS_HTTP_ADDR of each service).
 HTTP_PORTS = {"source": 9790, "kustomize": 9791, "image-reflector": 9792, "notifier": 9793}
@@ -37,6 +39,11 @@ def render(path: Path) -> str:
     return result.stdout
 
 
+def render_overlays() -> dict[str, str]:
+    """Every overlay under deploy/kubernetes/overlays, rendered."""
+    return {overlay: render(KUBERNETES / "overlays" / overlay) for overlay in OVERLAYS}
+
+
 def documents(rendered: str) -> list[Doc]:
     return [d for d in yaml.safe_load_all(rendered) if d]
 
@@ -52,8 +59,11 @@ def containers(spec: Doc) -> list[Doc]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def hardening_faults(spec: Doc) -> list[str]:
-    """What a pod spec lacks of the hardening deploy/kubernetes promises (empty: none)."""
+def hardening_faults(spec: Doc, *, long_running: bool = True) -> list[str]:
+    """What a pod spec lacks of the hardening deploy/kubernetes promises (empty: none).
+
+    `long_running`: a server, which needs liveness and readiness probes (a Job's
+    one-shot pod does not)."""
     faults = []
     pod = spec.get("securityContext", {})
     if pod.get("runAsNonRoot") is not True:
@@ -81,7 +91,7 @@ def hardening_faults(spec: Doc) -> list[str]:
             if key not in resources.get(kind, {}):
                 faults.append(f"{name}: no {kind}.{key}")
         for probe in ("livenessProbe", "readinessProbe"):
-            if probe not in c:
+            if long_running and probe not in c:
                 faults.append(f"{name}: no {probe}")
         image = c.get("image", "")
         tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""

@@ -1,7 +1,7 @@
 """deploy/docker-compose.yaml: valid against the compose specification (its JSON
 schema, as vendored by check-jsonschema), every command it runs exists in the image,
 services wait for healthy dependencies and restart, JetStream keeps its data on a
-named volume, the ports follow the per-service convention, kubelite is the default
+named volume (the one the generated NATS configuration names), the ports follow the per-service convention, kubelite is the default
 cluster and only the kustomize service reads a kubeconfig, and every variable it
 reads is documented."""
 
@@ -22,7 +22,10 @@ from deploy_manifests import DEPLOY, HTTP_PORTS, RECEIVER_PORT, ROOT, SERVICES
 
 COMPOSE = DEPLOY / "docker-compose.yaml"
 KIND_OVERRIDE = DEPLOY / "docker-compose.kind.yaml"
+NO_AUTH_OVERRIDE = DEPLOY / "docker-compose.no-auth.yaml"
 FLUXBUS_CONTAINERS = (*SERVICES, "kubelite")
+ONE_SHOTS = ("nats-config", "nats-init")
+"""Steps that run once before the services (the fluxbus image, no healthcheck)."""
 
 
 @cache
@@ -45,7 +48,11 @@ def console_scripts() -> set[str]:
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(COMPOSE, id="docker-compose"), pytest.param(KIND_OVERRIDE, id="kind-override")],
+    [
+        pytest.param(COMPOSE, id="docker-compose"),
+        pytest.param(KIND_OVERRIDE, id="kind-override"),
+        pytest.param(NO_AUTH_OVERRIDE, id="no-auth-override"),
+    ],
 )
 def test_the_compose_file_follows_the_compose_specification(path: Path):
     errors = [
@@ -71,28 +78,55 @@ def test_every_command_it_runs_exists_in_the_image():
         assert service["command"][0] in scripts, name
         # python is the image's interpreter: the healthchecks need no curl
         assert service["healthcheck"]["test"][:2] == ["CMD", "python"], name
+    for name in ONE_SHOTS:
+        service = services[name]
+        assert service["image"].startswith("${FLUXBUS_IMAGE:-"), name
+        command = " ".join(service["command"])
+        assert "fluxbus nats " in command, name
     assert services["nats"]["image"].startswith("nats:")
 
 
 def test_services_start_after_healthy_dependencies_and_restart():
     services = compose()["services"]
     for name, service in services.items():
-        assert service["restart"] == "unless-stopped", name
-        assert service["healthcheck"]["test"], name
+        if name in ONE_SHOTS:
+            assert service["restart"] == "no" and service["healthcheck"] == {"disable": True}
+        else:
+            assert service["restart"] == "unless-stopped", name
+            assert service["healthcheck"]["test"], name
         for dependency, how in service.get("depends_on", {}).items():
-            assert how["condition"] == "service_healthy", (name, dependency)
-            assert "healthcheck" in services[dependency], dependency
+            if dependency in ONE_SHOTS:
+                assert how["condition"] == "service_completed_successfully", (name, dependency)
+            else:
+                assert how["condition"] == "service_healthy", (name, dependency)
+                assert "test" in services[dependency]["healthcheck"], dependency
     for name in SERVICES:
-        assert "nats" in services[name]["depends_on"], name
-    assert set(services["kustomize"]["depends_on"]) == {"nats", "kubelite"}
+        assert {"nats", "nats-init"} <= set(services[name]["depends_on"]), name
+    assert set(services["kustomize"]["depends_on"]) == {"nats", "nats-init", "kubelite"}
 
 
 def test_jetstream_keeps_its_data_on_a_named_volume():
-    nats = compose()["services"]["nats"]
-    assert "-js" in nats["command"]
-    store = nats["command"][nats["command"].index("-sd") + 1]
-    assert f"nats-data:{store}" in nats["volumes"]
+    services = compose()["services"]
+    # the store of the generated nats.conf, and of the opt-out's flags
+    script = services["nats-config"]["command"][-1]
+    store = script.split("--store-dir ")[1].split()[0]
+    assert f"nats-data:{store}" in services["nats"]["volumes"]
+    opened = yaml.safe_load(NO_AUTH_OVERRIDE.read_text())["services"]["nats"]["command"]
+    assert opened[opened.index("-sd") + 1] == store
     assert "nats-data" in compose()["volumes"]
+
+
+def test_the_image_has_every_directory_a_fluxbus_container_mounts_a_volume_on():
+    """A new named volume takes the owner of the image's directory: without it,
+    root would own it and the non-root services could not write there."""
+    created = set((DEPLOY / "Dockerfile").read_text().split())
+    for name, service in compose()["services"].items():
+        if not service["image"].startswith("${FLUXBUS_IMAGE"):
+            continue
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if target.startswith("/var/lib/fluxbus/") and not source.startswith("$"):
+                assert target in created, (name, target)
 
 
 @pytest.mark.parametrize("service", [pytest.param(s, id=s) for s in SERVICES])
@@ -124,7 +158,7 @@ def test_kubelite_is_the_default_cluster_and_only_kustomize_reads_a_kubeconfig()
     assert f"kubeconfig:{Path(written).parent}" in kubelite["volumes"]
     for name in ("source", "image-reflector", "notifier"):
         assert "KUBECONFIG" not in services[name]["environment"], name
-        assert "volumes" not in services[name], name
+        assert not any("kube" in v for v in services[name]["volumes"]), name
 
 
 def test_the_kind_override_puts_kustomize_on_the_clusters_network():
@@ -134,7 +168,7 @@ def test_the_kind_override_puts_kustomize_on_the_clusters_network():
 
 
 def test_every_variable_it_reads_is_documented_in_the_file_and_the_readme():
-    text = COMPOSE.read_text() + KIND_OVERRIDE.read_text()
+    text = COMPOSE.read_text() + KIND_OVERRIDE.read_text() + NO_AUTH_OVERRIDE.read_text()
     header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
     readme = (ROOT / "README.md").read_text()
     variables = set(re.findall(r"\$\{(\w+)", text))

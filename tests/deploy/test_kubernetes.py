@@ -2,7 +2,9 @@
 accepts it (server-side apply, dry run, against kubelite); every container is
 hardened; only the kustomize service can touch the cluster; every service has a
 PodDisruptionBudget, NetworkPolicies and a /metrics Service; the image tag carries
-an $imagepolicy marker so fluxbus upgrades itself."""
+an $imagepolicy marker so fluxbus upgrades itself; NATS is locked down: every
+service connects with its own credentials Secret, a Job creates the buckets as
+the admin, the NATS servers take their users and encryption key from Secrets."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from deploy_manifests import (
     hardening_faults,
     pod_specs,
     render,
+    render_overlays,
 )
 
 from fluxbus_kubelite.testing import KubeliteHandle
@@ -54,7 +57,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    return {overlay: render(KUBERNETES / "overlays" / overlay) for overlay in OVERLAYS}
+    return render_overlays()
 
 
 def by_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
@@ -90,7 +93,7 @@ def test_every_rendered_container_is_hardened(overlay: str, rendered: dict[str, 
     faults = {
         workload: found
         for workload, spec in pod_specs(documents(rendered[overlay]))
-        if (found := hardening_faults(spec))
+        if (found := hardening_faults(spec, long_running=not workload.startswith("Job/")))
     }
     assert faults == {}
 
@@ -102,6 +105,7 @@ def test_a_container_without_hardening_is_reported():
     assert "app: readOnlyRootFilesystem is not true" in faults
     assert "app: image 'app:latest' has no pinned tag" in faults
     assert "app: no livenessProbe" in faults
+    assert "app: no livenessProbe" not in hardening_faults(spec, long_running=False)
 
 
 @pytest.mark.parametrize("overlay", [pytest.param(o, id=o) for o in OVERLAYS])
@@ -208,7 +212,6 @@ def test_nats_comes_from_a_single_node_statefulset_or_the_helm_chart(
     "component",
     [
         pytest.param("monitoring", id="monitoring"),
-        pytest.param("nats-credentials", id="nats-credentials"),
     ],
 )
 def test_an_optional_component_renders_onto_production_and_is_accepted(
@@ -226,17 +229,9 @@ def test_an_optional_component_renders_onto_production_and_is_accepted(
         )
     )
     docs = documents(render(tmp_path))
-    if component == "monitoring":
-        (monitor,) = by_kind(docs, "ServiceMonitor").values()
-        assert monitor["spec"]["selector"]["matchLabels"] == {"fluxbus.io/metrics": "true"}
-        crd = kubelite_session.kubectl("apply", "-f", "-", input=SERVICEMONITOR_CRD)
-        assert crd.returncode == 0, crd.stderr
-    else:
-        for name, deployment in by_kind(docs, "Deployment").items():
-            spec = deployment["spec"]["template"]["spec"]
-            env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-            assert env["FLUXBUS_NATS_CREDS"] == "/etc/fluxbus/nats/creds"
-            (secret,) = [v["secret"] for v in spec["volumes"] if "secret" in v]
-            assert secret["secretName"] == name.replace("fluxbus-", "fluxbus-nats-", 1)
+    (monitor,) = by_kind(docs, "ServiceMonitor").values()
+    assert monitor["spec"]["selector"]["matchLabels"] == {"fluxbus.io/metrics": "true"}
+    crd = kubelite_session.kubectl("apply", "-f", "-", input=SERVICEMONITOR_CRD)
+    assert crd.returncode == 0, crd.stderr
     result = dry_run_apply(kubelite_session, yaml.safe_dump_all(docs))
     assert result.returncode == 0, result.stderr
