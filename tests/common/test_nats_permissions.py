@@ -218,8 +218,11 @@ def put_artifact(bus: Bus, tmp: Path) -> Awaitable[object]:
         pytest.param(
             Role.NOTIFIER, lambda b, t: put_artifact(b, t), id="notifier-puts-an-artifact"
         ),
+        # (the kustomize user may put into the object store: rollback keeps rendered outputs there)
         pytest.param(
-            Role.KUSTOMIZE, lambda b, t: put_artifact(b, t), id="kustomize-puts-an-artifact"
+            Role.KUSTOMIZE,
+            lambda b, t: b.acquire_lease(subjects.lease_key("source", "gitrepository", 0), "x", 5),
+            id="kustomize-takes-the-source-lease",
         ),
         pytest.param(
             Role.NOTIFIER,
