@@ -35,13 +35,6 @@ class ImageReason(StrEnum):
     REMOVED_TEMPLATE_FIELD = "RemovedTemplateField"
 
 
-class ImageURLInvalid(Stalling):
-    """`spec.image` cannot be parsed (or carries a tag/digest): fix the spec."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ImageReason.IMAGE_URL_INVALID)
-
-
 class ScanAuthFailed(Generic):
     """Credentials could not be read or were refused by the registry."""
 

@@ -49,6 +49,10 @@ class ImageStore(StatusReader, SecretReader, Protocol):
         """Return the kept tag list of an ImageRepository, or None when there is none."""
         ...
 
+    async def has_tags(self, key: str) -> bool:
+        """Whether a non-empty tag list is kept for an ImageRepository (without reading it)."""
+        ...
+
     async def delete_tags(self, key: str) -> None:
         """Forget the tag list of an ImageRepository (absent is fine)."""
         ...

@@ -17,6 +17,8 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.ports import BusError, Entry
 from fluxbus_common.reconcile_requests import request_reconcile
 
+EMPTY_LIST = b"[]"
+"""How an empty tag list is stored."""
 MAX_TAGS_BYTES = 64 * 1024 * 1024
 """A stored tag list larger than this is refused as corrupt (10 000 tags take ~200 KB)."""
 
@@ -78,6 +80,10 @@ class BusImageStore:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise BusError(f"tag list {name} is not a list of strings")
         return tags
+
+    async def has_tags(self, key: str) -> bool:
+        size = await self.bus.artifact_size(subjects.image_tags_name(*_image_repository(key)))
+        return size is not None and size > len(EMPTY_LIST)
 
     async def delete_tags(self, key: str) -> None:
         await self.bus.delete_artifact(subjects.image_tags_name(*_image_repository(key)))

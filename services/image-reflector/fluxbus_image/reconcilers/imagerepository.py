@@ -127,7 +127,8 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
         last = status.last_scan_result
         scanned_at = parse_time(last.scan_time) if last else None
         try:
-            stored = await self.store.get_tags(key) if last is not None else None
+            # a stat, not a download: the list is only read back by the policies
+            stored = await self.store.has_tags(key) if last is not None else False
         except BusError as e:
             raise ScanFailed(f"failed to read tags from the store: {e}") from e
         decision = should_scan(
@@ -139,7 +140,7 @@ class ImageRepositoryReconciler(StepReconciler[ImageRepository, ScanState]):
             and requested != status.last_handled_reconcile_at,
             canonical_changed=status.canonical_image_name != state.image.canonical,
             exclusions_changed=status.observed_exclusion_list != spec.effective_exclusion_list,
-            tags_stored=bool(stored),
+            tags_stored=stored,
             last_failed=not _ready(obj),
         )
         state.wait = decision.wait
