@@ -15,7 +15,7 @@ setup: $(STAMP) deps
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,plot]'
+	$(BIN)/pip install -q -e '.[dev,plot,helm]'
 	touch $(STAMP)
 
 # Install missing Debian packages when running as root (CI, dev boxes).

@@ -108,14 +108,12 @@ async def test_an_unknown_kind_is_an_error_not_skipped(cli: Cli, bus: Bus, tmp_p
     manifest = tmp_path / "mixed.yaml"
     manifest.write_text(
         (MANIFESTS / "images.yaml").read_text()
-        + "---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\n"
+        + "---\napiVersion: widgets.example.com/v1\nkind: Widget\n"
         "metadata: {name: redis}\nspec: {interval: 5m}\n"
     )
     result = await cli("apply", "-f", str(manifest))
     assert result.code == 1
-    assert "document 3: unknown apiVersion/kind: helm.toolkit.fluxcd.io/v2 HelmRelease" in (
-        result.stderr
-    )
+    assert "document 3: unknown apiVersion/kind: widgets.example.com/v1 Widget" in (result.stderr)
     assert await bus.list_objects() == []
 
 

@@ -23,7 +23,7 @@ def table(text: str) -> list[list[str]]:
     [
         pytest.param(("sources", "git"), ["podinfo"], id="get-sources-git"),
         pytest.param(("source", "git", "podinfo"), ["podinfo"], id="get-source-git-name"),
-        pytest.param(("sources", "all"), ["podinfo"], id="get-sources-all"),
+        pytest.param(("sources", "all"), ["gitrepository/podinfo"], id="get-sources-all"),
         pytest.param(("images", "repository"), ["podinfo"], id="get-images-repository"),
         pytest.param(("image", "policy", "podinfo"), ["podinfo"], id="get-image-policy-name"),
         pytest.param(("images", "update"), [], id="get-images-update-none-stored"),
@@ -60,8 +60,7 @@ async def test_reconcile_source_git_name_reconciles_the_git_repository(cli: Cli,
         ),
         pytest.param(("gitrepostories",), 'did you mean "gitrepositories"?', id="plural-typo"),
         pytest.param(("sources", "gti"), 'unknown kind "sources gti", did you mean "sources git"?'),
-        pytest.param(("sources", "helm"), "HelmRepository", id="flux-source-not-served"),
-        pytest.param(("hr",), "HelmRelease (helm.toolkit.fluxcd.io) is a Flux kind", id="hr"),
+        pytest.param(("sources", "oci"), "OCIRepository", id="flux-source-not-served"),
         pytest.param(("images",), '"images" needs a subcommand: images', id="group-alone"),
         pytest.param(("ks", "a", "b"), "expected at most one NAME, got a b", id="two-names"),
     ],
@@ -112,6 +111,6 @@ def test_shell_completion_is_offered_and_completes_commands_and_kinds():
         return runner.invoke(app, [], prog_name="fluxbus", env=env).stdout.split()
 
     assert complete("fluxbus get kustom") == ["kustomizations"]
-    assert complete("fluxbus reconcile sources ") == ["git", "all"]
+    assert complete("fluxbus reconcile sources ") == ["git", "helm", "chart", "all"]
     assert complete("fluxbus get images p") == ["policy"]
     assert "reconcile" in complete("fluxbus rec")

@@ -703,8 +703,8 @@ def test_group_qualified_names_resolve_like_kubectl() -> None:
 
 
 def test_an_unknown_kind_name_is_refused() -> None:
-    with pytest.raises(UnknownKind, match=r"^unknown kind: helmreleases$"):
-        resolve_kind("helmreleases")
+    with pytest.raises(UnknownKind, match=r"^unknown kind: ocirepositories$"):
+        resolve_kind("ocirepositories")
 
 
 def test_kind_for_accepts_only_the_listed_api_versions() -> None:

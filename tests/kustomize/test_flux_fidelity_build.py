@@ -141,14 +141,6 @@ async def test_always_in_strict_mode_still_fails_on_a_variable_without_default(
         assert env.get("configmap", "app") is None
 
 
-HELM_RELEASE = {
-    "apiVersion": "helm.toolkit.fluxcd.io/v2",
-    "kind": "HelmRelease",
-    "metadata": {"name": "podinfo", "namespace": "default"},
-    "spec": {"interval": "5m", "chart": {"spec": {"chart": "podinfo"}}},
-}
-
-
 def toolkit(api_version: str, kind: str, name: str, **spec: Any) -> dict[str, Any]:
     body = {"interval": "5m", **spec}
     meta = {"name": name, "namespace": "default"}
@@ -158,18 +150,6 @@ def toolkit(api_version: str, kind: str, name: str, **spec: Any) -> dict[str, An
 @pytest.mark.parametrize(
     ("doc", "subject", "said"),
     [
-        pytest.param(
-            HELM_RELEASE,
-            "HelmRelease/default/podinfo",
-            "HelmRelease (helm.toolkit.fluxcd.io) is a Flux kind fluxbus does not serve yet",
-            id="helmrelease",
-        ),
-        pytest.param(
-            toolkit("source.toolkit.fluxcd.io/v1", "HelmRepository", "charts", url="https://x"),
-            "HelmRepository/default/charts",
-            "HelmRepository (source.toolkit.fluxcd.io) is a Flux kind",
-            id="helmrepository",
-        ),
         pytest.param(
             toolkit("source.toolkit.fluxcd.io/v1", "OCIRepository", "oci", url="oci://x"),
             "OCIRepository/default/oci",

@@ -19,7 +19,12 @@ from fluxbus_common.api.compat import not_served_message
 ALL = "all"
 
 FLUX_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "source": {"git": ("GitRepository",), ALL: ("GitRepository",)},
+    "source": {
+        "git": ("GitRepository",),
+        "helm": ("HelmRepository",),
+        "chart": ("HelmChart",),
+        ALL: ("GitRepository", "HelmRepository", "HelmChart"),
+    },
     "image": {
         "repository": ("ImageRepository",),
         "policy": ("ImagePolicy",),
@@ -30,8 +35,6 @@ FLUX_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 """`flux get sources git`, `flux reconcile image update`: Flux's command groups
 (singular or plural) and the kinds each subcommand names."""
 NOT_SERVED_SOURCES = {
-    "helm": "HelmRepository",
-    "chart": "HelmChart",
     "oci": "OCIRepository",
     "bucket": "Bucket",
 }
@@ -43,8 +46,7 @@ FLUX_ALIASES = {
     "helmrelease": "HelmRelease",
     "helmreleases": "HelmRelease",
 }
-"""Flux's names that are not kubectl's: `flux get alert-providers`, and HelmRelease
-(not served yet, but a user must hear that rather than "unknown kind")."""
+"""Flux's names that are not kubectl's: `flux get alert-providers`, `flux get hr`."""
 
 
 def _spellings() -> list[str]:

@@ -7,6 +7,15 @@ Pure: no I/O.
 """
 
 from fluxbus_common.api.core import ConfigMap, Secret
+from fluxbus_common.api.helm import (
+    HELM_GROUP,
+    HelmChart,
+    HelmChartSpec,
+    HelmRelease,
+    HelmReleaseSpec,
+    HelmRepository,
+    HelmRepositorySpec,
+)
 from fluxbus_common.api.image import (
     AlphabeticalPolicy,
     CommitSpec,
@@ -106,6 +115,7 @@ from fluxbus_common.api.source import (
 )
 
 __all__ = [
+    "HELM_GROUP",
     "KINDS",
     "AccessFrom",
     "Alert",
@@ -133,6 +143,12 @@ __all__ = [
     "GitRepositoryStatus",
     "GitRepositoryVerification",
     "GitSpec",
+    "HelmChart",
+    "HelmChartSpec",
+    "HelmRelease",
+    "HelmReleaseSpec",
+    "HelmRepository",
+    "HelmRepositorySpec",
     "Image",
     "ImagePolicy",
     "ImagePolicyChoice",

@@ -1,7 +1,7 @@
 """Which Flux kinds fluxbus serves, and which it does not serve yet.
 
 One home for the list the README's compatibility section, the CLI and the
-kustomize service read, so a HelmRelease in a repository is reported as "not
+kustomize service read, so an OCIRepository in a repository is reported as "not
 served by fluxbus yet" instead of looking like a missing CRD.
 
 Pure: no I/O.
@@ -19,10 +19,7 @@ __all__ = [
 ]
 
 NOT_SERVED: Mapping[str, tuple[str, ...]] = {
-    "helm.toolkit.fluxcd.io": ("HelmRelease",),
     "source.toolkit.fluxcd.io": (
-        "HelmRepository",
-        "HelmChart",
         "OCIRepository",
         "Bucket",
         "ExternalArtifact",

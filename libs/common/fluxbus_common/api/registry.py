@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from fluxbus_common import safeyaml
 from fluxbus_common.api.compat import not_served, not_served_message
 from fluxbus_common.api.core import ConfigMap, Secret
+from fluxbus_common.api.helm import HELM_GROUP, HelmChart, HelmRelease, HelmRepository
 from fluxbus_common.api.image import (
     IMAGE_GROUP,
     ImagePolicy,
@@ -90,6 +91,36 @@ KINDS: tuple[KindInfo, ...] = (
         "gitrepository",
         ("gitrepo",),
         GitRepository,
+        "objects",
+    ),
+    KindInfo(
+        "HelmRepository",
+        SOURCE_GROUP,
+        ("v1",),
+        "helmrepositories",
+        "helmrepository",
+        ("helmrepo",),
+        HelmRepository,
+        "objects",
+    ),
+    KindInfo(
+        "HelmChart",
+        SOURCE_GROUP,
+        ("v1",),
+        "helmcharts",
+        "helmchart",
+        ("hc",),
+        HelmChart,
+        "objects",
+    ),
+    KindInfo(
+        "HelmRelease",
+        HELM_GROUP,
+        ("v2",),
+        "helmreleases",
+        "helmrelease",
+        ("hr",),
+        HelmRelease,
         "objects",
     ),
     KindInfo(

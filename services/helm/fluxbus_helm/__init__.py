@@ -1,0 +1,1 @@
+"""The helm service: reconciles Flux's `HelmRelease` (helm-controller's twin)."""
