@@ -54,7 +54,19 @@ def _chart(chart: bytes) -> str:
 
 
 def _target(target: KubeTarget) -> dict[str, Any]:
-    return asdict(target)
+    """The target for a worker, which has its own HOME and no KUBECONFIG: the default
+    kubeconfig (`KUBECONFIG`'s first file, then ~/.kube/config) is named here."""
+    doc = asdict(target)
+    if target.kubeconfig is None and target.kubeconfig_path is None:
+        doc["kubeconfig_path"] = default_kubeconfig()
+    return doc
+
+
+def default_kubeconfig() -> str | None:
+    """The kubeconfig file kubectl would read, or None (in-cluster configuration)."""
+    candidates = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    candidates.append(os.path.expanduser("~/.kube/config"))
+    return next((p for p in candidates if os.path.isfile(p)), None)
 
 
 def _absolute(path: str) -> str:
