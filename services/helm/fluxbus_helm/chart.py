@@ -69,9 +69,7 @@ def _ready_message(status: Mapping[str, Any]) -> tuple[bool, str]:
 class ChartSource:
     """Finds, writes and loads HelmReleases' charts."""
 
-    def __init__(
-        self, store: HelmStore, *, requeue: float = 30.0, cache_size: int = 64
-    ) -> None:
+    def __init__(self, store: HelmStore, *, requeue: float = 30.0, cache_size: int = 64) -> None:
         self.store = store
         self.requeue = requeue
         self.cache_size = cache_size
@@ -155,9 +153,7 @@ class ChartSource:
                 if int(st.get("observedGeneration") or 0) != gen
                 else message or "not ready"
             )
-            raise Waiting(
-                f"{what} is not ready: {why}", HelmReason.SOURCE_NOT_READY, self.requeue
-            )
+            raise Waiting(f"{what} is not ready: {why}", HelmReason.SOURCE_NOT_READY, self.requeue)
         digest = str(artifact.digest)
         cached = self._cache.get(digest)
         if cached is None:
@@ -186,8 +182,7 @@ class ChartSource:
                 await self.store.get_artifact(path, target)
             except KeyError:
                 raise Generic(
-                    f"Source not ready: artifact {path} not found. "
-                    f"Retrying in {self.requeue:g}s",
+                    f"Source not ready: artifact {path} not found. Retrying in {self.requeue:g}s",
                     HelmReason.ARTIFACT_FAILED,
                     retry_after=self.requeue,
                 ) from None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fluxbus_common.api.helm import HelmRelease, HelmSnapshot
+from fluxbus_common.api.helm import HelmRelease
 from fluxbus_common.duration import parse_duration
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic.reasons import ReleaseAction
@@ -145,10 +145,11 @@ def active_remediation(obj: HelmRelease) -> Remediation | None:
 def active_retry(obj: HelmRelease) -> float | None:
     """Seconds between retries when the last action's strategy is RetryOnFailure, else None."""
     action = obj.status.last_attempted_release_action
-    spec = obj.spec.install if action == ReleaseAction.INSTALL else None
-    if action == ReleaseAction.UPGRADE:
-        spec = obj.spec.upgrade  # type: ignore[assignment]
-    strategy = spec.strategy if spec is not None else None
+    strategy = None
+    if action == ReleaseAction.INSTALL and obj.spec.install is not None:
+        strategy = obj.spec.install.strategy
+    elif action == ReleaseAction.UPGRADE and obj.spec.upgrade is not None:
+        strategy = obj.spec.upgrade.strategy
     if strategy is None or strategy.name != "RetryOnFailure":
         return None
     if strategy.retry_interval is None:

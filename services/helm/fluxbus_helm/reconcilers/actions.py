@@ -142,7 +142,9 @@ class Actions:
                 wait_for_jobs=not (spec and spec.disable_wait_for_jobs),
                 create_namespace=bool(spec and spec.create_namespace),
                 disable_hooks=bool(spec and spec.disable_hooks),
-                skip_crds=_crds_skipped(spec.crds if spec else None, "Create", bool(spec and spec.skip_crds)),
+                skip_crds=_crds_skipped(
+                    spec.crds if spec else None, "Create", bool(spec and spec.skip_crds)
+                ),
                 replace=bool(spec and spec.replace),
                 disable_schema_validation=bool(spec and spec.disable_schema_validation),
             )
@@ -212,7 +214,9 @@ class Actions:
             await self._event(obj, Severity.ERROR, reason, message, meta)
             if not wrote:
                 raise ActionError(message, reason)
-            remediation = sm.install_remediation(obj) if action == "install" else sm.upgrade_remediation(obj)
+            remediation = (
+                sm.install_remediation(obj) if action == "install" else sm.upgrade_remediation(obj)
+            )
             remediation.increment(obj)
             return
         cur = hist.latest(st.history)
@@ -221,7 +225,9 @@ class Actions:
             f"Helm {action} succeeded for release {hist.full_name(cur)} "
             f"with chart {hist.versioned_chart(cur)}"
         )
-        reason = HelmReason.INSTALL_SUCCEEDED if action == "install" else HelmReason.UPGRADE_SUCCEEDED
+        reason = (
+            HelmReason.INSTALL_SUCCEEDED if action == "install" else HelmReason.UPGRADE_SUCCEEDED
+        )
         set_condition(conds, HelmCondition.RELEASED, True, reason, message, gen)
         if sm.test_enabled(obj) and not hist.has_been_tested(cur):
             pending = (
@@ -229,7 +235,12 @@ class Actions:
                 "is awaiting tests"
             )
             set_condition(
-                conds, HelmCondition.TEST_SUCCESS, "Unknown", HelmReason.AWAITING_TESTS, pending, gen
+                conds,
+                HelmCondition.TEST_SUCCESS,
+                "Unknown",
+                HelmReason.AWAITING_TESTS,
+                pending,
+                gen,
             )
         if sm.active_retry(obj) is not None:
             st.failures = st.install_failures = st.upgrade_failures = None
@@ -266,7 +277,14 @@ class Actions:
                 f"{hist.versioned_chart(cur)}: {error_text(e)}"
             )
             st.failures = (st.failures or 0) + 1
-            set_condition(st.conditions, HelmCondition.TEST_SUCCESS, False, HelmReason.TEST_FAILED, message, gen)
+            set_condition(
+                st.conditions,
+                HelmCondition.TEST_SUCCESS,
+                False,
+                HelmReason.TEST_FAILED,
+                message,
+                gen,
+            )
             await self._event(obj, Severity.ERROR, HelmReason.TEST_FAILED, message, meta)
             remediation = sm.active_remediation(obj)
             if remediation is not None and not remediation.ignore_test_failures:
@@ -281,7 +299,9 @@ class Actions:
             f"Helm test succeeded for release {hist.full_name(cur)} with chart "
             f"{hist.versioned_chart(cur)}: {hooks_msg}"
         )
-        set_condition(st.conditions, HelmCondition.TEST_SUCCESS, True, HelmReason.TEST_SUCCEEDED, message, gen)
+        set_condition(
+            st.conditions, HelmCondition.TEST_SUCCESS, True, HelmReason.TEST_SUCCEEDED, message, gen
+        )
         await self._event(obj, Severity.INFO, HelmReason.TEST_SUCCEEDED, message, meta)
 
     async def _test_hooks_after_failure(
@@ -290,7 +310,9 @@ class Actions:
         """The test hooks' phases Helm stored after a failed test (at least one Failed)."""
         try:
             rls = await self.helm.status(
-                job.target, job.release_name, storage_namespace=job.storage_namespace,
+                job.target,
+                job.release_name,
+                storage_namespace=job.storage_namespace,
                 revision=cur.version,
             )
         except HelmEngineError:
@@ -341,7 +363,14 @@ class Actions:
                 f"{hist.versioned_chart(prev)} failed: {error_text(e)}"
             )
             st.failures = (st.failures or 0) + 1
-            set_condition(st.conditions, HelmCondition.REMEDIATED, False, HelmReason.ROLLBACK_FAILED, message, gen)
+            set_condition(
+                st.conditions,
+                HelmCondition.REMEDIATED,
+                False,
+                HelmReason.ROLLBACK_FAILED,
+                message,
+                gen,
+            )
             await self._event(obj, Severity.ERROR, HelmReason.ROLLBACK_FAILED, message, meta)
             if not written:
                 raise ActionError(message, HelmReason.ROLLBACK_FAILED) from None
@@ -352,14 +381,23 @@ class Actions:
             f"Helm rollback to previous release {hist.full_name(prev)} with chart "
             f"{hist.versioned_chart(prev)} succeeded"
         )
-        set_condition(st.conditions, HelmCondition.REMEDIATED, True, HelmReason.ROLLBACK_SUCCEEDED, message, gen)
+        set_condition(
+            st.conditions,
+            HelmCondition.REMEDIATED,
+            True,
+            HelmReason.ROLLBACK_SUCCEEDED,
+            message,
+            gen,
+        )
         await self._event(obj, Severity.INFO, HelmReason.ROLLBACK_SUCCEEDED, message, meta)
 
     async def uninstall_remediation(self, obj: HelmRelease, job: Job) -> None:
         st = obj.status
         cur = hist.latest(st.history)
         if cur is None:
-            raise ActionError("no latest release: required to uninstall", HelmReason.UNINSTALL_FAILED)
+            raise ActionError(
+                "no latest release: required to uninstall", HelmReason.UNINSTALL_FAILED
+            )
         gen = obj.metadata.generation
         meta = event_meta(cur.chart_version, cur.config_digest, cur.app_version)
         try:
@@ -370,7 +408,14 @@ class Actions:
                 f"{hist.versioned_chart(cur)} failed: {error_text(e)}"
             )
             st.failures = (st.failures or 0) + 1
-            set_condition(st.conditions, HelmCondition.REMEDIATED, False, HelmReason.UNINSTALL_FAILED, message, gen)
+            set_condition(
+                st.conditions,
+                HelmCondition.REMEDIATED,
+                False,
+                HelmReason.UNINSTALL_FAILED,
+                message,
+                gen,
+            )
             await self._event(obj, Severity.ERROR, HelmReason.UNINSTALL_FAILED, message, meta)
             raise ActionError(message, HelmReason.UNINSTALL_FAILED) from None
         gone = cur.model_copy(
@@ -388,7 +433,14 @@ class Actions:
             f"Helm uninstall remediation for release {hist.full_name(cur)} with chart "
             f"{hist.versioned_chart(cur)} succeeded"
         )
-        set_condition(st.conditions, HelmCondition.REMEDIATED, True, HelmReason.UNINSTALL_SUCCEEDED, message, gen)
+        set_condition(
+            st.conditions,
+            HelmCondition.REMEDIATED,
+            True,
+            HelmReason.UNINSTALL_SUCCEEDED,
+            message,
+            gen,
+        )
         await self._event(obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message, meta)
 
     async def uninstall(

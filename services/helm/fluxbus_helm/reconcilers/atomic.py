@@ -27,7 +27,7 @@ from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.reasons import HelmCondition, HelmReason
 from fluxbus_helm.ports import DriftPort
-from fluxbus_helm.reconcilers.actions import Actions, ActionError, Job, _timeout
+from fluxbus_helm.reconcilers.actions import ActionError, Actions, Job, _timeout
 from fluxbus_helmsdk import HelmEngineError
 
 MAX_ACTIONS = 8
@@ -256,16 +256,16 @@ class AtomicRelease:
         conds = obj.status.conditions
         set_condition(conds, HelmCondition.DRIFTED, True, HelmReason.DRIFT_DETECTED, message, gen)
         if self.actions.recorder is not None:
-            await self.actions.recorder.event(obj, Severity.ERROR, HelmReason.DRIFT_DETECTED, message)
+            await self.actions.recorder.event(
+                obj, Severity.ERROR, HelmReason.DRIFT_DETECTED, message
+            )
         if mode != "enabled":
             return True, False
         try:
             fixed = await self.drift.correct(job.target, rls.manifest, job.namespace, ignore)
         except DriftError as e:
             raise Generic(f"drift correction failed: {e}", HelmReason.RECONCILE_ERROR) from None
-        corrected = (
-            f"Cluster state of release {name} has been corrected:\n" + "\n".join(fixed)
-        )
+        corrected = f"Cluster state of release {name} has been corrected:\n" + "\n".join(fixed)
         if self.actions.recorder is not None:
             await self.actions.recorder.event(obj, Severity.INFO, "DriftCorrected", corrected)
         return True, True

@@ -214,8 +214,12 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             obj.status.observed_generation = gen
         elif isinstance(error, ReleaseRetry):
             set_condition(
-                conds, ConditionType.RECONCILING, True, Reason.PROGRESSING_WITH_RETRY,
-                error.message, gen,
+                conds,
+                ConditionType.RECONCILING,
+                True,
+                Reason.PROGRESSING_WITH_RETRY,
+                error.message,
+                gen,
             )
             remove_condition(conds, ConditionType.STALLED)
         else:
@@ -263,7 +267,9 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             key = subjects.object_key("HelmRelease", ns, dep.name)
             name = f"{ns}/{dep.name}"
             if key == own:
-                raise Stalling(f"dependency '{name}' is the HelmRelease itself", Reason.INVALID_SPEC)
+                raise Stalling(
+                    f"dependency '{name}' is the HelmRelease itself", Reason.INVALID_SPEC
+                )
             try:
                 doc = await self.store.get_object(key)
                 status = await self.store.get_status(key)
@@ -303,7 +309,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
     async def reconcile_chart(self, obj: HelmRelease, state: HelmState) -> None:
         assert self.helm is not None
         written = await self.charts.write_template(obj)
-        kind, ns, name = self.charts.location(obj)
+        _kind, ns, name = self.charts.location(obj)
         obj.status.helm_chart = f"{ns}/{name}"
         if written in ("created", "configured") and self.recorder is not None:
             log.info("helmchart.written", helmchart=f"{ns}/{name}", action=written)
