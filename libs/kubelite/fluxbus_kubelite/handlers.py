@@ -197,6 +197,9 @@ class RestHandlers:
                 raise errors.bad_request("DeleteOptions must be an object")
             if q.get("propagationPolicy") and "propagationPolicy" not in body:
                 body["propagationPolicy"] = q["propagationPolicy"]
+            if body.get("orphanDependents") is not None and "propagationPolicy" not in body:
+                # the deprecated form of the same choice
+                body["propagationPolicy"] = "Orphan" if body["orphanDependents"] else "Background"
             dry = self._dry_run(request) or "All" in (body.get("dryRun") or [])
             if rt.namespaced:
                 self.kube.check_namespace(rt, nsv, creating=False)
