@@ -97,3 +97,40 @@ def kubectl_json(kl: KubeliteHandle, *args: str) -> Any:
 def names(kl: KubeliteHandle, *args: str) -> list[str]:
     """Sorted names of the objects `kubectl get <args>` lists."""
     return sorted(o["metadata"]["name"] for o in kubectl_json(kl, *args) or [])
+
+
+def job(name: str, script: str, annotations: dict[str, str] | None = None) -> str:
+    """A Job template running `sh -c <script>` (kubelite interprets echo/exit; see statuses)."""
+    doc = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "run", "image": "busybox:1", "command": ["sh", "-c", script]}
+                    ],
+                }
+            },
+        },
+    }
+    return yaml.safe_dump(doc)
+
+
+def test_pod(name: str, script: str) -> str:
+    """A `helm test` hook Pod running `sh -c <script>`."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"helm.sh/hook": "test"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "check", "image": "busybox:1", "command": ["sh", "-c", script]}
+            ],
+        },
+    }
+    return yaml.safe_dump(doc)
