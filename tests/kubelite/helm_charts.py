@@ -120,7 +120,7 @@ def job(name: str, script: str, annotations: dict[str, str] | None = None) -> st
     return yaml.safe_dump(doc)
 
 
-def test_pod(name: str, script: str) -> str:
+def helm_test_pod(name: str, script: str) -> str:
     """A `helm test` hook Pod running `sh -c <script>`."""
     doc = {
         "apiVersion": "v1",

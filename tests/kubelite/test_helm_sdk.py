@@ -92,7 +92,7 @@ def test_a_rollout_that_never_becomes_ready_fails_only_a_waiting_install(
     if wait is None:
         cfg.install(chart, name, {"tag": "broken"}, wait=wait, timeout=2)
     else:
-        with pytest.raises(helm.HelmError, match="(?s)not ready.*context deadline exceeded"):
+        with pytest.raises(helm.HelmError, match=r"(?s)not ready.*context deadline exceeded"):
             cfg.install(chart, name, {"tag": "broken"}, wait=wait, timeout=2)
     assert cfg.status(name)["status"] == expected
 
