@@ -16,6 +16,7 @@ user information and never a credential.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import ssl
 import tempfile
@@ -79,16 +80,16 @@ class HelmHTTP:
         ssl_ctx: ssl.SSLContext | bool = True
         if credentials is not None and credentials.has_tls:
             ssl_ctx = await asyncio.to_thread(_ssl_context, credentials)
-        auth = None
+        headers = {"User-Agent": USER_AGENT}
         if send_auth and credentials is not None and credentials.has_basic_auth:
-            auth = aiohttp.BasicAuth(credentials.username or "", credentials.password or "")
+            pair = f"{credentials.username}:{credentials.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         try:
             async with (
                 asyncio.timeout(timeout),
-                aiohttp.ClientSession(
-                    trust_env=True, headers={"User-Agent": USER_AGENT}
-                ) as session,
-                session.get(url, auth=auth, ssl=ssl_ctx) as resp,
+                # aiohttp drops Authorization when a redirect leaves the origin
+                aiohttp.ClientSession(trust_env=True) as session,
+                session.get(url, headers=headers, ssl=ssl_ctx) as resp,
             ):
                 if resp.status != 200:
                     raise HelmFetchError(

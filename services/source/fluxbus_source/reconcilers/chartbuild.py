@@ -331,7 +331,8 @@ class ChartBuilder:
         if _up_to_date(obj, meta.name, version):
             summary = BuildSummary(meta.name, version, True, tuple(st.observed_values_files))
             return ChartBuild(summary, None, list(st.observed_values_files))
-        values_yaml, used = None, []
+        values_yaml: str | None = None
+        used: list[str] = []
         if spec.values_files:
             values_yaml, used = await self._values(obj, root)
         path = await self._package(
