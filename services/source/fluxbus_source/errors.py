@@ -21,3 +21,19 @@ class ArchiveError(GitError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, Reason.ARCHIVE_OPERATION_FAILED)
+
+
+class HelmFetchError(Exception):
+    """A Helm repository download failed (the HTTP adapter's only error).
+
+    `status` is the HTTP status when the server answered; `invalid_url` marks an
+    address aiohttp cannot use. The message is secret-free.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, invalid_url: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.invalid_url = invalid_url

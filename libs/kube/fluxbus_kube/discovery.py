@@ -9,10 +9,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from fluxbus_kustomize.cluster.client import CONCURRENCY, ClusterClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.ordering import group_of
-from fluxbus_kustomize.ports import Ref, Resource
+from fluxbus_kube.client import CONCURRENCY, ClusterClient
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.ordering import group_of
+from fluxbus_kube.resources import Ref, Resource
 
 
 class DiscoveringClient(ClusterClient):

@@ -24,8 +24,8 @@ from typing import Any
 from fluxbus_common.api.kustomize import DriftIgnoreRule, Selector
 from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.selectors import SelectorError, parse_label_selector
-from fluxbus_kustomize.logic.managed_fields import pointer_fields
-from fluxbus_kustomize.logic.ordering import group_of
+from fluxbus_kube.logic.managed_fields import pointer_fields
+from fluxbus_kube.logic.ordering import group_of
 
 Ident = tuple[str, str, str, str]
 """(apiVersion, kind, namespace, name) of a manifest."""

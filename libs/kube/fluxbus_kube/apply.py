@@ -1,5 +1,5 @@
 """Staged server-side apply, as kustomize-controller does it (fluxcd/pkg/ssa),
-and deletion; `Cluster` is the adapter the reconciler's `ClusterPort` names.
+and deletion; `Cluster` is the adapter a service hands its reconcilers as their cluster port.
 
 - applies staged (`logic.ordering`): stage 1 CRDs, Namespaces, ClusterRoles
   (then waits until the CRDs are Established), stage 2 `*Class` kinds, stage 3
@@ -27,19 +27,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fluxbus_common.conditions import Reason
-from fluxbus_kustomize.cluster.client import (
+from fluxbus_kube.client import (
     REQUEST_TIMEOUT,
     load_api_client,
     load_api_client_from_dict,
 )
-from fluxbus_kustomize.cluster.preview import PreviewingClient
-from fluxbus_kustomize.errors import ApiError, ApplyError, ClusterError
-from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
-from fluxbus_kustomize.logic.dryrun import unchanged
-from fluxbus_kustomize.logic.managed_fields import takeover
-from fluxbus_kustomize.logic.ordering import Stage, apply_stages
-from fluxbus_kustomize.logic.policy import Action, apply_policy
-from fluxbus_kustomize.ports import Change, Ref
+from fluxbus_kube.errors import ApiError, ApplyError, ClusterError
+from fluxbus_kube.logic.drift import Ident, ident_of, resolve_ignored
+from fluxbus_kube.logic.dryrun import unchanged
+from fluxbus_kube.logic.managed_fields import takeover
+from fluxbus_kube.logic.ordering import Stage, apply_stages
+from fluxbus_kube.logic.policy import Action, apply_policy
+from fluxbus_kube.preview import PreviewingClient
+from fluxbus_kube.resources import Change, Ref
 
 
 class Cluster(PreviewingClient):
@@ -88,7 +88,7 @@ class Cluster(PreviewingClient):
     ) -> list[Change]:
         """Apply objects in Flux's stages; return one Change per object.
 
-        `force` is the Kustomization's `spec.force`. `ignored` maps
+        `force` is the caller's `spec.force` (Kustomization, HelmRelease). `ignored` maps
         (apiVersion, kind, namespace, name) to the JSON pointers of drift
         ignore rules: applied from Git on creation, then left as they are
         and never taken over. Raises ApplyError (Flux's

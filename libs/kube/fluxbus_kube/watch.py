@@ -19,13 +19,13 @@ import structlog
 
 from fluxbus_common.backoff import exponential
 from fluxbus_common.tasks import cancel_and_wait
-from fluxbus_kustomize.cluster.client import CONCURRENCY, ClusterClient
-from fluxbus_kustomize.cluster.discovery import DiscoveringClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.dryrun import resource_version
-from fluxbus_kustomize.ports import Judge, Ref, Resource
+from fluxbus_kube.client import CONCURRENCY, ClusterClient
+from fluxbus_kube.discovery import DiscoveringClient
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.dryrun import resource_version
+from fluxbus_kube.resources import Judge, Ref, Resource
 
-log = structlog.get_logger("fluxbus.kustomize.cluster")
+log = structlog.get_logger("fluxbus.kube")
 
 WATCH_TIMEOUT = 290
 """Seconds a watch request lives before it is resumed (API servers cap it near 5 min)."""

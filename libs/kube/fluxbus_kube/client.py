@@ -20,8 +20,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from fluxbus_common.keys import FIELD_MANAGER
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.ports import Ref
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.resources import Ref
 
 CONCURRENCY = 8
 """Requests one apply or delete batch keeps in flight: enough to hide the
@@ -50,7 +50,7 @@ async def load_api_client(kubeconfig: str | None = None) -> Any:
                 config_file=path or str(default), client_configuration=cfg
             )
         else:
-            config.load_incluster_config(client_configuration=cfg)
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except Exception as e:  # the loaders raise ConfigException, OSError, yaml errors
         raise ClusterError(f"cannot load the cluster configuration: {e}") from e
     cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 128)

@@ -14,11 +14,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fluxbus_kustomize.cluster.watch import WatchingClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
-from fluxbus_kustomize.logic.policy import Action, apply_policy
-from fluxbus_kustomize.ports import Preview
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.drift import Ident, ident_of, resolve_ignored
+from fluxbus_kube.logic.policy import Action, apply_policy
+from fluxbus_kube.resources import Preview
+from fluxbus_kube.watch import WatchingClient
 
 
 def _subject(obj: Mapping[str, Any]) -> str:

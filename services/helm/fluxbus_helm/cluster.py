@@ -1,0 +1,110 @@
+"""The target cluster as the helm service uses it besides Helm itself (through
+`fluxbus_kube`, the apply path the kustomize service uses too): reading the
+ConfigMaps and Secrets of `valuesFrom`, and detecting and correcting drift of
+a release's objects by server-side dry-run and staged server-side apply.
+
+A HelmRelease with `spec.kubeConfig` is compared on its own cluster (a
+connection opened for the comparison); impersonation follows its KubeTarget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fluxbus_common import safeyaml
+from fluxbus_common.api.kustomize import DriftIgnoreRule
+from fluxbus_helm.errors import ClusterReadError, DriftError
+from fluxbus_helm.logic.drift import drift_line, manifest_objects
+from fluxbus_helmsdk import KubeTarget
+from fluxbus_kube import ApiError, Cluster, ClusterError, Ref
+from fluxbus_kube.logic.drift import ignored_paths
+
+_UNREADABLE = (401, 403)
+
+
+class ClusterAccess:
+    """The service's own cluster connection, used for valuesFrom and drift."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return a v1 object (ConfigMap/Secret) or None when absent or unreadable
+        (the store is looked at next). Raises ClusterReadError."""
+        try:
+            resource = await self.cluster.resource_for("v1", kind)
+            return await self.cluster.get(Ref(resource, namespace, name))
+        except ApiError as e:
+            if e.status in _UNREADABLE:
+                return None
+            raise ClusterReadError(f"{kind}/{namespace}/{name}: {e}") from None
+        except ClusterError as e:
+            raise ClusterReadError(f"{kind}/{namespace}/{name}: {e}") from None
+
+    @asynccontextmanager
+    async def _on(self, target: KubeTarget) -> AsyncIterator[Cluster]:
+        if target.kubeconfig is None:
+            yield self.cluster.as_user(target.as_user)
+            return
+        try:
+            parsed = safeyaml.load(target.kubeconfig)
+            remote = await Cluster.from_kubeconfig(parsed if isinstance(parsed, dict) else {})
+        except (ClusterError, ValueError) as e:
+            raise DriftError(f"spec.kubeConfig: {e}") from None
+        try:
+            yield remote.as_user(target.as_user)
+        finally:
+            await remote.close()
+
+    async def detect(
+        self,
+        target: KubeTarget,
+        manifest: str,
+        namespace: str,
+        ignore: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """Return one line per drifted object of the manifest. Raises DriftError."""
+        objects, rules = self._inputs(manifest, namespace, ignore)
+        async with self._on(target) as cluster:
+            try:
+                previews = await cluster.preview_all(
+                    objects, force=True, ignored=ignored_paths(objects, rules)
+                )
+            except ClusterError as e:
+                raise DriftError(str(e)) from None
+        return [
+            line
+            for p in previews
+            if p.ref is not None and (line := drift_line(p.subject, p.live, p.merged)) is not None
+        ]
+
+    async def correct(
+        self,
+        target: KubeTarget,
+        manifest: str,
+        namespace: str,
+        ignore: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """Re-apply the manifest's objects; return "<subject> <action>" per changed one."""
+        objects, rules = self._inputs(manifest, namespace, ignore)
+        async with self._on(target) as cluster:
+            try:
+                changes = await cluster.apply_all(
+                    objects, force=True, ignored=ignored_paths(objects, rules)
+                )
+            except ClusterError as e:
+                raise DriftError(str(e)) from None
+        return [f"{c.subject} {c.action}" for c in changes if c.action in ("created", "configured")]
+
+    @staticmethod
+    def _inputs(
+        manifest: str, namespace: str, ignore: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[DriftIgnoreRule]]:
+        try:
+            objects = manifest_objects(manifest, namespace)
+            rules = [DriftIgnoreRule.model_validate(r) for r in ignore]
+        except ValueError as e:
+            raise DriftError(str(e)) from None
+        return objects, rules

@@ -1,0 +1,93 @@
+"""What a HelmRelease takes in: values from ConfigMaps and Secrets (in the
+cluster or the fluxbus store, `targetPath`, `optional`), an existing HelmChart
+through `chartRef`, and refusals of what fluxbus does not serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from helm_helpers import chart, condition, helmrelease, running
+
+from fluxbus_common import subjects
+from fluxbus_common.bus import Bus
+
+
+async def test_values_come_from_configmaps_and_secrets_in_order_then_inline(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    kubelite.kubectl("create", "secret", "generic", "tier", "--from-literal=tier=gold", check=True)
+    await bus.put_configmap(
+        "default",
+        "base",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "base", "namespace": "default"},
+            "data": {"values.yaml": "mode: from-configmap\nreplicaCount: 3\n"},
+        },
+    )
+    values_from = [
+        {"kind": "ConfigMap", "name": "base"},
+        {"kind": "Secret", "name": "tier", "valuesKey": "tier", "targetPath": "owner"},
+        {"kind": "ConfigMap", "name": "absent", "optional": True},
+    ]
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web", valuesFrom=values_from, values={"replicaCount": 5}))
+        await env.publish_chart("default", "default-web", chart())
+        await env.ready(key)
+
+        settings = env.get("configmap", "web-settings")
+        assert settings["data"] == {"mode": "from-configmap", "replicas": "5"}
+        assert env.get("configmap", "web-guard")["data"]["owner"] == "gold"
+        (release,) = await env.history("web")
+        assert release.config == {"mode": "from-configmap", "replicaCount": 5, "owner": "gold"}
+
+
+async def test_a_missing_values_reference_fails_with_fluxs_message(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(
+            helmrelease("web", valuesFrom=[{"kind": "Secret", "name": "nowhere"}])
+        )
+        await env.publish_chart("default", "default-web", chart())
+        st = await env.until(key, "Ready", "False", "ValuesError")
+        assert condition(st)["message"] == (
+            "could not resolve Secret chart values reference 'default/nowhere' with key "
+            "'values.yaml': resource not found"
+        )
+
+
+async def test_chartref_uses_an_existing_helmchart_and_refuses_ocirepository(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        await env.publish_chart("default", "shared", chart(version="1.2.3"), wait_object=False)
+        key = await env.apply(
+            helmrelease("api", chart=None, chartRef={"kind": "HelmChart", "name": "shared"})
+        )
+        st = await env.ready(key)
+        assert st["history"][0]["chartVersion"] == "1.2.3"
+        assert st["helmChart"] == "default/shared"
+
+        oci = await env.apply(
+            helmrelease("oci", chart=None, chartRef={"kind": "OCIRepository", "name": "podinfo"})
+        )
+        st = await env.until(oci, "Stalled", "True")
+        assert "kind OCIRepository is not served by fluxbus yet" in condition(st)["message"]
+
+
+async def test_without_the_helm_extra_every_helmrelease_is_stalled_saying_so(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path, helm=False) as env:
+        key = await env.apply(helmrelease("web"))
+        st = await env.until(key, "Stalled", "True")
+        assert condition(st)["status"] == "False"
+        assert condition(st)["message"] == (
+            "Helm kinds need the helm extra: pip install 'fluxbus[helm]'"
+        )
+        assert await bus.get_object(subjects.object_key("HelmChart", "default", "default-web")) is None
+
+
