@@ -4,13 +4,11 @@ waiting are `commands.create`'s, as for the other kinds)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import yaml
 
 from fluxbus_cli.commands.create import DEFAULT_INTERVAL, interval_text, validated
 from fluxbus_cli.commands.receiver import split_values
@@ -19,8 +17,8 @@ from fluxbus_cli.manifests import check_namespace
 from fluxbus_common.api import HelmRelease, HelmRepository
 from fluxbus_common.api.compat import not_served_message
 from fluxbus_common.duration import format_duration, parse_duration
-from fluxbus_common.safeyaml import YamlLimitError
-from fluxbus_common.safeyaml import load as load_yaml
+from fluxbus_helm.logic.values import ValuesFormatError, merge_maps
+from fluxbus_helm.logic.values import read_values as parse_values
 
 HELM_URL_SCHEMES = ("http", "https", "oci")
 CHART_SOURCE_KINDS = ("HelmRepository", "GitRepository", "Bucket")
@@ -162,33 +160,19 @@ def _chart_ref(value: str) -> dict[str, str]:
     return ref
 
 
-def merge_maps(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `override` onto `base` (maps merge, anything else replaces), as Helm
-    merges values files."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_maps(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def read_values(paths: Sequence[str]) -> dict[str, Any]:
-    """Merge the local values files in order (`--values a.yaml,b.yaml`)."""
+    """Merge the local values files in order (`--values a.yaml,b.yaml`), as the helm
+    service merges values (maps merge, anything else replaces)."""
     merged: dict[str, Any] = {}
     for path in split_values(paths):
         try:
-            data = load_yaml(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise CliError(f"reading values from {path} failed: {e.strerror or e}") from None
-        except (yaml.YAMLError, YamlLimitError) as e:
+        try:
+            merged = merge_maps(merged, parse_values(text))
+        except ValuesFormatError as e:
             raise CliError(f"converting values from {path} failed: {e}") from None
-        if data is None:
-            continue
-        if not isinstance(data, Mapping):
-            raise CliError(f"values in {path} are not a YAML map")
-        merged = merge_maps(merged, data)
     return merged
 
 
