@@ -145,7 +145,8 @@ def _seconds(text: str) -> float | None:
 
 
 def _releases(row: dict[str, str]) -> str:
-    return f"N = {row.get('HelmReleases', '?')}"
+    workers = f", {row['helm workers']} Helm workers" if row.get("helm workers") else ""
+    return f"N = {row.get('HelmReleases', '?')}{workers}"
 
 
 METRICS: tuple[Metric, ...] = (
