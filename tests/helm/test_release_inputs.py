@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helm_helpers import chart, condition, helmrelease, running
+from helmrelease_helpers import chart, condition, helmrelease, running
 
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
@@ -33,7 +33,9 @@ async def test_values_come_from_configmaps_and_secrets_in_order_then_inline(
         {"kind": "ConfigMap", "name": "absent", "optional": True},
     ]
     async with running(bus, kubelite, tmp_path) as env:
-        key = await env.apply(helmrelease("web", valuesFrom=values_from, values={"replicaCount": 5}))
+        key = await env.apply(
+            helmrelease("web", valuesFrom=values_from, values={"replicaCount": 5})
+        )
         await env.publish_chart("default", "default-web", chart())
         await env.ready(key)
 
@@ -88,6 +90,6 @@ async def test_without_the_helm_extra_every_helmrelease_is_stalled_saying_so(
         assert condition(st)["message"] == (
             "Helm kinds need the helm extra: pip install 'fluxbus[helm]'"
         )
-        assert await bus.get_object(subjects.object_key("HelmChart", "default", "default-web")) is None
-
-
+        assert (
+            await bus.get_object(subjects.object_key("HelmChart", "default", "default-web")) is None
+        )

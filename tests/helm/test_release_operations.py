@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from helm_helpers import SETTINGS, chart, condition, helmrelease, running
+from helmrelease_helpers import SETTINGS, chart, condition, helmrelease, running
 
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime
