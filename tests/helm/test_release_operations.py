@@ -122,3 +122,26 @@ async def test_the_service_starts_without_helm_and_serves_its_probes(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(service, 20)
+
+
+async def test_force_at_upgrades_an_in_sync_release_and_reset_at_clears_failures(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web"))
+        await env.publish_chart("default", "default-web", chart())
+        await env.ready(key)
+
+        token = await env.request(key, **{"reconcile.fluxcd.io/forceAt": "token"})
+        st = await env.until(key, "Ready", "True", "UpgradeSucceeded")
+        assert st["lastHandledForceAt"] == token
+        assert [r.revision for r in await env.history("web")] == [1, 2]
+
+        token = await env.request(key, **{"reconcile.fluxcd.io/resetAt": "token"})
+
+        async def reset() -> dict[str, Any] | None:
+            status = await env.status(key)
+            return status if status.get("lastHandledResetAt") == token else None
+
+        await wait_for(reset, message="resetAt handled")
+        assert [r.revision for r in await env.history("web")] == [1, 2]

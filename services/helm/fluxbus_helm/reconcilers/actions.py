@@ -210,10 +210,10 @@ class Actions:
             reason = HelmReason.INSTALL_FAILED if action == "install" else HelmReason.UPGRADE_FAILED
             st.failures = (st.failures or 0) + 1
             set_condition(conds, HelmCondition.RELEASED, False, reason, message, gen)
+            if not wrote:  # the runtime reports the error that ends the reconcile
+                raise ActionError(message, reason)
             meta = event_meta(info.version, job.config_digest, info.app_version)
             await self._event(obj, Severity.ERROR, reason, message, meta)
-            if not wrote:
-                raise ActionError(message, reason)
             remediation = (
                 sm.install_remediation(obj) if action == "install" else sm.upgrade_remediation(obj)
             )
