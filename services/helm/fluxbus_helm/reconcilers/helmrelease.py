@@ -310,6 +310,9 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         assert self.helm is not None
         written = await self.charts.write_template(obj)
         _kind, ns, name = self.charts.location(obj)
+        previous = obj.status.helm_chart
+        if previous and previous != f"{ns}/{name}":  # chart moved (or chart -> chartRef)
+            await self.charts.delete_template(obj, previous)
         obj.status.helm_chart = f"{ns}/{name}"
         if written in ("created", "configured") and self.recorder is not None:
             log.info("helmchart.written", helmchart=f"{ns}/{name}", action=written)
@@ -419,5 +422,4 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 await self.recorder.event(
                     obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message
                 )
-        if obj.spec.chart is not None:
-            await self.charts.delete_template(obj)
+        await self.charts.delete_template(obj)
