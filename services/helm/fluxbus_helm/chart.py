@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fluxbus_common import artifact as artifact_format
 from fluxbus_common import subjects
 from fluxbus_common.api.helm import HelmRelease
 from fluxbus_common.api.meta import Artifact
+from fluxbus_common.artifact import ArtifactFormatError, verify
 from fluxbus_common.conditions import ConditionType
 from fluxbus_common.errors import Generic, Stalling, Waiting
 from fluxbus_common.ports import ApplyResult, BusError
@@ -208,7 +208,7 @@ def _read_verified(path: Path, digest: str) -> bytes:
             HelmReason.ARTIFACT_FAILED,
         )
     try:
-        artifact_format.verify(path, digest)
-    except artifact_format.ArtifactFormatError as e:
+        verify(path, digest)
+    except ArtifactFormatError as e:
         raise Generic(f"Could not load chart: {e}", HelmReason.ARTIFACT_FAILED) from None
     return path.read_bytes()

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fluxbus_common import safeyaml
 from fluxbus_common.api.kustomize import DriftIgnoreRule
+from fluxbus_common.safeyaml import load as load_yaml
 from fluxbus_helm.errors import ClusterReadError, DriftError
 from fluxbus_helm.logic.drift import drift_line, manifest_objects
 from fluxbus_helmsdk import KubeTarget
@@ -49,7 +49,7 @@ class ClusterAccess:
             yield self.cluster.as_user(target.as_user)
             return
         try:
-            parsed = safeyaml.load(target.kubeconfig)
+            parsed = load_yaml(target.kubeconfig)
             remote = await Cluster.from_kubeconfig(parsed if isinstance(parsed, dict) else {})
         except (ClusterError, ValueError) as e:
             raise DriftError(f"spec.kubeConfig: {e}") from None

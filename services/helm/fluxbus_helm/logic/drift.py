@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from fluxbus_common import safeyaml
+from fluxbus_common.safeyaml import load_all
 
 _SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
 
@@ -23,7 +23,7 @@ _SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creati
 def manifest_objects(manifest: str, namespace: str) -> list[dict[str, Any]]:
     """Return the objects of a release manifest, namespace defaulted. Raises ValueError."""
     try:
-        docs = safeyaml.load_all(manifest)
+        docs = load_all(manifest)
     except yaml.YAMLError as e:
         raise ValueError(f"release manifest does not parse: {e}") from None
     out = []

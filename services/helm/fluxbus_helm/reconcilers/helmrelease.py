@@ -35,8 +35,9 @@ from typing import Any, ClassVar
 
 import structlog
 
-from fluxbus_common import cel, keys, subjects
+from fluxbus_common import keys, subjects
 from fluxbus_common.api.helm import HelmRelease, release_name
+from fluxbus_common.cel import CelError, activation, compile_program, evaluate_bool
 from fluxbus_common.conditions import ConditionType, Reason, remove_condition, set_condition
 from fluxbus_common.duration import format_duration
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
@@ -280,18 +281,18 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 continue
             st = status.value if status else {}
             if dep.ready_expr:
-                activation = {
+                variables = {
                     "dep": {**doc.value, "status": st},
                     "self": {"metadata": obj.metadata.model_dump(by_alias=True)},
                 }
                 try:
-                    program = cel.compile_program(dep.ready_expr)
-                except cel.CelError as e:
+                    program = compile_program(dep.ready_expr)
+                except CelError as e:
                     raise Stalling(
                         f"dependency '{name}' readyExpr: invalid CEL expression: {e}",
                         Reason.INVALID_CEL_EXPRESSION,
                     ) from None
-                if not cel.evaluate_bool(program, cel.activation(activation)):
+                if not evaluate_bool(program, activation(variables)):
                     self._not_ready(f"dependency '{name}' is not ready according to readyExpr eval")
                 continue
             gen = int((doc.value.get("metadata") or {}).get("generation") or 0)
