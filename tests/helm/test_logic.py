@@ -13,6 +13,7 @@ import pytest
 from fluxbus_common.api.helm import HelmRelease
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
+from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
 from fluxbus_helm.logic.values import (
     ValuesFormatError,
     config_digest,
@@ -182,3 +183,34 @@ def test_history_keeps_down_to_the_previous_good_release():
     assert [s.version for s in hist.truncate(snaps, ignore_tests=False)] == [4, 3, 2]
     prev = hist.previous(snaps, ignore_tests=False)
     assert prev is not None and prev.version == 2
+
+
+def test_corrected_fields_are_handed_back_to_helms_apply_entry():
+    managed = [
+        {"manager": "helm", "operation": "Apply", "fieldsV1": {"f:data": {"f:replicas": {}}}},
+        {"manager": "fluxbus", "operation": "Apply", "fieldsV1": {"f:data": {"f:mode": {}}}},
+        {"manager": "kube-controller", "operation": "Update", "fieldsV1": {"f:status": {}}},
+    ]
+    handed = hand_back(managed, "fluxbus")
+    assert handed is not None
+    assert [e["manager"] for e in handed] == ["kube-controller", "helm"]
+    assert handed[-1]["fieldsV1"] == {"f:data": {"f:replicas": {}, "f:mode": {}}}
+    assert hand_back(managed[:1], "fluxbus") is None
+
+
+def test_drift_lines_name_the_changed_fields_and_ignore_server_metadata():
+    live = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "resourceVersion": "7"},
+        "data": {"a": "1"},
+    }
+    merged = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "resourceVersion": "8"},
+        "data": {"a": "2"},
+    }
+    assert drift_line("ConfigMap/default/x", live, merged) == "ConfigMap/default/x changed: /data/a"
+    assert drift_line("ConfigMap/default/x", live, live) is None
+    assert drift_line("ConfigMap/default/x", None, merged) == "ConfigMap/default/x removed"
+    objects = manifest_objects("---\n# Source: x\nkind: ConfigMap\nmetadata: {name: x}\n", "apps")
+    assert objects[0]["metadata"]["namespace"] == "apps"

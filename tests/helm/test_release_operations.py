@@ -78,6 +78,12 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_in_warn_mode(
         assert env.get("configmap", "fixed-settings")["data"]["mode"] == "default"
         reasons = [e.reason for e in await env.events(fixed)]
         assert "DriftDetected" in reasons and "DriftCorrected" in reasons
+        # the corrected objects stay Helm's to upgrade
+        await env.apply(
+            helmrelease("fixed", driftDetection={"mode": "enabled"}, values={"mode": "next"})
+        )
+        await env.until(fixed, "Ready", "True", "UpgradeSucceeded")
+        assert env.get("configmap", "fixed-settings")["data"]["mode"] == "next"
 
         st = await env.reconciled(warned)
         drifted = condition(st, "Drifted")

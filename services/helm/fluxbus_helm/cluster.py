@@ -1,7 +1,9 @@
 """The target cluster as the helm service uses it besides Helm itself (through
 `fluxbus_kube`, the apply path the kustomize service uses too): reading the
 ConfigMaps and Secrets of `valuesFrom`, and detecting and correcting drift of
-a release's objects by server-side dry-run and staged server-side apply.
+a release's objects by server-side dry-run and staged server-side apply, the
+corrected fields then handed back to Helm's field manager (helm-controller
+corrects as Helm itself, so the next upgrade owns them without conflict).
 
 A HelmRelease with `spec.kubeConfig` is compared on its own cluster (a
 connection opened for the comparison); impersonation follows its KubeTarget.
@@ -14,9 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fluxbus_common.api.kustomize import DriftIgnoreRule
+from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.safeyaml import load as load_yaml
 from fluxbus_helm.errors import ClusterReadError, DriftError
-from fluxbus_helm.logic.drift import drift_line, manifest_objects
+from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
 from fluxbus_helmsdk import KubeTarget
 from fluxbus_kube import ApiError, Cluster, ClusterError, Ref
 from fluxbus_kube.logic.drift import ignored_paths
@@ -94,9 +97,23 @@ class ClusterAccess:
                 changes = await cluster.apply_all(
                     objects, force=True, ignored=ignored_paths(objects, rules)
                 )
+                done = [c for c in changes if c.action in ("created", "configured")]
+                for change in done:
+                    await self._hand_back(cluster, change.ref, change.object)
             except ClusterError as e:
                 raise DriftError(str(e)) from None
-        return [f"{c.subject} {c.action}" for c in changes if c.action in ("created", "configured")]
+        return [f"{c.subject} {c.action}" for c in done]
+
+    @staticmethod
+    async def _hand_back(cluster: Cluster, ref: Ref, obj: Mapping[str, Any] | None) -> None:
+        """Give the corrected fields back to Helm's field manager."""
+        live = obj if obj is not None else await cluster.get(ref)
+        meta = (live or {}).get("metadata") or {}
+        managed = hand_back(meta.get("managedFields") or [], FIELD_MANAGER)
+        if managed is not None:
+            await cluster.replace_managed_fields(
+                ref, str(meta.get("resourceVersion") or ""), managed
+            )
 
     @staticmethod
     def _inputs(

@@ -10,7 +10,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -67,3 +67,47 @@ def drift_line(
     if not fields:
         return None
     return f"{subject} changed: {', '.join(fields)}"
+
+
+HELM_MANAGER = "helm"
+"""Helm's server-side apply field manager (when the object names no other)."""
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        old = out.get(key)
+        out[key] = (
+            _merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+        )
+    return out
+
+
+def hand_back(managed: Sequence[Mapping[str, Any]], ours: str) -> list[dict[str, Any]] | None:
+    """Return managedFields with the fields of `ours` (the manager that corrected
+    drift) moved into Helm's Apply entry, so Helm's next upgrade owns them again
+    (as helm-controller corrects drift as Helm's own manager); None when `ours`
+    holds nothing."""
+    mine = [e for e in managed if e.get("manager") == ours and not e.get("subresource")]
+    if not mine:
+        return None
+    applies = [
+        e
+        for e in managed
+        if e.get("operation") == "Apply" and e.get("manager") != ours and not e.get("subresource")
+    ]
+    helm = next((e for e in applies if e.get("manager") == HELM_MANAGER), None)
+    helm = helm or (applies[0] if len(applies) == 1 else None)
+    fields: dict[str, Any] = dict((helm or {}).get("fieldsV1") or {})
+    for e in mine:
+        fields = _merge(fields, e.get("fieldsV1") or {})
+    entry = {
+        "manager": (helm or {}).get("manager") or HELM_MANAGER,
+        "operation": "Apply",
+        "apiVersion": (helm or mine[0]).get("apiVersion"),
+        "time": (helm or mine[0]).get("time"),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    rest = [dict(e) for e in managed if e not in mine and e is not helm]
+    return [*rest, entry]
