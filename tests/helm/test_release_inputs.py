@@ -93,3 +93,25 @@ async def test_without_the_helm_extra_every_helmrelease_is_stalled_saying_so(
         assert (
             await bus.get_object(subjects.object_key("HelmChart", "default", "default-web")) is None
         )
+
+
+async def test_target_namespace_holds_the_release_and_its_records(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    kubelite.ensure_namespace("apps")
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web", targetNamespace="apps"))
+        await env.publish_chart("default", "default-web", chart())
+        st = await env.ready(key)
+        assert condition(st)["message"] == (
+            "Helm install succeeded for release apps/apps-web.v1 with chart demo@0.1.0"
+        )
+        assert st["storageNamespace"] == "apps"
+        assert env.get("configmap", "apps-web-settings", "-n", "apps") is not None
+        assert [r.revision for r in await env.history("apps-web", "apps")] == [1]
+
+        other = await env.apply(
+            helmrelease("other", targetNamespace="apps", storageNamespace="default")
+        )
+        st = await env.until(other, "Stalled", "True", "InvalidSpec")
+        assert "spec.storageNamespace other than the release namespace" in condition(st)["message"]

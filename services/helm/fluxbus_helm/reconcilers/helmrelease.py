@@ -117,6 +117,15 @@ def _annotation_request(obj: HelmRelease, key: str, handled: str | None) -> str 
     return None
 
 
+def storage_namespace(obj: HelmRelease) -> str:
+    """Where Helm keeps the release's records: `spec.storageNamespace`, else the
+    release (target) namespace. Flux defaults to the HelmRelease's namespace;
+    fluxbus's Helm engine (helm-c) stores a release only in its own namespace, so
+    an unset storageNamespace follows targetNamespace (`helm history -n <target>`
+    sees it) and a different explicit one is refused."""
+    return obj.spec.storage_namespace or obj.spec.target_namespace or obj.metadata.namespace
+
+
 class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
     """Reconciles HelmReleases with Helm (`helm`, None without the helm extra)."""
 
@@ -256,6 +265,13 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         if self.helm is None:
             raise Stalling(str(HelmUnavailable()), HelmReason.INIT_FAILED)
         refused = unsupported(obj.spec)
+        target_ns = obj.spec.target_namespace or obj.metadata.namespace
+        if obj.spec.storage_namespace and obj.spec.storage_namespace != target_ns:
+            refused.append(
+                "spec.storageNamespace other than the release namespace "
+                f"({obj.spec.storage_namespace!r} != {target_ns!r}; Helm's engine keeps "
+                "release records in the release namespace)"
+            )
         if refused:
             raise Stalling(
                 f"{', '.join(refused)}: not supported by fluxbus yet", Reason.INVALID_SPEC
@@ -329,7 +345,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         target = await self.targets.target(obj)
         name = release_name(obj.metadata.name, obj.spec.target_namespace, obj.spec.release_name)
         namespace = obj.spec.target_namespace or obj.metadata.namespace
-        storage_ns = obj.spec.storage_namespace or obj.metadata.namespace
+        storage_ns = storage_namespace(obj)
         actions = Actions(self.helm, self.recorder)
         await self._retarget(obj, actions, target, name, namespace, storage_ns)
         st.storage_namespace = storage_ns
