@@ -120,9 +120,7 @@ def test_the_picked_version_carries_its_urls_and_digest():
         pytest.param(
             "https://h/charts/", "web-1.0.0.tgz", "https://h/charts/web-1.0.0.tgz", id="slash"
         ),
-        pytest.param(
-            "https://h/charts", "https://cdn/x.tgz", "https://cdn/x.tgz", id="absolute"
-        ),
+        pytest.param("https://h/charts", "https://cdn/x.tgz", "https://cdn/x.tgz", id="absolute"),
         pytest.param("https://h/charts", "/x.tgz", "https://h/x.tgz", id="rooted"),
         pytest.param(
             "https://h/charts?token=1", "x.tgz", "https://h/charts/x.tgz?token=1", id="query-kept"
@@ -192,7 +190,7 @@ def test_values_merge_deeply_later_files_winning():
     assert base["image"] == {"repo": "nginx", "tag": "1"}
     files = [("a.yaml", b"a: 1\nb: {c: 1}\n"), ("empty.yaml", b""), ("b.yaml", b"b: {d: 2}\n")]
     assert merge_files(files) == {"a": 1, "b": {"c": 1, "d": 2}}
-    with pytest.raises(ValuesFileError, match="unmarshaling values from 'bad.yaml' failed"):
+    with pytest.raises(ValuesFileError, match=r"unmarshaling values from 'bad\.yaml' failed"):
         merge_files([("bad.yaml", b"- a list\n")])
 
 

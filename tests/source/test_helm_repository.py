@@ -150,9 +150,7 @@ async def test_a_broken_index_keeps_the_previous_artifact(
         assert st["artifact"] == good["artifact"]
 
 
-async def test_an_oci_repository_is_a_static_object_without_status(
-    bus: Bus, tmp_path: Path
-):
+async def test_an_oci_repository_is_a_static_object_without_status(bus: Bus, tmp_path: Path):
     async with helm_sources(bus, tmp_path):
         await apply(bus, helmrepository("oci", "oci://127.0.0.1:1/charts", type="oci"))
 
