@@ -116,6 +116,7 @@ class HelmEngine:
         self.limits = limits or WorkerLimits()
         self._transport = transport
         self._started = False
+        self._closed = False
 
     async def __aenter__(self) -> HelmEngine:
         await self.start()
@@ -131,6 +132,8 @@ class HelmEngine:
 
     async def start(self) -> None:
         """Prepare the workers (they start on first use)."""
+        if self._closed:
+            raise HelmEngineError("the Helm engine is closed")
         if self._started or not available():
             return
         if self._transport is None:
@@ -141,10 +144,16 @@ class HelmEngine:
         self._started = True
 
     async def close(self) -> None:
-        """Stop every worker and wait for it to exit."""
+        """Stop every worker and wait for it to exit; later calls raise HelmEngineError."""
+        self._closed = True
         if self._transport is not None and self._started:
             self._started = False
             await self._transport.close()
+
+    def worker_pids(self, *, busy: bool | None = None) -> list[int]:
+        """Process ids of the running workers (all, or only the busy or idle ones)."""
+        pids = getattr(self._transport, "pids", None)
+        return list(pids(busy=busy)) if callable(pids) else []
 
     async def _call(self, op: str, args: dict[str, Any], *, helm_timeout: float = 0.0) -> Any:
         if not available():

@@ -14,6 +14,9 @@ Helpers
     `<name>-<version>.tgz` in `dest`, as `helm package` lays it out (pure Python).
 `await push_oci(tgz, "oci://127.0.0.1:PORT/charts", auth=RegistryAuth(...))`
     The SDK's push (logged in when `auth` has a username); without `auth`, plain HTTP.
+    With fluxbus_image's `registry` fixtures push to the registry itself,
+    `oci://127.0.0.1:{registry.backend_port}/...`: their counting front does not
+    rewrite the upload URLs the registry hands out (reads may go through the front).
 
 Fixtures
 --------
