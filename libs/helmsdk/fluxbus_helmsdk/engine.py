@@ -17,7 +17,7 @@ from dataclasses import asdict
 from types import TracebackType
 from typing import Any, Protocol
 
-from .errors import HelmEngineError, HelmUnavailable
+from .errors import HelmEngineError, HelmUnavailable, ReleaseError
 from .models import ChartInfo, KubeTarget, RegistryAuth, Release, TestResult, WorkerLimits
 
 # Cluster actions get Helm's own timeout plus this grace before the worker's time limit
@@ -49,6 +49,19 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class _Sealed(str):
+    """A secret string (kubeconfig, password) whose repr does not show it (tracebacks)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
+
+
+def _seal(value: str | None) -> str | None:
+    return None if value is None else _Sealed(value)
+
+
 def _chart(chart: bytes) -> str:
     return base64.b64encode(chart).decode()
 
@@ -57,6 +70,7 @@ def _target(target: KubeTarget) -> dict[str, Any]:
     """The target for a worker, which has its own HOME and no KUBECONFIG: the default
     kubeconfig (`KUBECONFIG`'s first file, then ~/.kube/config) is named here."""
     doc = asdict(target)
+    doc["kubeconfig"] = _seal(target.kubeconfig)
     if target.kubeconfig is None and target.kubeconfig_path is None:
         doc["kubeconfig_path"] = default_kubeconfig()
     return doc
@@ -69,13 +83,27 @@ def default_kubeconfig() -> str | None:
     return next((p for p in candidates if os.path.isfile(p)), None)
 
 
+def _same_storage(namespace: str, storage_namespace: str) -> None:
+    """helm-c 0.2.2 keeps a release's records in the release's own namespace: it has no
+    separate storage namespace (Flux's `storageNamespace` apart from `targetNamespace`)."""
+    if storage_namespace != namespace:
+        raise ReleaseError(
+            f"the Helm engine stores a release in its target namespace {namespace!r}; "
+            f"a separate storage namespace ({storage_namespace!r}) is not supported"
+        )
+
+
 def _absolute(path: str) -> str:
     """`path` made absolute: the worker's working directory is its own."""
     return os.path.abspath(path)
 
 
 def _auth(auth: RegistryAuth | None) -> dict[str, Any] | None:
-    return None if auth is None else asdict(auth)
+    if auth is None:
+        return None
+    doc = asdict(auth)
+    doc["password"] = _seal(auth.password)
+    return doc
 
 
 class HelmEngine:
@@ -88,6 +116,7 @@ class HelmEngine:
         self.limits = limits or WorkerLimits()
         self._transport = transport
         self._started = False
+        self._closed = False
 
     async def __aenter__(self) -> HelmEngine:
         await self.start()
@@ -103,6 +132,8 @@ class HelmEngine:
 
     async def start(self) -> None:
         """Prepare the workers (they start on first use)."""
+        if self._closed:
+            raise HelmEngineError("the Helm engine is closed")
         if self._started or not available():
             return
         if self._transport is None:
@@ -113,10 +144,16 @@ class HelmEngine:
         self._started = True
 
     async def close(self) -> None:
-        """Stop every worker and wait for it to exit."""
+        """Stop every worker and wait for it to exit; later calls raise HelmEngineError."""
+        self._closed = True
         if self._transport is not None and self._started:
             self._started = False
             await self._transport.close()
+
+    def worker_pids(self, *, busy: bool | None = None) -> list[int]:
+        """Process ids of the running workers (all, or only the busy or idle ones)."""
+        pids = getattr(self._transport, "pids", None)
+        return list(pids(busy=busy)) if callable(pids) else []
 
     async def _call(self, op: str, args: dict[str, Any], *, helm_timeout: float = 0.0) -> Any:
         if not available():
@@ -237,7 +274,11 @@ class HelmEngine:
         description: str | None = None,
         dry_run: bool = False,
     ) -> Release:
-        """Install `chart` as `release_name`; returns the new release. Raises ReleaseError & co."""
+        """Install `chart` as `release_name`; returns the new release. Raises ReleaseError & co.
+
+        `storage_namespace` must equal `namespace` (see `_same_storage`).
+        """
+        _same_storage(namespace, storage_namespace)
         doc = await self._call(
             "install",
             {
@@ -283,7 +324,11 @@ class HelmEngine:
         description: str | None = None,
         dry_run: bool = False,
     ) -> Release:
-        """Upgrade `release_name` to `chart` with exactly `values`; returns the new revision."""
+        """Upgrade `release_name` to `chart` with exactly `values`; returns the new revision.
+
+        `storage_namespace` must equal `namespace` (see `_same_storage`).
+        """
+        _same_storage(namespace, storage_namespace)
         doc = await self._call(
             "upgrade",
             {

@@ -153,10 +153,10 @@ class WorkerPool:
         self._all: set[_Worker] = set()
         self._closed = False
 
-    @property
-    def pids(self) -> list[int]:
-        """The process ids of the running workers (busy or idle)."""
-        return sorted(w.pid for w in self._all)
+    def pids(self, *, busy: bool | None = None) -> list[int]:
+        """The process ids of the running workers: all, or only the busy (idle) ones."""
+        idle = {w.pid for w in self._idle}
+        return sorted(w.pid for w in self._all if busy is None or (w.pid not in idle) == busy)
 
     async def start(self) -> None:
         """Nothing to do: workers start with the first calls."""
