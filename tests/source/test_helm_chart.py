@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from helm_helpers import (
     helmrepository,
     put_secret,
     secret,
+    status,
     wait_failing,
     wait_ready,
 )
 
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
+from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
 from fluxbus_helmsdk import HelmEngine, RegistryAuth
 from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart, package_chart, push_oci
@@ -227,3 +230,47 @@ async def test_verification_is_refused_rather_than_pretended(
         assert condition(st, "Stalled") is not None
         assert condition(st, "SourceVerified")["status"] == "False"
         assert "artifact" not in st
+
+
+async def test_deleting_a_chart_collects_its_artifacts_and_suspend_freezes_it(
+    bus: Bus, chart_repo_factory: ChartRepoFactory, tmp_path: Path
+):
+    repo = await chart_repo_factory()
+    await repo.add(make_chart(tmp_path / "a", "web", "1.0.0"))
+    async with helm_sources(bus, tmp_path):
+        await apply(bus, helmrepository("charts", repo.url))
+        doc = helmchart("web", "web", "HelmRepository", "charts")
+        await apply(bus, doc)
+        st = await wait_ready(bus, "HelmChart", "web", "1.0.0")
+        prefix = "helmchart/flux-system/web/"
+        assert await bus.list_artifacts(prefix) == [st["artifact"]["path"]]
+
+        # suspended: a newer chart in the repository is not picked up
+        doc["spec"]["suspend"] = True
+        await apply(bus, doc)
+        await repo.add(make_chart(tmp_path / "b", "web", "1.1.0"))
+        await apply(bus, helmrepository("charts", repo.url, interval="1m"))
+        await wait_for(lambda: _repo_has(bus, "1.1.0"), message="the repository index has 1.1.0")
+        assert (await status(bus, "HelmChart", "web"))["artifact"] == st["artifact"]
+        doc["spec"]["suspend"] = False
+        await apply(bus, doc)
+        await wait_ready(bus, "HelmChart", "web", "1.1.0")
+
+        await bus.request_delete("helmchart.flux-system.web")
+
+        async def gone() -> bool:
+            return await bus.get_object("helmchart.flux-system.web") is None
+
+        await wait_for(gone, message="finalized")
+        assert await bus.list_artifacts(prefix) == []
+
+
+async def _repo_has(bus: Bus, version: str) -> bool:
+    st = await status(bus, "HelmRepository", "charts")
+    if not st.get("artifact"):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "index"
+        await bus.get_artifact(st["artifact"]["path"], dest)
+        index = json.loads(dest.read_bytes())
+    return any(v["version"] == version for v in index["entries"]["web"])
