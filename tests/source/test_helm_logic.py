@@ -220,3 +220,17 @@ def test_a_docker_config_gives_the_login_for_the_registry_host():
     assert docker_config_login(data, "oci://elsewhere/charts", "creds") is None
     with pytest.raises(CredentialsError, match="not valid JSON"):
         docker_config_login({".dockerconfigjson": b"{"}, "oci://h/c", "creds")
+
+
+def test_creation_times_stay_as_written_and_break_ties_between_builds():
+    index = json.loads(
+        normalise_index(
+            b"apiVersion: v1\n"
+            b"entries:\n"
+            b"  web:\n"
+            b"    - {name: web, version: 1.0.0+a, created: 2024-01-01T00:00:00Z, urls: [a]}\n"
+            b"    - {name: web, version: 1.0.0+b, created: 2024-03-01T00:00:00Z, urls: [b]}\n"
+        )
+    )
+    assert index["entries"]["web"][0]["created"] == "2024-03-01T00:00:00Z"
+    assert pick_version(index, "web", "1.0.0").urls == ("b",)
