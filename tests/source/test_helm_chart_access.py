@@ -90,3 +90,12 @@ async def test_an_oci_repository_reads_a_docker_config_secret(
         await apply(bus, helmchart("missing", "podinfo", "HelmRepository", "oci", version="9.x"))
         st = await wait_failing(bus, "HelmChart", "missing", "no 'podinfo' chart with version")
         assert condition(st, "Stalled")["reason"] == "InvalidChartReference"
+
+
+async def test_a_cloud_provider_login_is_refused_clearly(bus: Bus, tmp_path: Path):
+    async with helm_sources(bus, tmp_path):
+        repo = helmrepository("ecr", "oci://123.dkr.ecr.example/charts", type="oci", provider="aws")
+        await apply(bus, repo)
+        await apply(bus, helmchart("app", "app", "HelmRepository", "ecr"))
+        st = await wait_failing(bus, "HelmChart", "app", "spec.provider 'aws'")
+        assert condition(st, "Stalled")["reason"] == "AuthenticationFailed"

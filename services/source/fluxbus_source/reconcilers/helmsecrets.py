@@ -12,7 +12,7 @@ import structlog
 from fluxbus_common.api import Secret
 from fluxbus_common.api.helm import HelmRepository
 from fluxbus_common.conditions import Reason
-from fluxbus_common.errors import Generic
+from fluxbus_common.errors import Generic, Stalling
 from fluxbus_common.ports import SecretReader
 from fluxbus_helmsdk import RegistryAuth
 from fluxbus_source.logic.helmauth import (
@@ -71,8 +71,15 @@ async def repository_credentials(
 
 async def registry_auth(store: SecretReader, repo: HelmRepository) -> RegistryAuth:
     """Registry login of an OCI HelmRepository: `username`/`password` or a Docker config
-    Secret's entry for the registry host; `insecure` allows plain HTTP."""
+    Secret's entry for the registry host; `insecure` allows plain HTTP. A cloud
+    `provider` stalls: fluxbus has no cloud identities to log in with."""
     spec = repo.spec
+    if spec.provider not in (None, "generic"):
+        raise Stalling(
+            f"HelmRepository '{repo.metadata.name}': spec.provider '{spec.provider}' "
+            "(cloud identity) is not supported by fluxbus; use spec.secretRef",
+            Reason.AUTHENTICATION_FAILED,
+        )
     username = password = None
     if spec.secret_ref is not None:
         name = spec.secret_ref.name
