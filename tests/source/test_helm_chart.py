@@ -274,3 +274,20 @@ async def _repo_has(bus: Bus, version: str) -> bool:
         await bus.get_artifact(st["artifact"]["path"], dest)
         index = json.loads(dest.read_bytes())
     return any(v["version"] == version for v in index["entries"]["web"])
+
+
+async def test_a_new_index_revision_brings_the_newer_chart_without_a_request(
+    bus: Bus, chart_repo_factory: ChartRepoFactory, tmp_path: Path
+):
+    repo = await chart_repo_factory()
+    await repo.add(make_chart(tmp_path / "a", "web", "1.0.0"))
+    async with helm_sources(bus, tmp_path):
+        repository = helmrepository("charts", repo.url)
+        await apply(bus, repository)
+        await apply(bus, helmchart("web", "web", "HelmRepository", "charts", version="1.x"))
+        await wait_ready(bus, "HelmChart", "web", "1.0.0")
+        await repo.add(make_chart(tmp_path / "b", "web", "1.1.0"))
+        repository["metadata"]["annotations"] = {keys.RECONCILE_REQUESTED_AT: "new-chart"}
+        await apply(bus, repository)
+        st = await wait_ready(bus, "HelmChart", "web", "1.1.0")
+        assert "lastHandledReconcileAt" not in st
