@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from helm_helpers import (
     apply,
@@ -26,6 +27,7 @@ from helm_helpers import (
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
+from fluxbus_git.testing import HTTPProxy
 from fluxbus_git.testing.tls import TestCA
 from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart
 
@@ -219,3 +221,24 @@ async def test_mutual_tls_presents_the_client_certificate_of_cert_secret_ref(
         await put_secret(bus, secret("legacy", **legacy))
         await apply(bus, helmrepository("legacy", url, secretRef={"name": "legacy"}))
         await wait_ready(bus, "HelmRepository", "legacy")
+
+
+async def test_the_index_is_fetched_through_the_proxy_of_the_environment(
+    bus: Bus,
+    chart_repo_factory: ChartRepoFactory,
+    http_proxy: HTTPProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    repo = await chart_repo_factory()
+    await repo.add(make_chart(tmp_path / "src", "web", "1.0.0"))
+    assert http_proxy.auth is not None
+    host = http_proxy.address.split("://", 1)[-1]
+    user, password = http_proxy.auth.username, http_proxy.auth.password
+    monkeypatch.setenv("HTTP_PROXY", f"http://{user}:{password}@{host}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with helm_sources(bus, tmp_path):
+        await apply(bus, helmrepository("charts", repo.url))
+        await wait_ready(bus, "HelmRepository", "charts")
+    assert http_proxy.requests >= 1
