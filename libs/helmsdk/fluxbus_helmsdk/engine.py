@@ -429,7 +429,10 @@ class HelmEngine:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
     ) -> TestResult:
-        """Run the release's test hooks; a failing test raises ReleaseError."""
+        """Run the release's test hooks: their phases; a failing test raises ReleaseError.
+
+        `logs` stays empty: Helm would read every hook's log as a Pod's, failing Job hooks.
+        """
         doc = await self._call(
             "test",
             {
