@@ -103,6 +103,7 @@ def _auth(auth: RegistryAuth | None) -> dict[str, Any] | None:
         return None
     doc = asdict(auth)
     doc["password"] = _seal(auth.password)
+    doc["key_pem"] = _seal(auth.key_pem)
     return doc
 
 

@@ -28,12 +28,19 @@ class KubeTarget:
 
 @dataclass(frozen=True)
 class RegistryAuth:
-    """Credentials and transport for an OCI registry (never logged: the password has no repr)."""
+    """Credentials and transport for an OCI registry (never logged: secrets have no repr).
+
+    `insecure` skips TLS verification; `ca_pem` trusts a private CA; `cert_pem` and
+    `key_pem` are a client certificate (mTLS), as Flux's `certSecretRef` holds them.
+    """
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     plain_http: bool = False
     insecure: bool = False
+    ca_pem: str | None = field(default=None, repr=False)
+    cert_pem: str | None = field(default=None, repr=False)
+    key_pem: str | None = field(default=None, repr=False)
 
 
 # The smallest memory limit a worker starts under: an idle worker (Python + Helm's Go

@@ -169,9 +169,24 @@ def _registry_host(ref: str) -> str:
     return parts.netloc
 
 
+def _pem_file(directory: str, name: str, pem: str | None) -> str | None:
+    """Write `pem` to a private file for Helm's TLS options; its path (None without pem)."""
+    if not pem:
+        return None
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(pem)
+    return path
+
+
 @contextmanager
 def _registry(ref: str, auth: dict[str, Any] | None) -> Iterator[Any]:
-    """A registry client logged in with `auth`, its credentials in a private file."""
+    """A registry client for `ref`'s host, its credentials in a private file.
+
+    It logs in when there is a username or a TLS setting: Helm keeps the login's TLS
+    options (skip verification, CA, client certificate) for the client's later calls.
+    """
     auth = auth or {}
     host = _registry_host(ref)
     with tempfile.TemporaryDirectory(prefix="helm-registry-") as scratch, _mapped(RegistryError):
@@ -180,13 +195,21 @@ def _registry(ref: str, auth: dict[str, Any] | None) -> Iterator[Any]:
             credentials_file=os.path.join(scratch, "config.json"),
         )
         with client:
-            if auth.get("username"):
-                client.login(
+            tls = _opts(
+                insecure=bool(auth.get("insecure")) or None,
+                plain_http=bool(auth.get("plain_http")) or None,
+                ca_file=_pem_file(scratch, "ca.crt", auth.get("ca_pem")),
+                cert_file=_pem_file(scratch, "tls.crt", auth.get("cert_pem")),
+                key_file=_pem_file(scratch, "tls.key", auth.get("key_pem")),
+            )
+            if auth.get("username") or any(auth.get(k) for k in ("insecure", "ca_pem", "cert_pem")):
+                _native.call_status(
+                    "helm_registry_login",
+                    client._raw(),
                     host,
-                    auth["username"],
+                    auth.get("username") or "",
                     auth.get("password") or "",
-                    insecure=bool(auth.get("insecure")),
-                    plain_http=bool(auth.get("plain_http")),
+                    tls,
                 )
             yield client
 
