@@ -145,10 +145,11 @@ async def test_a_dry_run_install_renders_but_creates_nothing(
     engine: HelmEngine, kubelite: KubeliteHandle, target: KubeTarget, demo_chart: bytes
 ) -> None:
     release = await engine.install(
-        target, demo_chart, "web", {}, namespace=APPS, storage_namespace=STORE, timeout=30,
-        dry_run=True,
+        target, demo_chart, "web", {"replicaCount": 4}, namespace=APPS, storage_namespace=STORE,
+        timeout=30, dry_run=True,
     )  # fmt: skip
     assert "kind: ConfigMap" in release.manifest
+    assert release.config == {"replicaCount": 4}
     assert configmap(kubelite, "web") is None
     assert await engine.status(target, "web", storage_namespace=STORE) is None
 

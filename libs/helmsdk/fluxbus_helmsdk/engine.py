@@ -71,7 +71,9 @@ def _target(target: KubeTarget) -> dict[str, Any]:
     kubeconfig (`KUBECONFIG`'s first file, then ~/.kube/config) is named here."""
     doc = asdict(target)
     doc["kubeconfig"] = _seal(target.kubeconfig)
-    if target.kubeconfig is None and target.kubeconfig_path is None:
+    if target.kubeconfig_path is not None:
+        doc["kubeconfig_path"] = _absolute(target.kubeconfig_path)
+    elif target.kubeconfig is None:
         doc["kubeconfig_path"] = default_kubeconfig()
     return doc
 

@@ -290,10 +290,12 @@ def _get(config: Any, name: str, revision: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def _full(config: Any, summary: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-    """The whole release (info, config, hooks) for an action's answer."""
-    if dry_run:
-        return summary
+def _full(config: Any, summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The whole release (info, config, hooks) for an action's answer; a dry run stored
+    nothing, so its summary and the request say what there is."""
+    if args.get("dry_run"):
+        info = {"status": summary.get("status"), "description": args.get("description")}
+        return {"summary": summary, "config": args.get("values") or {}, "info": info}
     return _get(config, summary["name"], summary.get("revision"))
 
 
@@ -322,7 +324,7 @@ def _write(action: str, args: dict[str, Any], options: dict[str, Any]) -> dict[s
             json.dumps(args.get("values") or {}),
             _opts(**common, **options),
         )
-        return _full(config, json.loads(answer), dry_run)
+        return _full(config, json.loads(answer), args)
 
 
 def install(args: dict[str, Any]) -> dict[str, Any]:
