@@ -15,7 +15,6 @@ import base64
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from .errors import (
     ReleaseNotFound,
     RenderError,
     ValuesError,
+    failing_template,
 )
 
 try:
@@ -43,9 +43,6 @@ except Exception:  # the extra is not installed, or its native library does not 
     helm = None  # type: ignore[assignment]
     _native = None  # type: ignore[assignment]
 
-# Helm names the failing template as "<chart>/templates/<file>:<line>[:<col>]" in
-# "execution error at (...)", "parse error at (...)" and "template: ..." messages.
-_TEMPLATE = re.compile(r"([^\s()\"'<>:]+/templates/[^\s()\"'<>:]+):\d+")
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -53,12 +50,6 @@ Handler = Callable[[dict[str, Any]], Any]
 def available() -> bool:
     """True when helm_python (the `helm` extra) is importable."""
     return helm is not None
-
-
-def failing_template(message: str) -> str | None:
-    """The template path Helm's error message names first, if any."""
-    found = _TEMPLATE.search(message)
-    return found.group(1) if found else None
 
 
 def _translate(error: Exception, default: type[HelmEngineError]) -> HelmEngineError:
