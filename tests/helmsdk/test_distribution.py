@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import ssl
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
 
+from fluxbus_git.testing.tls import TestCA
 from fluxbus_helmsdk import HelmEngine, RegistryAuth, RegistryError
 from fluxbus_helmsdk.testing import ChartRepo, make_chart, package_chart, push_oci
 from fluxbus_image.testing.registry_server import RegistryServer
@@ -108,3 +111,37 @@ async def test_a_chart_repository_can_ask_for_basic_auth_and_serve_https(
     assert refused.value.status == 401
     index = await fetch_index(repo, ssl=trust, headers={"Authorization": basic("helm", "pa55")})
     assert "demo" in index["entries"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("mutual", "trust"),
+    [
+        pytest.param(False, "ca", id="private-ca"),
+        pytest.param(False, "insecure", id="insecure"),
+        pytest.param(True, "ca", id="client-certificate"),
+    ],
+)
+async def test_a_registry_over_tls_is_reached_with_its_ca_or_insecurely(
+    helm_engine: HelmEngine,
+    registry_factory: Callable[..., RegistryServer],
+    test_ca: TestCA,
+    tmp_path: Path,
+    mutual: bool,
+    trust: str,
+) -> None:
+    registry = registry_factory(tls=test_ca, require_client_cert=mutual)
+    remote = f"oci://{registry.host}/charts"
+    auth = (
+        RegistryAuth(insecure=True)
+        if trust == "insecure"
+        else RegistryAuth(ca_pem=test_ca.ca_pem.decode())
+    )
+    if mutual:
+        certificate = {"cert_pem": test_ca.client_cert_pem, "key_pem": test_ca.client_key_pem}
+        auth = replace(auth, **{k: v.decode() for k, v in certificate.items()})
+    (archive,) = versions(tmp_path, "1.0.0")
+    await push_oci(archive, remote, auth=auth, engine=helm_engine)
+    assert await helm_engine.oci_tags(f"{remote}/demo", auth=auth) == ["1.0.0"]
+    assert await helm_engine.oci_pull(f"{remote}/demo", "1.0.0", auth=auth)
+    with pytest.raises(RegistryError, match="certificate"):
+        await helm_engine.oci_tags(f"{remote}/demo")

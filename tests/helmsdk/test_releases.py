@@ -16,7 +16,7 @@ from fluxbus_helmsdk import (
     ReleaseError,
     ReleaseNotFound,
 )
-from fluxbus_helmsdk.testing import make_chart, package_chart
+from fluxbus_helmsdk.testing import DEFAULT_TEMPLATES, make_chart, package_chart
 from fluxbus_kubelite.testing import KubeliteHandle
 
 APPS = "apps"
@@ -88,6 +88,50 @@ async def test_a_storage_namespace_apart_from_the_target_is_refused(
         )  # fmt: skip
 
 
+TEST_JOB = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-test
+  annotations:
+    helm.sh/hook: test
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: check
+          image: busybox:{{ .Values.testTag }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tag", "passes"),
+    [pytest.param("1.36", True, id="passing"), pytest.param("broken", False, id="failing")],
+)
+async def test_helm_test_runs_the_test_hooks_and_records_their_phase(
+    engine: HelmEngine, target: KubeTarget, tmp_path: Path, tag: str, passes: bool
+) -> None:
+    source = make_chart(
+        tmp_path, "demo", templates={**DEFAULT_TEMPLATES, "test.yaml": TEST_JOB},
+        values={"testTag": tag},
+    )  # fmt: skip
+    chart = package_chart(source, tmp_path / "dist").read_bytes()
+    await engine.install(
+        target, chart, "web", {}, namespace=APPS, storage_namespace=STORE, timeout=30
+    )
+    if passes:
+        result = await engine.test(target, "web", storage_namespace=STORE, timeout=30)
+        assert result.hooks == {"web-test": "Succeeded"}
+    else:
+        with pytest.raises(ReleaseError):
+            await engine.test(target, "web", storage_namespace=STORE, timeout=1)
+    release = await engine.status(target, "web", storage_namespace=STORE)
+    assert release is not None and release.test_hooks.get("web-test") == (
+        "Succeeded" if passes else "Failed"
+    )
+
+
 async def test_a_release_that_was_never_installed_has_no_status_and_no_history(
     engine: HelmEngine, target: KubeTarget
 ) -> None:
@@ -101,10 +145,11 @@ async def test_a_dry_run_install_renders_but_creates_nothing(
     engine: HelmEngine, kubelite: KubeliteHandle, target: KubeTarget, demo_chart: bytes
 ) -> None:
     release = await engine.install(
-        target, demo_chart, "web", {}, namespace=APPS, storage_namespace=STORE, timeout=30,
-        dry_run=True,
+        target, demo_chart, "web", {"replicaCount": 4}, namespace=APPS, storage_namespace=STORE,
+        timeout=30, dry_run=True,
     )  # fmt: skip
     assert "kind: ConfigMap" in release.manifest
+    assert release.config == {"replicaCount": 4}
     assert configmap(kubelite, "web") is None
     assert await engine.status(target, "web", storage_namespace=STORE) is None
 

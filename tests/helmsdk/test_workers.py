@@ -98,6 +98,33 @@ async def test_a_worker_killed_mid_call_is_a_crash_and_is_replaced(tmp_path: Pat
         assert victim not in engine.worker_pids()
 
 
+async def test_a_cancelled_call_kills_its_worker_and_the_next_call_works(
+    tmp_path: Path,
+) -> None:
+    slow, fine = chart(tmp_path / "slow", SLOW), chart(tmp_path / "fine")
+    async with HelmEngine(WorkerLimits(workers=1, timeout=60.0)) as engine:
+        call = asyncio.create_task(render(engine, slow))
+        (busy,) = await wait_for(lambda: engine.worker_pids(busy=True), message="a busy worker")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not alive(busy)
+        assert await render(engine, fine)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"workers": 0}, id="no-workers"),
+        pytest.param({"timeout": 0}, id="no-time"),
+        pytest.param({"memory_bytes": 64 * 2**20}, id="too-little-memory"),
+    ],
+)
+def test_limits_a_worker_cannot_run_under_are_refused(limits: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="WorkerLimits"):
+        WorkerLimits(**limits)  # type: ignore[arg-type]
+
+
 async def test_a_slow_call_does_not_hold_up_a_call_on_another_worker(tmp_path: Path) -> None:
     slow, fine = chart(tmp_path / "slow", SLOW), chart(tmp_path / "fine")
     async with HelmEngine(WorkerLimits(workers=2, timeout=60.0)) as engine:

@@ -71,7 +71,9 @@ def _target(target: KubeTarget) -> dict[str, Any]:
     kubeconfig (`KUBECONFIG`'s first file, then ~/.kube/config) is named here."""
     doc = asdict(target)
     doc["kubeconfig"] = _seal(target.kubeconfig)
-    if target.kubeconfig is None and target.kubeconfig_path is None:
+    if target.kubeconfig_path is not None:
+        doc["kubeconfig_path"] = _absolute(target.kubeconfig_path)
+    elif target.kubeconfig is None:
         doc["kubeconfig_path"] = default_kubeconfig()
     return doc
 
@@ -103,6 +105,7 @@ def _auth(auth: RegistryAuth | None) -> dict[str, Any] | None:
         return None
     doc = asdict(auth)
     doc["password"] = _seal(auth.password)
+    doc["key_pem"] = _seal(auth.key_pem)
     return doc
 
 
@@ -429,7 +432,10 @@ class HelmEngine:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
     ) -> TestResult:
-        """Run the release's test hooks; a failing test raises ReleaseError."""
+        """Run the release's test hooks: their phases; a failing test raises ReleaseError.
+
+        `logs` stays empty: Helm would read every hook's log as a Pod's, failing Job hooks.
+        """
         doc = await self._call(
             "test",
             {

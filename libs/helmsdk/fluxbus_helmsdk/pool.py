@@ -98,8 +98,14 @@ class _Worker:
         await self.proc.stdin.drain()
 
     async def exited(self) -> int:
-        """Wait for the process to end and its stderr to be read; its exit status."""
-        code = await self.proc.wait()
+        """Wait for the process to end (killing it when it lingers) and its stderr to be
+        read; its exit status."""
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                code = await self.proc.wait()
+        except TimeoutError:  # it broke the protocol but lives on
+            self.proc.kill()
+            code = await self.proc.wait()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_TIMEOUT):
                 await asyncio.shield(self._drain)

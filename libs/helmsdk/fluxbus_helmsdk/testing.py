@@ -20,7 +20,11 @@ Helpers
 
 Fixtures
 --------
-`helm_engine`           a started `HelmEngine` (2 workers), closed after the test.
+`helm_engine`           a started `HelmEngine` (2 workers), closed after the test. With
+                        kubelite, ask for `kubelite` first: the engine must close before
+                        kubelite stops (its workers keep connections to it open, and
+                        kubelite's stop leaves such a connection's transport unclosed,
+                        a ResourceWarning under filterwarnings=error).
 `chart_repo`            a `ChartRepo` over plain HTTP, anonymous.
 `chart_repo_factory`    `await chart_repo_factory(basic_auth=("user", "pass"), tls=False)`.
 `ChartRepo`             `.url`, `.index_url`, `await .add(chart_dir) -> Path` (packages,
