@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ from helm_helpers import (
 )
 
 from fluxbus_common.bus import Bus
+from fluxbus_git.testing.tls import TestCA
 from fluxbus_helmsdk import HelmEngine, RegistryAuth
 from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart, package_chart, push_oci
 from fluxbus_image.testing import RegistryServer
@@ -99,3 +101,27 @@ async def test_a_cloud_provider_login_is_refused_clearly(bus: Bus, tmp_path: Pat
         await apply(bus, helmchart("app", "app", "HelmRepository", "ecr"))
         st = await wait_failing(bus, "HelmChart", "app", "spec.provider 'aws'")
         assert condition(st, "Stalled")["reason"] == "AuthenticationFailed"
+
+
+async def test_an_oci_registry_over_mutual_tls_uses_cert_secret_ref(
+    bus: Bus,
+    registry_factory: Callable[..., RegistryServer],
+    test_ca: TestCA,
+    helm_engine: HelmEngine,
+    tmp_path: Path,
+):
+    registry = registry_factory(tls=test_ca, require_client_cert=True)
+    remote = f"oci://{registry.host}/charts"
+    pems = {
+        "ca.crt": test_ca.ca_pem.decode(),
+        "tls.crt": test_ca.client_cert_pem.decode(),
+        "tls.key": test_ca.client_key_pem.decode(),
+    }
+    auth = RegistryAuth(ca_pem=pems["ca.crt"], cert_pem=pems["tls.crt"], key_pem=pems["tls.key"])
+    tgz = package_chart(make_chart(tmp_path / "src", "demo", "2.0.0"), tmp_path / "pkg")
+    await push_oci(tgz, remote, auth=auth, engine=helm_engine)
+    async with helm_sources(bus, tmp_path):
+        await put_secret(bus, secret("tls", **pems))
+        await apply(bus, helmrepository("oci", remote, type="oci", certSecretRef={"name": "tls"}))
+        await apply(bus, helmchart("demo", "demo", "HelmRepository", "oci", version=">=1"))
+        await wait_ready(bus, "HelmChart", "demo", "2.0.0")
