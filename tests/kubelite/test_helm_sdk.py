@@ -178,3 +178,26 @@ def test_install_creates_the_target_namespace_when_asked(
     assert kubectl_json(kl, "namespace", target)["status"]["phase"] == "Active"
     assert release_secrets(kl, target, name) == [f"sh.helm.release.v1.{name}.v1"]
     assert kubectl_json(kl, "deployment", name, "-n", target) is not None
+
+
+def test_legacy_wait_reads_the_replicaset_of_the_current_template(
+    kl: KubeliteHandle, ns: str, cfg: Any, chart: Any
+) -> None:
+    name = release_name()
+    cfg.install(chart, name, {"replicaCount": 2}, wait="legacy", timeout=30)
+    cfg.upgrade(chart, name, {"replicaCount": 2, "tag": "1.26"}, wait="legacy", timeout=30)
+
+    sets = kubectl_json(kl, "replicasets", "-n", ns, "-l", f"app={name}")
+    replicas = {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs for rs in sets}
+    assert {image: rs["spec"]["replicas"] for image, rs in replicas.items()} == {
+        "nginx:1.25": 0,
+        "nginx:1.26": 2,
+    }
+    current = replicas["nginx:1.26"]
+    assert current["status"]["readyReplicas"] == 2
+    owner = current["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("Deployment", name, True)
+    assert (
+        current["metadata"]["name"]
+        == f"{name}-{current['metadata']['labels']['pod-template-hash']}"
+    )
