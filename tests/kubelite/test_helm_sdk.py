@@ -201,3 +201,87 @@ def test_legacy_wait_reads_the_replicaset_of_the_current_template(
         current["metadata"]["name"]
         == f"{name}-{current['metadata']['labels']['pod-template-hash']}"
     )
+
+
+STATEFULSET = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  serviceName: {{ .Release.Name }}
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: db, image: "postgres:16"}]
+"""
+
+DAEMONSET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: agent, image: "fluent-bit:3"}]
+"""
+
+CLAIM = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"""
+
+LOAD_BALANCER = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-public
+spec:
+  type: LoadBalancer
+  selector: {app: {{ .Release.Name }}}
+  ports: [{port: 443}]
+"""
+
+SERVER_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-server
+spec:
+  containers: [{name: web, image: "nginx:1.25"}]
+"""
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param(STATEFULSET, id="StatefulSet"),
+        pytest.param(DAEMONSET, id="DaemonSet"),
+        pytest.param(CLAIM, id="PersistentVolumeClaim"),
+        pytest.param(LOAD_BALANCER, id="LoadBalancer Service"),
+        pytest.param(SERVER_POD, id="Pod"),
+    ],
+)
+def test_the_watcher_wait_sees_each_simulated_kind_become_ready(
+    cfg: Any, tmp_path: Path, template: str
+) -> None:
+    chart = helm.Chart.load(write_chart(tmp_path, {"object.yaml": template}))
+    name = release_name()
+
+    release = cfg.install(chart, name, wait="watcher", timeout=10)
+
+    assert release["status"] == "deployed"
