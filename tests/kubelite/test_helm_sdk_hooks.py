@@ -174,3 +174,18 @@ def test_crds_are_installed_before_the_custom_resources_that_use_them(
     cfg.uninstall(name, wait="watcher", timeout=30)
     assert kubectl_json(kl, "widget", f"{name}-widget", "-n", ns) is None
     assert kubectl_json(kl, "crd", "widgets.example.com") is not None  # Helm never deletes crds/
+
+
+def test_a_failing_job_in_the_templates_fails_a_waiting_install(
+    kl: KubeliteHandle, ns: str, cfg: Any, tmp_path: Path
+) -> None:
+    templates = {"job.yaml": job("{{ .Release.Name }}-migrate", "echo migrating; exit 2")}
+    chart = helm.Chart.load(write_chart(tmp_path, templates))
+    name = release_name()
+
+    with pytest.raises(helm.HelmError, match="Failed"):
+        cfg.install(chart, name, wait="watcher", timeout=30)
+
+    assert cfg.status(name)["status"] == "failed"
+    migrate = kubectl_json(kl, "job", f"{name}-migrate", "-n", ns)
+    assert migrate["status"]["failed"] == 1  # backoffLimit 0: the first failed pod ends it
