@@ -209,7 +209,7 @@ def test_drift_lines_name_the_changed_fields_and_ignore_server_metadata():
         "metadata": {"name": "x", "resourceVersion": "8"},
         "data": {"a": "2"},
     }
-    assert drift_line("ConfigMap/default/x", live, merged) == "ConfigMap/default/x changed: /data/a"
+    assert drift_line("ConfigMap/default/x", live, merged) == "ConfigMap/default/x changed: data.a"
     assert drift_line("ConfigMap/default/x", live, live) is None
     assert drift_line("ConfigMap/default/x", None, merged) == "ConfigMap/default/x removed"
     objects = manifest_objects("---\n# Source: x\nkind: ConfigMap\nmetadata: {name: x}\n", "apps")

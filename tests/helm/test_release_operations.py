@@ -88,7 +88,7 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_in_warn_mode(
         st = await env.reconciled(warned)
         drifted = condition(st, "Drifted")
         assert drifted["status"] == "True"
-        assert "ConfigMap/default/warned-settings changed: /data/mode" in drifted["message"]
+        assert "ConfigMap/default/warned-settings changed: data.mode" in drifted["message"]
         assert env.get("configmap", "warned-settings")["data"]["mode"] == "manual"
         assert [r.revision for r in await env.history("warned")] == [1]
 
