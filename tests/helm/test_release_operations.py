@@ -27,7 +27,7 @@ async def test_a_helmrelease_waits_for_the_ones_it_depends_on(
         app_key = await env.apply(helmrelease("app", dependsOn=[{"name": "db"}]))
         db_key = await env.apply(helmrelease("db"))
         st = await env.until(app_key, "Ready", "False", "DependencyNotReady")
-        assert condition(st)["message"].startswith("dependency 'default/db' is not ready")
+        assert condition(st)["message"] == "dependency 'default/db' is not ready"
         assert await env.history("app") == []
 
         await env.publish_chart("default", "default-db", chart())

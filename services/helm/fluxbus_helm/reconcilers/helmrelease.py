@@ -316,11 +316,13 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 self._not_ready(f"dependency '{name}' is not ready")
 
     def _not_ready(self, message: str) -> None:
-        requeue = self.settings.dependency_requeue
+        log.info(
+            "dependencies.not_ready",
+            error=message,
+            retry_in=format_duration(self.settings.dependency_requeue),
+        )
         raise Waiting(
-            f"{message} (retrying in {format_duration(requeue)})",
-            HelmReason.DEPENDENCY_NOT_READY,
-            requeue_after=requeue,
+            message, HelmReason.DEPENDENCY_NOT_READY, requeue_after=self.settings.dependency_requeue
         )
 
     async def reconcile_chart(self, obj: HelmRelease, state: HelmState) -> None:
