@@ -11,6 +11,7 @@ from helmrelease_helpers import chart, condition, helmrelease, running
 
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
+from fluxbus_common.testing.plugin import wait_for
 
 
 async def test_values_come_from_configmaps_and_secrets_in_order_then_inline(
@@ -115,3 +116,23 @@ async def test_target_namespace_holds_the_release_and_its_records(
         )
         st = await env.until(other, "Stalled", "True", "InvalidSpec")
         assert "spec.storageNamespace other than the release namespace" in condition(st)["message"]
+
+
+async def test_a_new_release_name_uninstalls_the_old_release_first(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web"))
+        await env.publish_chart("default", "default-web", chart())
+        await env.ready(key)
+        await env.apply(helmrelease("web", releaseName="site"))
+
+        async def site() -> dict[str, Any] | None:
+            st = await env.status(key)
+            return st if "default/site.v1" in condition(st).get("message", "") else None
+
+        st = await wait_for(site, message="release site installed")
+        assert condition(st)["reason"] == "InstallSucceeded"
+        assert await env.history("web") == []
+        assert env.get("configmap", "web-settings") is None
+        assert env.get("configmap", "site-settings") is not None
