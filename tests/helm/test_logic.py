@@ -4,7 +4,10 @@ machine's choice of action."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +17,7 @@ from fluxbus_common.api.helm import HelmRelease
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
+from fluxbus_helm.logic.storage import mark_failed
 from fluxbus_helm.logic.values import (
     ValuesFormatError,
     config_digest,
@@ -214,3 +218,21 @@ def test_drift_lines_name_the_changed_fields_and_ignore_server_metadata():
     assert drift_line("ConfigMap/default/x", None, merged) == "ConfigMap/default/x removed"
     objects = manifest_objects("---\n# Source: x\nkind: ConfigMap\nmetadata: {name: x}\n", "apps")
     assert objects[0]["metadata"]["namespace"] == "apps"
+
+
+def test_a_pending_release_record_is_marked_failed():
+    release = {"name": "web", "version": 1, "info": {"status": "pending-install"}}
+    packed = base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+    secret = {
+        "metadata": {"name": "sh.helm.release.v1.web.v1", "labels": {"status": "pending-install"}},
+        "data": {"release": base64.b64encode(packed.encode()).decode()},
+    }
+    out = mark_failed(secret, "Release unlocked from stale 'pending-install' state")
+    assert out["metadata"]["labels"]["status"] == "failed"
+    inner = base64.b64decode(base64.b64decode(out["data"]["release"]))
+    assert json.loads(gzip.decompress(inner))["info"] == {
+        "status": "failed",
+        "description": "Release unlocked from stale 'pending-install' state",
+    }
+    with pytest.raises(ValueError):
+        mark_failed({"data": {}}, "x")

@@ -5,6 +5,7 @@ on the cluster of `spec.kubeConfig`, and moving from `spec.chart` to
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from helmrelease_helpers import chart, condition, helmrelease, running
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
+from fluxbus_helm.logic.storage import set_status
 
 
 async def test_a_failed_install_is_uninstalled_then_retried_until_retries_run_out(
@@ -107,3 +109,31 @@ async def test_moving_to_chartref_deletes_the_generated_helmchart(
 
         await wait_for(deleted, message="generated HelmChart deleted")
         assert await bus.get_object(subjects.object_key("HelmChart", "default", "shared"))
+
+
+async def test_a_release_stuck_pending_is_unlocked_and_upgraded(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web", values={"mode": "one"}))
+        await env.publish_chart("default", "default-web", chart())
+        await env.ready(key)
+        # a crash mid-upgrade leaves the record pending (as Helm would)
+        record = env.get("secret", "sh.helm.release.v1.web.v1")
+        assert record is not None
+        stuck = set_status(record, "pending-upgrade", "Preparing upgrade")
+        replaced = kubelite.kubectl("replace", "-f", "-", input=json.dumps(stuck))
+        assert replaced.returncode == 0, replaced.stderr
+        assert [r.status for r in await env.history("web")] == ["pending-upgrade"]
+
+        await env.apply(helmrelease("web", values={"mode": "two"}))
+        await env.until(key, "Ready", "True", "UpgradeSucceeded")
+        assert [(r.revision, r.status) for r in await env.history("web")] == [
+            (1, "superseded"),  # unlocked as failed, then superseded by the upgrade
+            (2, "deployed"),
+        ]
+        events = [(e.reason, e.message) for e in await env.events(key)]
+        assert (
+            "PendingRelease",
+            "Unlocked Helm release default/web.v1 with chart demo@0.1.0 in pending-upgrade state",
+        ) in events

@@ -1,6 +1,7 @@
 """The target cluster as the helm service uses it besides Helm itself (through
 `fluxbus_kube`, the apply path the kustomize service uses too): reading the
-ConfigMaps and Secrets of `valuesFrom`, and detecting and correcting drift of
+ConfigMaps and Secrets of `valuesFrom`, unlocking a release stuck pending in
+Helm's storage, and detecting and correcting drift of
 a release's objects by server-side dry-run and staged server-side apply, the
 corrected fields then handed back to Helm's field manager (helm-controller
 corrects as Helm itself, so the next upgrade owns them without conflict).
@@ -18,8 +19,9 @@ from typing import Any
 from fluxbus_common.api.kustomize import DriftIgnoreRule
 from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.safeyaml import load as load_yaml
-from fluxbus_helm.errors import ClusterReadError, DriftError
+from fluxbus_helm.errors import ClusterReadError, DriftError, StorageError
 from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
+from fluxbus_helm.logic.storage import mark_failed, secret_name
 from fluxbus_helmsdk import KubeTarget
 from fluxbus_kube import ApiError, Cluster, ClusterError, Ref
 from fluxbus_kube.logic.drift import ignored_paths
@@ -114,6 +116,23 @@ class ClusterAccess:
             await cluster.replace_managed_fields(
                 ref, str(meta.get("resourceVersion") or ""), managed
             )
+
+    async def unlock(
+        self, target: KubeTarget, release: str, namespace: str, revision: int, description: str
+    ) -> None:
+        """Mark a pending release revision failed in its storage Secret. Raises StorageError."""
+        name = secret_name(release, revision)
+        try:
+            async with self._on(target) as cluster:
+                resource = await cluster.resource_for("v1", "Secret")
+                ref = Ref(resource, namespace, name)
+                live = await cluster.get(ref)
+                if live is None:
+                    raise StorageError(f"Secret/{namespace}/{name} not found")
+                updated = mark_failed(live, description)
+                await cluster.call("PUT", resource.path(namespace, name), body=updated, what=name)
+        except (ClusterError, DriftError, ValueError) as e:
+            raise StorageError(f"Secret/{namespace}/{name}: {e}") from None
 
     @staticmethod
     def _inputs(

@@ -52,7 +52,7 @@ from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.chart import unsupported
 from fluxbus_helm.logic.reasons import HelmCondition, HelmReason
 from fluxbus_helm.logic.values import config_digest
-from fluxbus_helm.ports import DriftPort, HelmPort, HelmStore, ObjectGetter
+from fluxbus_helm.ports import DriftPort, HelmPort, HelmStore, ObjectGetter, ReleaseStorage
 from fluxbus_helm.reconcilers.actions import Actions, Job
 from fluxbus_helm.reconcilers.atomic import AtomicRelease
 from fluxbus_helm.settings import HelmSettings
@@ -141,6 +141,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         kubeconfig_path: str | None = None,
         cluster_get: ObjectGetter | None = None,
         drift: DriftPort | None = None,
+        storage: ReleaseStorage | None = None,
     ) -> None:
         self.store = store
         self.helm = helm
@@ -156,6 +157,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             default_service_account=self.settings.default_service_account,
         )
         self.drift = drift
+        self.storage = storage
         self._slots = asyncio.Semaphore(self.settings.max_concurrent)
         self._deps_seen: dict[str, tuple[Any, ...]] = {}
         self._charts_seen: dict[str, tuple[Any, ...]] = {}
@@ -379,7 +381,9 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             config_digest=state.config_digest,
         )
         async with self._slots:
-            await AtomicRelease(actions, self.drift).run(obj, job, force=force is not None)
+            await AtomicRelease(actions, self.drift, self.storage).run(
+                obj, job, force=force is not None
+            )
         return Result()
 
     async def _retarget(
