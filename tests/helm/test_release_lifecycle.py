@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helm_helpers import chart, condition, helmrelease, running
+from helmrelease_helpers import chart, condition, helmrelease, running
 
 from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
@@ -90,7 +90,9 @@ async def test_a_value_that_breaks_rendering_names_the_template_and_keeps_the_re
         st = await env.until(key, "Ready", "False", "UpgradeFailed")
 
         message = condition(st)["message"]
-        assert message.startswith("Helm upgrade failed for release default/web with chart demo@0.1.0")
+        assert message.startswith(
+            "Helm upgrade failed for release default/web with chart demo@0.1.0"
+        )
         assert "demo/templates/guard.yaml" in message
         assert "values.fail is set" in message
         assert condition(st, "Reconciling")["status"] == "True"  # retried, not stalled

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from helm_helpers import SETTINGS, chart, condition, helmrelease, running
+from helmrelease_helpers import SETTINGS, chart, condition, helmrelease, running
 
 from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import Runtime
@@ -27,7 +27,7 @@ async def test_a_helmrelease_waits_for_the_ones_it_depends_on(
         app_key = await env.apply(helmrelease("app", dependsOn=[{"name": "db"}]))
         db_key = await env.apply(helmrelease("db"))
         st = await env.until(app_key, "Ready", "False", "DependencyNotReady")
-        assert condition(st)["message"].startswith("dependency 'default/db' is not ready")
+        assert condition(st)["message"] == "dependency 'default/db' is not ready"
         assert await env.history("app") == []
 
         await env.publish_chart("default", "default-db", chart())
@@ -78,11 +78,17 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_in_warn_mode(
         assert env.get("configmap", "fixed-settings")["data"]["mode"] == "default"
         reasons = [e.reason for e in await env.events(fixed)]
         assert "DriftDetected" in reasons and "DriftCorrected" in reasons
+        # the corrected objects stay Helm's to upgrade
+        await env.apply(
+            helmrelease("fixed", driftDetection={"mode": "enabled"}, values={"mode": "next"})
+        )
+        await env.until(fixed, "Ready", "True", "UpgradeSucceeded")
+        assert env.get("configmap", "fixed-settings")["data"]["mode"] == "next"
 
         st = await env.reconciled(warned)
         drifted = condition(st, "Drifted")
         assert drifted["status"] == "True"
-        assert "ConfigMap/default/warned-settings changed: /data/mode" in drifted["message"]
+        assert "ConfigMap/default/warned-settings changed: data.mode" in drifted["message"]
         assert env.get("configmap", "warned-settings")["data"]["mode"] == "manual"
         assert [r.revision for r in await env.history("warned")] == [1]
 
@@ -122,3 +128,26 @@ async def test_the_service_starts_without_helm_and_serves_its_probes(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(service, 20)
+
+
+async def test_force_at_upgrades_an_in_sync_release_and_reset_at_clears_failures(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    async with running(bus, kubelite, tmp_path) as env:
+        key = await env.apply(helmrelease("web"))
+        await env.publish_chart("default", "default-web", chart())
+        await env.ready(key)
+
+        token = await env.request(key, **{"reconcile.fluxcd.io/forceAt": "token"})
+        st = await env.until(key, "Ready", "True", "UpgradeSucceeded")
+        assert st["lastHandledForceAt"] == token
+        assert [r.revision for r in await env.history("web")] == [1, 2]
+
+        token = await env.request(key, **{"reconcile.fluxcd.io/resetAt": "token"})
+
+        async def reset() -> dict[str, Any] | None:
+            status = await env.status(key)
+            return status if status.get("lastHandledResetAt") == token else None
+
+        await wait_for(reset, message="resetAt handled")
+        assert [r.revision for r in await env.history("web")] == [1, 2]

@@ -11,6 +11,10 @@ from fluxbus_helmsdk import ChartLoadError, HelmEngine, RenderError, ValuesError
 from fluxbus_helmsdk.testing import make_chart, package_chart
 
 
+def read(path: str | Path) -> bytes:
+    return Path(path).read_bytes()
+
+
 async def test_render_fills_the_templates_with_values_and_the_release(
     helm_engine: HelmEngine, demo_chart: bytes
 ) -> None:
@@ -94,7 +98,7 @@ async def test_package_sets_the_version_and_replaces_values_yaml(
         values_yaml="replicaCount: 7\n",
     )
     assert Path(path).name == "demo-1.2.3+abcdef.tgz"
-    info = await helm_engine.chart_info(Path(path).read_bytes())
+    info = await helm_engine.chart_info(read(path))
     assert info.version == "1.2.3+abcdef"
     assert info.values == {"replicaCount": 7}
     assert yaml.safe_load((chart_dir / "values.yaml").read_text())["replicaCount"] == 1
@@ -104,5 +108,5 @@ async def test_packaging_a_directory_without_chart_yaml_is_a_chart_load_error(
     helm_engine: HelmEngine, tmp_path: Path
 ) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ChartLoadError, match="Chart.yaml"):
+    with pytest.raises(ChartLoadError, match=r"Chart\.yaml"):
         await helm_engine.package(str(tmp_path / "empty"), str(tmp_path / "out"))

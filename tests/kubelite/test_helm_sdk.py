@@ -178,3 +178,110 @@ def test_install_creates_the_target_namespace_when_asked(
     assert kubectl_json(kl, "namespace", target)["status"]["phase"] == "Active"
     assert release_secrets(kl, target, name) == [f"sh.helm.release.v1.{name}.v1"]
     assert kubectl_json(kl, "deployment", name, "-n", target) is not None
+
+
+def test_legacy_wait_reads_the_replicaset_of_the_current_template(
+    kl: KubeliteHandle, ns: str, cfg: Any, chart: Any
+) -> None:
+    name = release_name()
+    cfg.install(chart, name, {"replicaCount": 2}, wait="legacy", timeout=30)
+    cfg.upgrade(chart, name, {"replicaCount": 2, "tag": "1.26"}, wait="legacy", timeout=30)
+
+    sets = kubectl_json(kl, "replicasets", "-n", ns, "-l", f"app={name}")
+    replicas = {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs for rs in sets}
+    assert {image: rs["spec"]["replicas"] for image, rs in replicas.items()} == {
+        "nginx:1.25": 0,
+        "nginx:1.26": 2,
+    }
+    current = replicas["nginx:1.26"]
+    assert current["status"]["readyReplicas"] == 2
+    owner = current["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("Deployment", name, True)
+    assert (
+        current["metadata"]["name"]
+        == f"{name}-{current['metadata']['labels']['pod-template-hash']}"
+    )
+
+
+STATEFULSET = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  serviceName: {{ .Release.Name }}
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: db, image: "postgres:16"}]
+"""
+
+DAEMONSET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: agent, image: "fluent-bit:3"}]
+"""
+
+CLAIM = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"""
+
+LOAD_BALANCER = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-public
+spec:
+  type: LoadBalancer
+  selector: {app: {{ .Release.Name }}}
+  ports: [{port: 443}]
+"""
+
+SERVER_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-server
+spec:
+  containers: [{name: web, image: "nginx:1.25"}]
+"""
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param(STATEFULSET, id="StatefulSet"),
+        pytest.param(DAEMONSET, id="DaemonSet"),
+        pytest.param(CLAIM, id="PersistentVolumeClaim"),
+        pytest.param(LOAD_BALANCER, id="LoadBalancer Service"),
+        pytest.param(SERVER_POD, id="Pod"),
+    ],
+)
+def test_the_watcher_wait_sees_each_simulated_kind_become_ready(
+    cfg: Any, tmp_path: Path, template: str
+) -> None:
+    chart = helm.Chart.load(write_chart(tmp_path, {"object.yaml": template}))
+    name = release_name()
+
+    release = cfg.install(chart, name, wait="watcher", timeout=10)
+
+    assert release["status"] == "deployed"

@@ -16,9 +16,9 @@ CRD = """\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.example.com
+  name: widgets.helmsdk.example.com
 spec:
-  group: example.com
+  group: helmsdk.example.com
   names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
   scope: Namespaced
   versions:
@@ -36,7 +36,7 @@ spec:
 """
 
 WIDGET = """\
-apiVersion: example.com/v1
+apiVersion: helmsdk.example.com/v1
 kind: Widget
 metadata:
   name: {{ .Release.Name }}-widget
@@ -166,11 +166,28 @@ def test_crds_are_installed_before_the_custom_resources_that_use_them(
     cfg.install(chart, name, wait="watcher", timeout=30)
     cfg.upgrade(chart, name, {"size": 5}, wait="watcher", timeout=30)
 
-    crd = kubectl_json(kl, "crd", "widgets.example.com")
+    crd = kubectl_json(kl, "crd", "widgets.helmsdk.example.com")
     established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert established["Established"] == "True"
     assert kubectl_json(kl, "widget", f"{name}-widget", "-n", ns)["spec"] == {"size": 5}
 
     cfg.uninstall(name, wait="watcher", timeout=30)
     assert kubectl_json(kl, "widget", f"{name}-widget", "-n", ns) is None
-    assert kubectl_json(kl, "crd", "widgets.example.com") is not None  # Helm never deletes crds/
+    assert (
+        kubectl_json(kl, "crd", "widgets.helmsdk.example.com") is not None
+    )  # Helm never deletes crds/
+
+
+def test_a_failing_job_in_the_templates_fails_a_waiting_install(
+    kl: KubeliteHandle, ns: str, cfg: Any, tmp_path: Path
+) -> None:
+    templates = {"job.yaml": job("{{ .Release.Name }}-migrate", "echo migrating; exit 2")}
+    chart = helm.Chart.load(write_chart(tmp_path, templates))
+    name = release_name()
+
+    with pytest.raises(helm.HelmError, match="Failed"):
+        cfg.install(chart, name, wait="watcher", timeout=30)
+
+    assert cfg.status(name)["status"] == "failed"
+    migrate = kubectl_json(kl, "job", f"{name}-migrate", "-n", ns)
+    assert migrate["status"]["failed"] == 1  # backoffLimit 0: the first failed pod ends it

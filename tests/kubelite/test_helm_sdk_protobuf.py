@@ -96,3 +96,4 @@ async def test_a_protobuf_body_of_an_unknown_kind_is_unsupported_media(raw: Raw,
     body = envelope("v1", "Pod", b"")
     status, answer, _ = await raw("POST", f"/api/v1/namespaces/{ns}/pods", body, PROTOBUF)
     assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
+    assert "accepted media types include: application/json, application/yaml;" in answer["message"]

@@ -47,9 +47,7 @@ async def helm_sources(
     try:
         async with contextlib.AsyncExitStack() as stack:
             for r in reconcilers:
-                await stack.enter_async_context(
-                    running_runtime(bus, r, SETTINGS, service="source")
-                )
+                await stack.enter_async_context(running_runtime(bus, r, SETTINGS, service="source"))
             yield
     finally:
         git.close()

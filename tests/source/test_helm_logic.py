@@ -120,9 +120,7 @@ def test_the_picked_version_carries_its_urls_and_digest():
         pytest.param(
             "https://h/charts/", "web-1.0.0.tgz", "https://h/charts/web-1.0.0.tgz", id="slash"
         ),
-        pytest.param(
-            "https://h/charts", "https://cdn/x.tgz", "https://cdn/x.tgz", id="absolute"
-        ),
+        pytest.param("https://h/charts", "https://cdn/x.tgz", "https://cdn/x.tgz", id="absolute"),
         pytest.param("https://h/charts", "/x.tgz", "https://h/x.tgz", id="rooted"),
         pytest.param(
             "https://h/charts?token=1", "x.tgz", "https://h/charts/x.tgz?token=1", id="query-kept"
@@ -192,7 +190,7 @@ def test_values_merge_deeply_later_files_winning():
     assert base["image"] == {"repo": "nginx", "tag": "1"}
     files = [("a.yaml", b"a: 1\nb: {c: 1}\n"), ("empty.yaml", b""), ("b.yaml", b"b: {d: 2}\n")]
     assert merge_files(files) == {"a": 1, "b": {"c": 1, "d": 2}}
-    with pytest.raises(ValuesFileError, match="unmarshaling values from 'bad.yaml' failed"):
+    with pytest.raises(ValuesFileError, match=r"unmarshaling values from 'bad\.yaml' failed"):
         merge_files([("bad.yaml", b"- a list\n")])
 
 
@@ -222,3 +220,17 @@ def test_a_docker_config_gives_the_login_for_the_registry_host():
     assert docker_config_login(data, "oci://elsewhere/charts", "creds") is None
     with pytest.raises(CredentialsError, match="not valid JSON"):
         docker_config_login({".dockerconfigjson": b"{"}, "oci://h/c", "creds")
+
+
+def test_creation_times_stay_as_written_and_break_ties_between_builds():
+    index = json.loads(
+        normalise_index(
+            b"apiVersion: v1\n"
+            b"entries:\n"
+            b"  web:\n"
+            b"    - {name: web, version: 1.0.0+a, created: 2024-01-01T00:00:00Z, urls: [a]}\n"
+            b"    - {name: web, version: 1.0.0+b, created: 2024-03-01T00:00:00Z, urls: [b]}\n"
+        )
+    )
+    assert index["entries"]["web"][0]["created"] == "2024-03-01T00:00:00Z"
+    assert pick_version(index, "web", "1.0.0").urls == ("b",)

@@ -3,9 +3,14 @@ SDK), a real nats-server, the controller runtime and the index artifact in the o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+from aiohttp import web
 from helm_helpers import (
     apply,
     artifact_bytes,
@@ -22,6 +27,8 @@ from helm_helpers import (
 from fluxbus_common import keys
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
+from fluxbus_git.testing import HTTPProxy
+from fluxbus_git.testing.tls import TestCA
 from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart
 
 
@@ -150,9 +157,7 @@ async def test_a_broken_index_keeps_the_previous_artifact(
         assert st["artifact"] == good["artifact"]
 
 
-async def test_an_oci_repository_is_a_static_object_without_status(
-    bus: Bus, tmp_path: Path
-):
+async def test_an_oci_repository_is_a_static_object_without_status(bus: Bus, tmp_path: Path):
     async with helm_sources(bus, tmp_path):
         await apply(bus, helmrepository("oci", "oci://127.0.0.1:1/charts", type="oci"))
 
@@ -169,3 +174,71 @@ async def test_an_oci_url_with_the_default_type_stalls(bus: Bus, tmp_path: Path)
         await apply(bus, helmrepository("bad", "oci://127.0.0.1:1/charts"))
         st = await wait_failing(bus, "HelmRepository", "bad", "'oci' URL scheme cannot be used")
         assert condition(st, "Stalled")["reason"] == "URLInvalid"
+
+
+@contextlib.asynccontextmanager
+async def mtls_server(directory: Path, ca: TestCA) -> AsyncIterator[str]:
+    """Serve `directory` over https, requiring a client certificate signed by `ca`."""
+    app = web.Application()
+    app.router.add_static("/", directory)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca.path("ca.crt"))
+    context.load_cert_chain(ca.path("server.crt"), ca.path("server.key"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        yield f"https://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_mutual_tls_presents_the_client_certificate_of_cert_secret_ref(
+    bus: Bus, chart_repo_factory: ChartRepoFactory, test_ca: TestCA, tmp_path: Path
+):
+    repo = await chart_repo_factory()
+    await repo.add(make_chart(tmp_path / "src", "web", "1.0.0"))
+    async with mtls_server(repo.dir, test_ca) as url, helm_sources(bus, tmp_path):
+        ca_only = {"ca.crt": test_ca.ca_pem.decode()}
+        await put_secret(bus, secret("ca-only", **ca_only))
+        await apply(bus, helmrepository("anonymous", url, certSecretRef={"name": "ca-only"}))
+        await wait_failing(bus, "HelmRepository", "anonymous", "failed to fetch")
+        full = {
+            **ca_only,
+            "tls.crt": test_ca.client_cert_pem.decode(),
+            "tls.key": test_ca.client_key_pem.decode(),
+        }
+        await put_secret(bus, secret("mtls", **full))
+        await apply(bus, helmrepository("charts", url, certSecretRef={"name": "mtls"}))
+        await wait_ready(bus, "HelmRepository", "charts")
+        # the deprecated keys of spec.secretRef still work, as in Flux
+        legacy = {
+            "caFile": test_ca.ca_pem.decode(),
+            "certFile": test_ca.client_cert_pem.decode(),
+            "keyFile": test_ca.client_key_pem.decode(),
+        }
+        await put_secret(bus, secret("legacy", **legacy))
+        await apply(bus, helmrepository("legacy", url, secretRef={"name": "legacy"}))
+        await wait_ready(bus, "HelmRepository", "legacy")
+
+
+async def test_the_index_is_fetched_through_the_proxy_of_the_environment(
+    bus: Bus,
+    chart_repo_factory: ChartRepoFactory,
+    http_proxy: HTTPProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    repo = await chart_repo_factory()
+    await repo.add(make_chart(tmp_path / "src", "web", "1.0.0"))
+    assert http_proxy.auth is not None
+    host = http_proxy.address.split("://", 1)[-1]
+    user, password = http_proxy.auth.username, http_proxy.auth.password
+    monkeypatch.setenv("HTTP_PROXY", f"http://{user}:{password}@{host}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with helm_sources(bus, tmp_path):
+        await apply(bus, helmrepository("charts", repo.url))
+        await wait_ready(bus, "HelmRepository", "charts")
+    assert http_proxy.requests >= 1

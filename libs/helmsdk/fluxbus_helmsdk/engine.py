@@ -71,7 +71,9 @@ def _target(target: KubeTarget) -> dict[str, Any]:
     kubeconfig (`KUBECONFIG`'s first file, then ~/.kube/config) is named here."""
     doc = asdict(target)
     doc["kubeconfig"] = _seal(target.kubeconfig)
-    if target.kubeconfig is None and target.kubeconfig_path is None:
+    if target.kubeconfig_path is not None:
+        doc["kubeconfig_path"] = _absolute(target.kubeconfig_path)
+    elif target.kubeconfig is None:
         doc["kubeconfig_path"] = default_kubeconfig()
     return doc
 
@@ -103,6 +105,7 @@ def _auth(auth: RegistryAuth | None) -> dict[str, Any] | None:
         return None
     doc = asdict(auth)
     doc["password"] = _seal(auth.password)
+    doc["key_pem"] = _seal(auth.key_pem)
     return doc
 
 
@@ -116,6 +119,7 @@ class HelmEngine:
         self.limits = limits or WorkerLimits()
         self._transport = transport
         self._started = False
+        self._closed = False
 
     async def __aenter__(self) -> HelmEngine:
         await self.start()
@@ -131,6 +135,8 @@ class HelmEngine:
 
     async def start(self) -> None:
         """Prepare the workers (they start on first use)."""
+        if self._closed:
+            raise HelmEngineError("the Helm engine is closed")
         if self._started or not available():
             return
         if self._transport is None:
@@ -141,10 +147,16 @@ class HelmEngine:
         self._started = True
 
     async def close(self) -> None:
-        """Stop every worker and wait for it to exit."""
+        """Stop every worker and wait for it to exit; later calls raise HelmEngineError."""
+        self._closed = True
         if self._transport is not None and self._started:
             self._started = False
             await self._transport.close()
+
+    def worker_pids(self, *, busy: bool | None = None) -> list[int]:
+        """Process ids of the running workers (all, or only the busy or idle ones)."""
+        pids = getattr(self._transport, "pids", None)
+        return list(pids(busy=busy)) if callable(pids) else []
 
     async def _call(self, op: str, args: dict[str, Any], *, helm_timeout: float = 0.0) -> Any:
         if not available():
@@ -420,7 +432,10 @@ class HelmEngine:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
     ) -> TestResult:
-        """Run the release's test hooks; a failing test raises ReleaseError."""
+        """Run the release's test hooks: their phases; a failing test raises ReleaseError.
+
+        `logs` stays empty: Helm would read every hook's log as a Pod's, failing Job hooks.
+        """
         doc = await self._call(
             "test",
             {

@@ -17,6 +17,9 @@ from fluxbus_common.redact import redact_text
 UNAVAILABLE_MESSAGE = "Helm kinds need the helm extra: pip install 'fluxbus[helm]'"
 
 _SPACES = re.compile(r"\s+")
+# Helm names the failing template as "<chart>/templates/<file>:<line>[:<col>]" in
+# "execution error at (...)", "parse error at (...)" and "template: ..." messages.
+_TEMPLATE = re.compile(r"([^\s()\"'<>:]+/templates/[^\s()\"'<>:]+):\d+")
 # The longest message kept: Helm's errors can quote whole manifests.
 _MAX_MESSAGE = 2000
 
@@ -25,6 +28,12 @@ def one_line(text: str) -> str:
     """`text` on one line, redacted and capped at a readable length."""
     flat = _SPACES.sub(" ", redact_text(text)).strip()
     return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 1] + "…"
+
+
+def failing_template(message: str) -> str | None:
+    """The template path Helm's error message names first, if any."""
+    found = _TEMPLATE.search(message)
+    return found.group(1) if found else None
 
 
 class HelmEngineError(Exception):

@@ -28,12 +28,24 @@ class KubeTarget:
 
 @dataclass(frozen=True)
 class RegistryAuth:
-    """Credentials and transport for an OCI registry (never logged: the password has no repr)."""
+    """Credentials and transport for an OCI registry (never logged: secrets have no repr).
+
+    `insecure` skips TLS verification; `ca_pem` trusts a private CA; `cert_pem` and
+    `key_pem` are a client certificate (mTLS), as Flux's `certSecretRef` holds them.
+    """
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     plain_http: bool = False
     insecure: bool = False
+    ca_pem: str | None = field(default=None, repr=False)
+    cert_pem: str | None = field(default=None, repr=False)
+    key_pem: str | None = field(default=None, repr=False)
+
+
+# The smallest memory limit a worker starts under: an idle worker (Python + Helm's Go
+# runtime) has ~145 MiB of data mappings; 256 MiB leaves room for small charts.
+MIN_WORKER_MEMORY = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -41,8 +53,20 @@ class WorkerLimits:
     """How many worker processes run Helm, and what each may use per call."""
 
     workers: int = 2
-    memory_bytes: int = 768 * 2**20
-    timeout: float = 300.0
+    memory_bytes: int = 768 * 2**20  # data memory (RLIMIT_DATA) per worker; 0: no limit
+    timeout: float = 300.0  # seconds per call (cluster actions: at least their timeout + 30)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"WorkerLimits.workers must be at least 1, not {self.workers}")
+        if self.timeout <= 0:
+            raise ValueError(f"WorkerLimits.timeout must be positive, not {self.timeout}")
+        if self.memory_bytes and self.memory_bytes < MIN_WORKER_MEMORY:
+            raise ValueError(
+                f"WorkerLimits.memory_bytes must be 0 (no limit) or at least "
+                f"{MIN_WORKER_MEMORY} (Helm's Go runtime alone maps ~150 MiB), "
+                f"not {self.memory_bytes}"
+            )
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,14 @@ class _Worker:
         await self.proc.stdin.drain()
 
     async def exited(self) -> int:
-        """Wait for the process to end and its stderr to be read; its exit status."""
-        code = await self.proc.wait()
+        """Wait for the process to end (killing it when it lingers) and its stderr to be
+        read; its exit status."""
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                code = await self.proc.wait()
+        except TimeoutError:  # it broke the protocol but lives on
+            self.proc.kill()
+            code = await self.proc.wait()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_TIMEOUT):
                 await asyncio.shield(self._drain)
@@ -153,10 +159,10 @@ class WorkerPool:
         self._all: set[_Worker] = set()
         self._closed = False
 
-    @property
-    def pids(self) -> list[int]:
-        """The process ids of the running workers (busy or idle)."""
-        return sorted(w.pid for w in self._all)
+    def pids(self, *, busy: bool | None = None) -> list[int]:
+        """The process ids of the running workers: all, or only the busy (idle) ones."""
+        idle = {w.pid for w in self._idle}
+        return sorted(w.pid for w in self._all if busy is None or (w.pid not in idle) == busy)
 
     async def start(self) -> None:
         """Nothing to do: workers start with the first calls."""

@@ -15,7 +15,6 @@ import base64
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from .errors import (
     ReleaseNotFound,
     RenderError,
     ValuesError,
+    failing_template,
 )
 
 try:
@@ -43,9 +43,6 @@ except Exception:  # the extra is not installed, or its native library does not 
     helm = None  # type: ignore[assignment]
     _native = None  # type: ignore[assignment]
 
-# Helm names the failing template as "<chart>/templates/<file>:<line>[:<col>]" in
-# "execution error at (...)", "parse error at (...)" and "template: ..." messages.
-_TEMPLATE = re.compile(r"([^\s()\"'<>:]+/templates/[^\s()\"'<>:]+):\d+")
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -53,12 +50,6 @@ Handler = Callable[[dict[str, Any]], Any]
 def available() -> bool:
     """True when helm_python (the `helm` extra) is importable."""
     return helm is not None
-
-
-def failing_template(message: str) -> str | None:
-    """The template path Helm's error message names first, if any."""
-    found = _TEMPLATE.search(message)
-    return found.group(1) if found else None
 
 
 def _translate(error: Exception, default: type[HelmEngineError]) -> HelmEngineError:
@@ -169,9 +160,24 @@ def _registry_host(ref: str) -> str:
     return parts.netloc
 
 
+def _pem_file(directory: str, name: str, pem: str | None) -> str | None:
+    """Write `pem` to a private file for Helm's TLS options; its path (None without pem)."""
+    if not pem:
+        return None
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(pem)
+    return path
+
+
 @contextmanager
 def _registry(ref: str, auth: dict[str, Any] | None) -> Iterator[Any]:
-    """A registry client logged in with `auth`, its credentials in a private file."""
+    """A registry client for `ref`'s host, its credentials in a private file.
+
+    It logs in when there is a username or a TLS setting: Helm keeps the login's TLS
+    options (skip verification, CA, client certificate) for the client's later calls.
+    """
     auth = auth or {}
     host = _registry_host(ref)
     with tempfile.TemporaryDirectory(prefix="helm-registry-") as scratch, _mapped(RegistryError):
@@ -180,13 +186,21 @@ def _registry(ref: str, auth: dict[str, Any] | None) -> Iterator[Any]:
             credentials_file=os.path.join(scratch, "config.json"),
         )
         with client:
-            if auth.get("username"):
-                client.login(
+            tls = _opts(
+                insecure=bool(auth.get("insecure")) or None,
+                plain_http=bool(auth.get("plain_http")) or None,
+                ca_file=_pem_file(scratch, "ca.crt", auth.get("ca_pem")),
+                cert_file=_pem_file(scratch, "tls.crt", auth.get("cert_pem")),
+                key_file=_pem_file(scratch, "tls.key", auth.get("key_pem")),
+            )
+            if auth.get("username") or any(auth.get(k) for k in ("insecure", "ca_pem", "cert_pem")):
+                _native.call_status(
+                    "helm_registry_login",
+                    client._raw(),
                     host,
-                    auth["username"],
+                    auth.get("username") or "",
                     auth.get("password") or "",
-                    insecure=bool(auth.get("insecure")),
-                    plain_http=bool(auth.get("plain_http")),
+                    tls,
                 )
             yield client
 
@@ -267,10 +281,12 @@ def _get(config: Any, name: str, revision: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def _full(config: Any, summary: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-    """The whole release (info, config, hooks) for an action's answer."""
-    if dry_run:
-        return summary
+def _full(config: Any, summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The whole release (info, config, hooks) for an action's answer; a dry run stored
+    nothing, so its summary and the request say what there is."""
+    if args.get("dry_run"):
+        info = {"status": summary.get("status"), "description": args.get("description")}
+        return {"summary": summary, "config": args.get("values") or {}, "info": info}
     return _get(config, summary["name"], summary.get("revision"))
 
 
@@ -299,7 +315,7 @@ def _write(action: str, args: dict[str, Any], options: dict[str, Any]) -> dict[s
             json.dumps(args.get("values") or {}),
             _opts(**common, **options),
         )
-        return _full(config, json.loads(answer), dry_run)
+        return _full(config, json.loads(answer), args)
 
 
 def install(args: dict[str, Any]) -> dict[str, Any]:
@@ -362,15 +378,15 @@ def uninstall(args: dict[str, Any]) -> None:
 
 def test(args: dict[str, Any]) -> dict[str, Any]:
     with _config(args) as config, _mapped(ReleaseError):
-        answer: dict[str, Any] = config.test(
+        # No logs: Helm reads a log for every test hook as if it were a Pod, so a Job hook
+        # would fail a passing test (Flux does not collect them either).
+        config.test(
             args["release_name"],
             timeout=_seconds(args["timeout"]),
-            logs=True,
             include_names=args.get("include") or None,
             exclude_names=args.get("exclude") or None,
         )
-        release = _get(config, args["release_name"])
-        return {"release": release, "logs": str(answer.get("logs") or "")}
+        return {"release": _get(config, args["release_name"]), "logs": ""}
 
 
 def history(args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,10 +14,17 @@ Helpers
     `<name>-<version>.tgz` in `dest`, as `helm package` lays it out (pure Python).
 `await push_oci(tgz, "oci://127.0.0.1:PORT/charts", auth=RegistryAuth(...))`
     The SDK's push (logged in when `auth` has a username); without `auth`, plain HTTP.
+    With fluxbus_image's `registry` fixtures push to the registry itself,
+    `oci://127.0.0.1:{registry.backend_port}/...`: their counting front does not
+    rewrite the upload URLs the registry hands out (reads may go through the front).
 
 Fixtures
 --------
-`helm_engine`           a started `HelmEngine` (2 workers), closed after the test.
+`helm_engine`           a started `HelmEngine` (2 workers), closed after the test. With
+                        kubelite, ask for `kubelite` first: the engine must close before
+                        kubelite stops (its workers keep connections to it open, and
+                        kubelite's stop leaves such a connection's transport unclosed,
+                        a ResourceWarning under filterwarnings=error).
 `chart_repo`            a `ChartRepo` over plain HTTP, anonymous.
 `chart_repo_factory`    `await chart_repo_factory(basic_auth=("user", "pass"), tls=False)`.
 `ChartRepo`             `.url`, `.index_url`, `await .add(chart_dir) -> Path` (packages,

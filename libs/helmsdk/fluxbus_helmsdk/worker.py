@@ -14,14 +14,18 @@ Secrets (kubeconfigs, registry passwords) arrive only in request frames.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
+import signal
 import sys
 from typing import Any, BinaryIO
 
 from . import protocol
 from .errors import HelmEngineError, WorkerLimitExceeded, to_wire
 
+# prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 # Exit status after a Python MemoryError: the process may be in a bad state.
 EXIT_MEMORY = 3
 
@@ -63,8 +67,22 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"id": request.get("id"), "error": to_wire(error)}
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the engine's process dies (no orphans)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not fatal: the worker still exits on stdin EOF
+        return
+    if os.getppid() == 1:  # the parent is already gone
+        sys.exit(0)
+
+
 def serve(memory_bytes: int | None) -> int:
     """Serve requests until stdin closes; returns the exit status."""
+    _die_with_parent()
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     requests = sys.stdin.buffer

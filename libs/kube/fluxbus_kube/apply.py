@@ -59,17 +59,18 @@ class Cluster(PreviewingClient):
     async def take_over_fields(
         self, ref: Ref, live: dict[str, Any], keep: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Make fluxbus the owner of what kubectl changed by hand (ssa Override).
+        """Make fluxbus (`field_manager`) the owner of what kubectl changed by hand
+        (ssa Override).
 
         The fields of the `kubectl*` and `before-first-apply` managers move into
-        fluxbus's Apply entry, so the next apply removes those not in Git (a
+        the Apply entry of `field_manager`, so the next apply removes those not in Git (a
         label added with `kubectl label`, a key added with client-side
         `kubectl apply`). Fields under the JSON pointers in `keep` (drift
         ignore rules) are left to their manager. Returns the live object
         (patched when needed).
         """
         meta = live.get("metadata") or {}
-        managed = takeover(meta.get("managedFields") or [], keep)
+        managed = takeover(meta.get("managedFields") or [], keep, self.field_manager)
         if managed is None:
             return live
         return await self.replace_managed_fields(
@@ -126,7 +127,7 @@ class Cluster(PreviewingClient):
                     keep = ignored.get(ident_of(obj), ())
                     if live is not None and not policy.merge:
                         live = await self.take_over_fields(ref, live, keep)
-                    obj = resolve_ignored(obj, live, keep)
+                    obj = resolve_ignored(obj, live, keep, self.field_manager)
                     try:
                         dry = await self.server_side_apply(ref, obj, dry_run=True)
                     except ApiError as e:

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_kube.client import CONCURRENCY, ClusterClient
 from fluxbus_kube.errors import ApiError, ClusterError
 from fluxbus_kube.logic.ordering import group_of
@@ -18,8 +19,10 @@ from fluxbus_kube.resources import Ref, Resource
 class DiscoveringClient(ClusterClient):
     """A cluster client that maps apiVersion/kind to resources (cache shared by views)."""
 
-    def __init__(self, api: Any, *, concurrency: int = CONCURRENCY) -> None:
-        super().__init__(api, concurrency=concurrency)
+    def __init__(
+        self, api: Any, *, concurrency: int = CONCURRENCY, field_manager: str = FIELD_MANAGER
+    ) -> None:
+        super().__init__(api, concurrency=concurrency, field_manager=field_manager)
         self._discovery: dict[str, dict[str, Resource]] = {}
         self._discovery_locks: dict[str, asyncio.Lock] = {}
 

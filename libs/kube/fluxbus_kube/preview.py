@@ -58,7 +58,8 @@ class PreviewingClient(WatchingClient):
                     live = await self.get(ref)
                     if apply_policy(obj, live, force=force).action is Action.SKIP:
                         return None
-                    desired = resolve_ignored(obj, live, rules.get(ident_of(obj), ()))
+                    keep = rules.get(ident_of(obj), ())
+                    desired = resolve_ignored(obj, live, keep, self.field_manager)
                     try:
                         dry = await self.server_side_apply(ref, desired, dry_run=True)
                     except ApiError as e:

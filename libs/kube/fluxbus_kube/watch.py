@@ -18,6 +18,7 @@ import aiohttp
 import structlog
 
 from fluxbus_common.backoff import exponential
+from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.tasks import cancel_and_wait
 from fluxbus_kube.client import CONCURRENCY, ClusterClient
 from fluxbus_kube.discovery import DiscoveringClient
@@ -148,8 +149,10 @@ class _Expired(Exception):
 class WatchingClient(DiscoveringClient):
     """A cluster client that can wait on objects through the shared watches."""
 
-    def __init__(self, api: Any, *, concurrency: int = CONCURRENCY) -> None:
-        super().__init__(api, concurrency=concurrency)
+    def __init__(
+        self, api: Any, *, concurrency: int = CONCURRENCY, field_manager: str = FIELD_MANAGER
+    ) -> None:
+        super().__init__(api, concurrency=concurrency, field_manager=field_manager)
         self._watches: dict[Resource, _KindWatch] = {}
 
     async def close(self) -> None:

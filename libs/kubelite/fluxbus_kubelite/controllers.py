@@ -5,7 +5,11 @@
 - Workloads (simulation, switchable): a Deployment / StatefulSet / DaemonSet /
   ReplicaSet gets observedGeneration, replica counts and an Available
   condition shortly after each spec change; an image matching the broken
-  pattern never becomes ready.
+  pattern never becomes ready. A Deployment also gets a ReplicaSet per pod
+  template (`<name>-<pod-template-hash>`, controlled by it; older ones are
+  scaled to 0), which Helm's legacy wait and `kubectl rollout` read. Pods and
+  Jobs run to completion as `statuses` describes (echo / exit in their
+  command), and `pods/<name>/log` serves what they echo.
 - Namespaces: a deleted Namespace goes Terminating, deletes what it holds,
   then disappears once the last object (finalizers included) is gone.
 - Garbage collection: deleting an owner deletes its dependents.
@@ -39,6 +43,7 @@ WORKLOADS: set[Key] = {
     ("", "services"),
 }
 CONTROLLER_MANAGER = "kube-controller-manager"
+RS_KEY: Key = ("apps", "replicasets")
 
 
 @dataclass
@@ -243,12 +248,39 @@ class Controllers:
         else:
             replicas = spec.get("replicas", 1)
             if kind == "Deployment":
-                status = statuses.deployment_status(name, gen, replicas, broken, old, now())
+                rs = self._replicaset(obj)
+                status = statuses.deployment_status(rs, gen, replicas, broken, old, now())
             elif kind == "StatefulSet":
                 status = statuses.statefulset_status(name, gen, replicas, broken)
             else:
                 status = statuses.replicaset_status(gen, replicas, broken)
         self._write_status(key, obj, status, CONTROLLER_MANAGER)
+
+    def _replicaset(self, deployment: dict[str, Any]) -> str:
+        """The deployment controller: one ReplicaSet per template, older ones scaled to 0."""
+        want = statuses.replicaset_for(deployment)
+        rt = self._rt(RS_KEY)
+        name: str = want["metadata"]["name"]
+        if rt is None or deployment["metadata"].get("deletionTimestamp"):
+            return name
+        opts = Options(manager=CONTROLLER_MANAGER)
+        uid = deployment["metadata"].get("uid")
+        ns = deployment["metadata"].get("namespace", "")
+        found = False
+        for rs in self.store.list(RS_KEY, ns):
+            refs = rs["metadata"].get("ownerReferences") or []
+            if not any(r.get("uid") == uid and r.get("controller") for r in refs):
+                continue
+            is_current = rs["metadata"]["name"] == name
+            found = found or is_current
+            replicas = want["spec"]["replicas"] if is_current else 0
+            if (rs.get("spec") or {}).get("replicas") != replicas:
+                new = jcopy(rs)
+                new["spec"]["replicas"] = replicas
+                self.kube.finish_update(rt, rs, new, opts, "")
+        if not found:
+            self.kube.create(rt, ns, want, opts)
+        return name
 
     # ------------------------------------------------------------------ namespaces
 

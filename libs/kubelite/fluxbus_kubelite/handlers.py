@@ -377,7 +377,7 @@ class RestHandlers:
             try:
                 return protobuf.decode(raw)
             except protobuf.Unsupported as e:
-                raise errors.unsupported_media(ctype) from e
+                raise errors.unsupported_media(ctype, protobuf=False) from e
         try:
             if "yaml" in ctype:
                 return yaml.load(raw.decode("utf-8"), Loader=_YamlLoader)

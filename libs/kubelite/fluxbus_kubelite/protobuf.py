@@ -1,4 +1,4 @@
-"""Decode the protobuf bodies `kubectl create <generator>` sends.
+"""Decode the protobuf bodies kubectl's generators and typed client-go clients send.
 
 kubectl's generators (`create namespace|configmap|secret|serviceaccount|
 deployment|service|job|cronjob|ingress|poddisruptionbudget|priorityclass|quota|

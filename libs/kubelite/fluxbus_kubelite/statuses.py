@@ -32,6 +32,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 import shlex
 import zlib
 from dataclasses import dataclass
@@ -134,10 +135,57 @@ def condition(
     return cond
 
 
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API machinery's safe encoding
+
+
+def pod_template_hash(template: dict[str, Any]) -> str:
+    """The `pod-template-hash` of a pod template (stable; without its own label)."""
+    labels = dict((template.get("metadata") or {}).get("labels") or {})
+    labels.pop("pod-template-hash", None)
+    canon = {**template, "metadata": {**(template.get("metadata") or {}), "labels": labels}}
+    h = zlib.crc32(json.dumps(canon, sort_keys=True).encode())
+    out = ""
+    while h:
+        h, r = divmod(h, len(SAFE_ALPHABET))
+        out += SAFE_ALPHABET[r]
+    return out or SAFE_ALPHABET[0]
+
+
+def replicaset_for(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The ReplicaSet the deployment controller runs for a Deployment's current template."""
+    md = deployment["metadata"]
+    spec = deployment.get("spec") or {}
+    template = json.loads(json.dumps(spec.get("template") or {}))
+    h = pod_template_hash(template)
+    tmd = template.setdefault("metadata", {})
+    tmd["labels"] = {**(tmd.get("labels") or {}), "pod-template-hash": h}
+    selector = json.loads(json.dumps(spec.get("selector") or {}))
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": h}
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": md["name"],
+        "uid": md.get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{md['name']}-{h}",
+            "namespace": md.get("namespace", ""),
+            "labels": tmd["labels"],
+            "ownerReferences": [owner],
+        },
+        "spec": {"replicas": spec.get("replicas", 1), "selector": selector, "template": template},
+    }
+
+
 def deployment_status(
-    name: str, gen: int, replicas: int, broken: bool, old: dict[str, Any], t: str
+    rs: str, gen: int, replicas: int, broken: bool, old: dict[str, Any], t: str
 ) -> dict[str, Any]:
-    rs = f"{name}-{zlib.crc32(name.encode()) % 10**10:010d}"
+    """`rs`: the name of the Deployment's current ReplicaSet."""
     status: dict[str, Any] = {"observedGeneration": gen}
     if replicas:
         status["replicas"] = replicas

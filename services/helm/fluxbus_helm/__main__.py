@@ -8,8 +8,8 @@ import sys
 
 import structlog
 
-from fluxbus_common import logconfig
 from fluxbus_common.entrypoint import run_main
+from fluxbus_common.logconfig import configure
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_common.usage import handle_args
 from fluxbus_helm import app
@@ -35,7 +35,7 @@ def main() -> None:
     except ValueError as e:
         print(f"fluxbus-helm: {e}", file=sys.stderr)
         sys.exit(2)
-    logconfig.configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
+    configure(os.environ.get("FLUXBUS_LOG_LEVEL", "info"))
     try:
         run_main(
             "fluxbus-helm",

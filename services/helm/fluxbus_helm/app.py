@@ -83,6 +83,7 @@ async def run(
                     kubeconfig_path=kubeconfig,
                     cluster_get=access.get,
                     drift=access,
+                    storage=access,
                 )
             ]
 

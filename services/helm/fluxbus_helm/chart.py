@@ -20,14 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fluxbus_common import artifact as artifact_format
 from fluxbus_common import subjects
 from fluxbus_common.api.helm import HelmRelease
 from fluxbus_common.api.meta import Artifact
+from fluxbus_common.artifact import ArtifactFormatError, verify
 from fluxbus_common.conditions import ConditionType
 from fluxbus_common.errors import Generic, Stalling, Waiting
 from fluxbus_common.ports import ApplyResult, BusError
-from fluxbus_helm.logic.chart import chart_document, chart_ref
+from fluxbus_helm.logic.chart import chart_document, chart_ref, owned_by
 from fluxbus_helm.logic.reasons import HelmReason
 from fluxbus_helm.ports import HelmPort, HelmStore
 from fluxbus_helmsdk import ChartInfo, HelmEngineError
@@ -108,16 +108,20 @@ class ChartSource:
                 HelmReason.ARTIFACT_FAILED,
             ) from e
 
-    async def delete_template(self, obj: HelmRelease) -> bool:
-        """Delete the generated HelmChart; return whether there was one."""
-        if obj.spec.chart is None and not obj.status.helm_chart:
+    async def delete_template(self, obj: HelmRelease, helm_chart: str | None = None) -> bool:
+        """Delete the HelmChart `obj` generated (`helm_chart`, default
+        `status.helmChart`: `<namespace>/<name>`) when it carries `obj`'s owner
+        labels; return whether one was deleted. Raises Generic."""
+        ref = helm_chart or obj.status.helm_chart
+        if not ref or "/" not in ref:
             return False
-        if obj.status.helm_chart and "/" in obj.status.helm_chart:
-            ns, name = obj.status.helm_chart.split("/", 1)
-        else:
-            ns, name = chart_ref(obj)
+        ns, name = ref.split("/", 1)
+        key = subjects.object_key("HelmChart", ns, name)
         try:
-            return await self.store.request_delete(subjects.object_key("HelmChart", ns, name))
+            doc = await self.store.get_object(key)
+            if doc is None or not owned_by(doc.value, obj):
+                return False
+            return await self.store.request_delete(key)
         except BusError as e:
             raise Generic(f"failed to delete HelmChart '{ns}/{name}': {e}") from e
 
@@ -204,7 +208,7 @@ def _read_verified(path: Path, digest: str) -> bytes:
             HelmReason.ARTIFACT_FAILED,
         )
     try:
-        artifact_format.verify(path, digest)
-    except artifact_format.ArtifactFormatError as e:
+        verify(path, digest)
+    except ArtifactFormatError as e:
         raise Generic(f"Could not load chart: {e}", HelmReason.ARTIFACT_FAILED) from None
     return path.read_bytes()

@@ -1,7 +1,10 @@
 """The target cluster as the helm service uses it besides Helm itself (through
 `fluxbus_kube`, the apply path the kustomize service uses too): reading the
-ConfigMaps and Secrets of `valuesFrom`, and detecting and correcting drift of
-a release's objects by server-side dry-run and staged server-side apply.
+ConfigMaps and Secrets of `valuesFrom`, unlocking a release stuck pending in
+Helm's storage, and detecting and correcting drift of
+a release's objects by server-side dry-run and staged server-side apply, the
+corrected fields then handed back to Helm's field manager (helm-controller
+corrects as Helm itself, so the next upgrade owns them without conflict).
 
 A HelmRelease with `spec.kubeConfig` is compared on its own cluster (a
 connection opened for the comparison); impersonation follows its KubeTarget.
@@ -13,10 +16,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fluxbus_common import safeyaml
 from fluxbus_common.api.kustomize import DriftIgnoreRule
-from fluxbus_helm.errors import ClusterReadError, DriftError
-from fluxbus_helm.logic.drift import drift_line, manifest_objects
+from fluxbus_common.keys import FIELD_MANAGER
+from fluxbus_common.safeyaml import load as load_yaml
+from fluxbus_helm.errors import ClusterReadError, DriftError, StorageError
+from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
+from fluxbus_helm.logic.storage import mark_failed, secret_name
 from fluxbus_helmsdk import KubeTarget
 from fluxbus_kube import ApiError, Cluster, ClusterError, Ref
 from fluxbus_kube.logic.drift import ignored_paths
@@ -49,7 +54,7 @@ class ClusterAccess:
             yield self.cluster.as_user(target.as_user)
             return
         try:
-            parsed = safeyaml.load(target.kubeconfig)
+            parsed = load_yaml(target.kubeconfig)
             remote = await Cluster.from_kubeconfig(parsed if isinstance(parsed, dict) else {})
         except (ClusterError, ValueError) as e:
             raise DriftError(f"spec.kubeConfig: {e}") from None
@@ -94,9 +99,40 @@ class ClusterAccess:
                 changes = await cluster.apply_all(
                     objects, force=True, ignored=ignored_paths(objects, rules)
                 )
+                done = [c for c in changes if c.action in ("created", "configured")]
+                for change in done:
+                    await self._hand_back(cluster, change.ref, change.object)
             except ClusterError as e:
                 raise DriftError(str(e)) from None
-        return [f"{c.subject} {c.action}" for c in changes if c.action in ("created", "configured")]
+        return [f"{c.subject} {c.action}" for c in done]
+
+    @staticmethod
+    async def _hand_back(cluster: Cluster, ref: Ref, obj: Mapping[str, Any] | None) -> None:
+        """Give the corrected fields back to Helm's field manager."""
+        live = obj if obj is not None else await cluster.get(ref)
+        meta = (live or {}).get("metadata") or {}
+        managed = hand_back(meta.get("managedFields") or [], FIELD_MANAGER)
+        if managed is not None:
+            await cluster.replace_managed_fields(
+                ref, str(meta.get("resourceVersion") or ""), managed
+            )
+
+    async def unlock(
+        self, target: KubeTarget, release: str, namespace: str, revision: int, description: str
+    ) -> None:
+        """Mark a pending release revision failed in its storage Secret. Raises StorageError."""
+        name = secret_name(release, revision)
+        try:
+            async with self._on(target) as cluster:
+                resource = await cluster.resource_for("v1", "Secret")
+                ref = Ref(resource, namespace, name)
+                live = await cluster.get(ref)
+                if live is None:
+                    raise StorageError(f"Secret/{namespace}/{name} not found")
+                updated = mark_failed(live, description)
+                await cluster.call("PUT", resource.path(namespace, name), body=updated, what=name)
+        except (ClusterError, DriftError, ValueError) as e:
+            raise StorageError(f"Secret/{namespace}/{name}: {e}") from None
 
     @staticmethod
     def _inputs(

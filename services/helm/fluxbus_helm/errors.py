@@ -30,3 +30,7 @@ class ClusterReadError(Exception):
 
 class DriftError(Exception):
     """Drift detection or correction could not talk to the cluster (names the object)."""
+
+
+class StorageError(Exception):
+    """Helm's release storage could not be read or written directly (unlock)."""

@@ -161,3 +161,15 @@ class DriftPort(Protocol):
     ) -> list[str]:
         """Re-apply the release's objects; return one line per corrected object."""
         ...
+
+
+class ReleaseStorage(Protocol):
+    """Direct edits of Helm's release records (helm-controller's unlock)."""
+
+    async def unlock(
+        self, target: KubeTarget, release: str, namespace: str, revision: int, description: str
+    ) -> None:
+        """Mark a release revision stuck in a pending state as failed.
+
+        Raises `errors.StorageError`."""
+        ...

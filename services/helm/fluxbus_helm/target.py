@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import yaml
 
-from fluxbus_common import safeyaml
 from fluxbus_common.api import Secret
 from fluxbus_common.api.helm import HelmRelease
 from fluxbus_common.errors import Generic
 from fluxbus_common.ports import BusError, SecretReader
+from fluxbus_common.safeyaml import load as load_yaml
 from fluxbus_helm.logic.reasons import HelmReason
 from fluxbus_helmsdk import KubeTarget
 
@@ -62,7 +62,7 @@ class Targets:
         if text is None:
             raise Generic(f"{what}: no key {' or '.join(wanted)}", HelmReason.INIT_FAILED)
         try:
-            parsed = safeyaml.load(text)
+            parsed = load_yaml(text)
         except (yaml.YAMLError, ValueError):
             parsed = None
         if not isinstance(parsed, dict):

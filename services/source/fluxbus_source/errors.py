@@ -4,8 +4,10 @@ Pure: no I/O.
 
 Git failures (authentication, TLS, unreachable hosts, missing refs, bad
 URLs and refs) are `fluxbus_git.errors`; here are only the errors of what
-the service does with a checkout: archiving it and including other
-artifacts. Each subclasses a runtime behaviour and carries its Flux reason.
+the service does with a checkout (archiving it and including other
+artifacts; each subclasses a runtime behaviour and carries its Flux reason),
+and the Helm HTTP adapter's download error, which the Helm reconcilers turn
+into Flux's reasons.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fluxbus_common.api.helm import HelmRelease, HelmReleaseSpec
@@ -59,6 +60,15 @@ def chart_document(obj: HelmRelease) -> dict[str, Any]:
         "metadata": metadata,
         "spec": spec,
     }
+
+
+def owned_by(doc: Mapping[str, Any], obj: HelmRelease) -> bool:
+    """Whether a stored HelmChart document was generated for `obj` (owner labels)."""
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(OWNER_NAME_LABEL) == obj.metadata.name
+        and labels.get(OWNER_NAMESPACE_LABEL) == obj.metadata.namespace
+    )
 
 
 def unsupported(spec: HelmReleaseSpec) -> list[str]:

@@ -45,6 +45,7 @@ class HelmReason(StrEnum):
     MISSING_ROLLBACK_TARGET = "MissingRollbackTarget"
     RECONCILE_ERROR = "ReconcileError"
     STATE_ERROR = "StateError"
+    PENDING_RELEASE = "PendingRelease"
     HELM_CHART_CREATED = "HelmChartCreated"
     HELM_CHART_CONFIGURED = "HelmChartConfigured"
     HELM_CHART_DELETED = "HelmChartDeleted"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from fluxbus_common import safeyaml
+from fluxbus_common.safeyaml import load as load_yaml
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
@@ -42,7 +42,7 @@ def merge_maps(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def read_values(text: str) -> dict[str, Any]:
     """Parse a values document (YAML mapping; empty is {}). Raises ValuesFormatError."""
     try:
-        doc = safeyaml.load(text)
+        doc = load_yaml(text)
     except (yaml.YAMLError, ValueError) as e:
         raise ValuesFormatError(f"error converting YAML to JSON: {_first_line(e)}") from None
     if doc is None:

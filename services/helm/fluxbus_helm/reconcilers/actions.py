@@ -20,11 +20,12 @@ from fluxbus_common.api.helm import HelmRelease, HelmSnapshot
 from fluxbus_common.conditions import now_rfc3339, remove_condition, set_condition
 from fluxbus_common.duration import format_duration, parse_duration
 from fluxbus_common.events import EventSink, Severity
+from fluxbus_helm.errors import StorageError
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.reasons import HelmCondition, HelmReason, ReleaseAction
 from fluxbus_helm.logic.values import merge_maps
-from fluxbus_helm.ports import HelmPort
+from fluxbus_helm.ports import HelmPort, ReleaseStorage
 from fluxbus_helmsdk import (
     ChartInfo,
     HelmEngineError,
@@ -210,10 +211,10 @@ class Actions:
             reason = HelmReason.INSTALL_FAILED if action == "install" else HelmReason.UPGRADE_FAILED
             st.failures = (st.failures or 0) + 1
             set_condition(conds, HelmCondition.RELEASED, False, reason, message, gen)
+            if not wrote:  # the runtime reports the error that ends the reconcile
+                raise ActionError(message, reason)
             meta = event_meta(info.version, job.config_digest, info.app_version)
             await self._event(obj, Severity.ERROR, reason, message, meta)
-            if not wrote:
-                raise ActionError(message, reason)
             remediation = (
                 sm.install_remediation(obj) if action == "install" else sm.upgrade_remediation(obj)
             )
@@ -442,6 +443,44 @@ class Actions:
             gen,
         )
         await self._event(obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message, meta)
+
+    async def unlock(self, obj: HelmRelease, job: Job, storage: ReleaseStorage) -> None:
+        """Mark the release stuck in a pending state failed in Helm's storage (Flux's
+        unlock), so the state machine can act on it. Raises ActionError."""
+        last = job.stored[-1] if job.stored else None
+        if last is None or last.status not in sm.PENDING:
+            return
+        st = obj.status
+        cur = hist.latest(st.history) or hist.snapshot(last)
+        where = f"Helm release {hist.full_name(cur)} with chart {hist.versioned_chart(cur)}"
+        gen = obj.metadata.generation
+        meta = event_meta(cur.chart_version, cur.config_digest, cur.app_version)
+        try:
+            await storage.unlock(
+                job.target,
+                last.name,
+                job.storage_namespace,
+                last.revision,
+                f"Release unlocked from stale '{last.status}' state",
+            )
+        except StorageError as e:
+            message = f"Unlock of {where} in {last.status} state failed: {e}"
+            st.failures = (st.failures or 0) + 1
+            set_condition(
+                st.conditions,
+                HelmCondition.RELEASED,
+                False,
+                HelmReason.PENDING_RELEASE,
+                message,
+                gen,
+            )
+            await self._event(obj, Severity.ERROR, HelmReason.PENDING_RELEASE, message, meta)
+            raise ActionError(message, HelmReason.PENDING_RELEASE) from None
+        message = f"Unlocked {where} in {last.status} state"
+        set_condition(
+            st.conditions, HelmCondition.RELEASED, False, HelmReason.PENDING_RELEASE, message, gen
+        )
+        await self._event(obj, Severity.INFO, HelmReason.PENDING_RELEASE, message, meta)
 
     async def uninstall(
         self, obj: HelmRelease, target: KubeTarget, release_name: str, storage_namespace: str

@@ -26,7 +26,7 @@ from fluxbus_helm.errors import DriftError, ReleaseRetry, ReleaseStalled
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.reasons import HelmCondition, HelmReason
-from fluxbus_helm.ports import DriftPort
+from fluxbus_helm.ports import DriftPort, ReleaseStorage
 from fluxbus_helm.reconcilers.actions import ActionError, Actions, Job, _timeout
 from fluxbus_helmsdk import HelmEngineError
 
@@ -53,9 +53,15 @@ def _ready_message(obj: HelmRelease) -> str:
 class AtomicRelease:
     """Runs the release state machine of one HelmRelease per `run` call."""
 
-    def __init__(self, actions: Actions, drift: DriftPort | None = None) -> None:
+    def __init__(
+        self,
+        actions: Actions,
+        drift: DriftPort | None = None,
+        storage: ReleaseStorage | None = None,
+    ) -> None:
         self.actions = actions
         self.drift = drift
+        self.storage = storage
 
     async def run(self, obj: HelmRelease, job: Job, *, force: bool = False) -> None:
         """Bring the release in line with `obj`. Raises ReleaseRetry, ReleaseStalled
@@ -125,10 +131,12 @@ class AtomicRelease:
             await a.rollback(obj, job)
         elif action == sm.Action.UNINSTALL:
             await a.uninstall_remediation(obj, job)
+        elif self.storage is not None:
+            await a.unlock(obj, job, self.storage)
         else:
             raise ReleaseStalled(
                 f"release locked: Helm's storage holds release {job.release_name} in a pending "
-                "state; fluxbus cannot unlock it yet (helm rollback it by hand)",
+                "state and no cluster access to unlock it",
                 HelmReason.STATE_ERROR,
             )
 

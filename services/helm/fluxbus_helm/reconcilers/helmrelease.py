@@ -35,8 +35,9 @@ from typing import Any, ClassVar
 
 import structlog
 
-from fluxbus_common import cel, keys, subjects
+from fluxbus_common import keys, subjects
 from fluxbus_common.api.helm import HelmRelease, release_name
+from fluxbus_common.cel import CelError, activation, compile_program, evaluate_bool
 from fluxbus_common.conditions import ConditionType, Reason, remove_condition, set_condition
 from fluxbus_common.duration import format_duration
 from fluxbus_common.errors import Generic, ReconcileError, Stalling, Waiting
@@ -51,7 +52,7 @@ from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.chart import unsupported
 from fluxbus_helm.logic.reasons import HelmCondition, HelmReason
 from fluxbus_helm.logic.values import config_digest
-from fluxbus_helm.ports import DriftPort, HelmPort, HelmStore, ObjectGetter
+from fluxbus_helm.ports import DriftPort, HelmPort, HelmStore, ObjectGetter, ReleaseStorage
 from fluxbus_helm.reconcilers.actions import Actions, Job
 from fluxbus_helm.reconcilers.atomic import AtomicRelease
 from fluxbus_helm.settings import HelmSettings
@@ -116,6 +117,15 @@ def _annotation_request(obj: HelmRelease, key: str, handled: str | None) -> str 
     return None
 
 
+def storage_namespace(obj: HelmRelease) -> str:
+    """Where Helm keeps the release's records: `spec.storageNamespace`, else the
+    release (target) namespace. Flux defaults to the HelmRelease's namespace;
+    fluxbus's Helm engine (helm-c) stores a release only in its own namespace, so
+    an unset storageNamespace follows targetNamespace (`helm history -n <target>`
+    sees it) and a different explicit one is refused."""
+    return obj.spec.storage_namespace or obj.spec.target_namespace or obj.metadata.namespace
+
+
 class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
     """Reconciles HelmReleases with Helm (`helm`, None without the helm extra)."""
 
@@ -131,6 +141,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         kubeconfig_path: str | None = None,
         cluster_get: ObjectGetter | None = None,
         drift: DriftPort | None = None,
+        storage: ReleaseStorage | None = None,
     ) -> None:
         self.store = store
         self.helm = helm
@@ -146,6 +157,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             default_service_account=self.settings.default_service_account,
         )
         self.drift = drift
+        self.storage = storage
         self._slots = asyncio.Semaphore(self.settings.max_concurrent)
         self._deps_seen: dict[str, tuple[Any, ...]] = {}
         self._charts_seen: dict[str, tuple[Any, ...]] = {}
@@ -255,6 +267,13 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         if self.helm is None:
             raise Stalling(str(HelmUnavailable()), HelmReason.INIT_FAILED)
         refused = unsupported(obj.spec)
+        target_ns = obj.spec.target_namespace or obj.metadata.namespace
+        if obj.spec.storage_namespace and obj.spec.storage_namespace != target_ns:
+            refused.append(
+                "spec.storageNamespace other than the release namespace "
+                f"({obj.spec.storage_namespace!r} != {target_ns!r}; Helm's engine keeps "
+                "release records in the release namespace)"
+            )
         if refused:
             raise Stalling(
                 f"{', '.join(refused)}: not supported by fluxbus yet", Reason.INVALID_SPEC
@@ -280,18 +299,18 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 continue
             st = status.value if status else {}
             if dep.ready_expr:
-                activation = {
+                variables = {
                     "dep": {**doc.value, "status": st},
                     "self": {"metadata": obj.metadata.model_dump(by_alias=True)},
                 }
                 try:
-                    program = cel.compile_program(dep.ready_expr)
-                except cel.CelError as e:
+                    program = compile_program(dep.ready_expr)
+                except CelError as e:
                     raise Stalling(
                         f"dependency '{name}' readyExpr: invalid CEL expression: {e}",
                         Reason.INVALID_CEL_EXPRESSION,
                     ) from None
-                if not cel.evaluate_bool(program, cel.activation(activation)):
+                if not evaluate_bool(program, activation(variables)):
                     self._not_ready(f"dependency '{name}' is not ready according to readyExpr eval")
                 continue
             gen = int((doc.value.get("metadata") or {}).get("generation") or 0)
@@ -299,17 +318,22 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 self._not_ready(f"dependency '{name}' is not ready")
 
     def _not_ready(self, message: str) -> None:
-        requeue = self.settings.dependency_requeue
+        log.info(
+            "dependencies.not_ready",
+            error=message,
+            retry_in=format_duration(self.settings.dependency_requeue),
+        )
         raise Waiting(
-            f"{message} (retrying in {format_duration(requeue)})",
-            HelmReason.DEPENDENCY_NOT_READY,
-            requeue_after=requeue,
+            message, HelmReason.DEPENDENCY_NOT_READY, requeue_after=self.settings.dependency_requeue
         )
 
     async def reconcile_chart(self, obj: HelmRelease, state: HelmState) -> None:
         assert self.helm is not None
         written = await self.charts.write_template(obj)
         _kind, ns, name = self.charts.location(obj)
+        previous = obj.status.helm_chart
+        if previous and previous != f"{ns}/{name}":  # chart moved (or chart -> chartRef)
+            await self.charts.delete_template(obj, previous)
         obj.status.helm_chart = f"{ns}/{name}"
         if written in ("created", "configured") and self.recorder is not None:
             log.info("helmchart.written", helmchart=f"{ns}/{name}", action=written)
@@ -325,7 +349,7 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         target = await self.targets.target(obj)
         name = release_name(obj.metadata.name, obj.spec.target_namespace, obj.spec.release_name)
         namespace = obj.spec.target_namespace or obj.metadata.namespace
-        storage_ns = obj.spec.storage_namespace or obj.metadata.namespace
+        storage_ns = storage_namespace(obj)
         actions = Actions(self.helm, self.recorder)
         await self._retarget(obj, actions, target, name, namespace, storage_ns)
         st.storage_namespace = storage_ns
@@ -357,7 +381,9 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             config_digest=state.config_digest,
         )
         async with self._slots:
-            await AtomicRelease(actions, self.drift).run(obj, job, force=force is not None)
+            await AtomicRelease(actions, self.drift, self.storage).run(
+                obj, job, force=force is not None
+            )
         return Result()
 
     async def _retarget(
@@ -419,5 +445,4 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
                 await self.recorder.event(
                     obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message
                 )
-        if obj.spec.chart is not None:
-            await self.charts.delete_template(obj)
+        await self.charts.delete_template(obj)

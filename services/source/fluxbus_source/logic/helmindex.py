@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import yaml
+
 from fluxbus_common import safeyaml
 from fluxbus_common.semver import SemverError, parse_constraints, try_parse_version
 
@@ -77,9 +79,24 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser when present: real indexes run to tens of megabytes."""
+
+
+# mypy cannot subclass a base chosen at run time (CSafeLoader exists only with libyaml)
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader keeping timestamps (`created`) as the strings the index wrote."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _load_yaml(data: bytes) -> Any:
     try:
-        return safeyaml.load(data)
+        return safeyaml.load(data, _Loader)
     except Exception as e:  # yaml.YAMLError or a limit: the message names the line
         raise IndexFormatError(f"error converting YAML to JSON: {str(e).splitlines()[0]}") from None
 
@@ -92,6 +109,8 @@ def _version_key(entry: Mapping[str, Any]) -> tuple[Any, str]:
 
 def normalise_index(data: bytes) -> bytes:
     """Return the canonical JSON of an index (entries by name, versions newest first).
+
+    CPU-bound for large indexes: callers on an event loop run it in a thread.
 
     Raises `IndexFormatError` when `data` is over `MAX_INDEX_SIZE`, not YAML, not a
     mapping, or has no `apiVersion` (Helm: "no API version specified").

@@ -184,7 +184,16 @@ class HelmChartReconciler(StepReconciler[HelmChart, HelmChartState]):
         raw = (status.value if status else {}).get("artifact")
         artifact = Artifact.model_validate(raw) if raw else None
         if ref.kind == "HelmRepository":
-            repo = HelmRepository.model_validate(entry.value)
+            try:
+                repo = HelmRepository.model_validate(entry.value)
+            except ValueError:
+                raise fetch_failed(
+                    obj,
+                    Generic(
+                        f"failed to get source: HelmRepository '{ns}/{ref.name}' is invalid",
+                        HelmReason.SOURCE_UNAVAILABLE,
+                    ),
+                ) from None
             return repo, None if repo.spec.is_oci else artifact
         return entry.value, artifact
 

@@ -198,7 +198,7 @@ class HelmRepositoryReconciler(StepReconciler[HelmRepository, HelmRepositoryStat
                 obj, Generic(f"failed to fetch Helm repository index: {e.message}", Reason.FAILED)
             ) from None
         try:
-            index = normalise_index(raw)
+            index = await asyncio.to_thread(normalise_index, raw)
         except IndexFormatError as e:
             raise fetch_failed(
                 obj,

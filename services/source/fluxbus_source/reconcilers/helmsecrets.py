@@ -12,7 +12,7 @@ import structlog
 from fluxbus_common.api import Secret
 from fluxbus_common.api.helm import HelmRepository
 from fluxbus_common.conditions import Reason
-from fluxbus_common.errors import Generic
+from fluxbus_common.errors import Generic, Stalling
 from fluxbus_common.ports import SecretReader
 from fluxbus_helmsdk import RegistryAuth
 from fluxbus_source.logic.helmauth import (
@@ -71,8 +71,16 @@ async def repository_credentials(
 
 async def registry_auth(store: SecretReader, repo: HelmRepository) -> RegistryAuth:
     """Registry login of an OCI HelmRepository: `username`/`password` or a Docker config
-    Secret's entry for the registry host; `insecure` allows plain HTTP."""
+    Secret's entry for the registry host, TLS material from `certSecretRef`
+    (`ca.crt`, `tls.crt`, `tls.key`); `insecure` allows plain HTTP. A cloud
+    `provider` stalls: fluxbus has no cloud identities to log in with."""
     spec = repo.spec
+    if spec.provider not in (None, "generic"):
+        raise Stalling(
+            f"HelmRepository '{repo.metadata.name}': spec.provider '{spec.provider}' "
+            "(cloud identity) is not supported by fluxbus; use spec.secretRef",
+            Reason.AUTHENTICATION_FAILED,
+        )
     username = password = None
     if spec.secret_ref is not None:
         name = spec.secret_ref.name
@@ -86,5 +94,26 @@ async def registry_auth(store: SecretReader, repo: HelmRepository) -> RegistryAu
         elif "username" in data:
             username = data["username"].decode(errors="replace")
             password = data.get("password", b"").decode(errors="replace")
+    ca = cert = key = None
+    if spec.cert_secret_ref is not None:
+        certs_name = spec.cert_secret_ref.name
+        certs = await secret_data(store, repo.metadata.namespace, certs_name)
+        try:
+            tls = helm_credentials(None, None, certs, certs_name)
+        except CredentialsError as e:
+            raise Generic(str(e), Reason.AUTHENTICATION_FAILED) from None
+        if tls is not None:
+            ca, cert, key = (_pem(v) for v in (tls.ca, tls.cert, tls.key))
     # Flux's `insecure` for OCI means plain HTTP, not skipping TLS verification
-    return RegistryAuth(username=username, password=password, plain_http=spec.insecure)
+    return RegistryAuth(
+        username=username,
+        password=password,
+        plain_http=spec.insecure,
+        ca_pem=ca,
+        cert_pem=cert,
+        key_pem=key,
+    )
+
+
+def _pem(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("ascii", "replace")

@@ -323,6 +323,7 @@ async def running(
             kubeconfig_path=kube.kubeconfig,
             cluster_get=access.get,
             drift=access,
+            storage=access,
         )
         runtime = await stack.enter_async_context(
             running_runtime(bus, reconciler, SETTINGS, service="helm")
