@@ -6,12 +6,14 @@ small local charts standing in for cert-manager and ingress-nginx),
 `infrastructure/configs` (a ConfigMap) and `apps/base` + `apps/staging`
 (podinfo's HelmRelease with the staging values patched on). The source,
 kustomize and helm services run as processes against kubelite; the charts are
-served over HTTP. Everything becomes Ready with the staging values in the
+served over HTTP by this process (so the CLI runs in a thread: the chart server
+keeps answering). Everything becomes Ready with the staging values in the
 cluster; a values change pushed to Git upgrades the release to revision 2, which
 a user's `helm history` (through the SDK) sees too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -280,7 +282,7 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
     ) as stack:
         user = User(stack.nats_url, stack.kubeconfig, tmp_path / "kube-cache")
         bootstrap = BOOTSTRAP.format(url=git_http_server.url(git_repo))
-        applied = user.fluxbus("apply", "-f", "-", input=bootstrap)
+        applied = await asyncio.to_thread(user.fluxbus, "apply", "-f", "-", input=bootstrap)
         assert applied.returncode == 0, applied.stderr
         bus = await Bus.connect(stack.bus_settings(), "e2e-helm")
         try:
@@ -293,9 +295,26 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
             assert configmap(user, "cert-manager", "letsencrypt")["server"].startswith("https")
             for name in ("cert-manager", "ingress-nginx"):
                 assert configmap(user, name, name)["revision"] == "1"
-            releases = user.fluxbus("get", "hr", "-A")
+            releases = await asyncio.to_thread(user.fluxbus, "get", "hr", "-A")
             assert releases.returncode == 0, releases.stderr
             assert "6.5.0" in releases.stdout and "1.14.0" in releases.stdout
+            charts = await asyncio.to_thread(user.fluxbus, "get", "sources", "chart", "-A")
+            assert "podinfo-podinfo" in charts.stdout and "6.5.0" in charts.stdout
+            # the HelmRepository, then the generated HelmChart, then the release
+            again = await asyncio.to_thread(
+                user.fluxbus,
+                "reconcile",
+                "hr",
+                "podinfo",
+                "-n",
+                "podinfo",
+                "--with-source",
+                "--timeout",
+                "2m",
+            )
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "annotating HelmChart podinfo-podinfo in podinfo namespace" in again.stderr
+            assert "applied revision 6.5.0" in again.stderr
 
             # a values change through Git: a Helm upgrade, revision 2
             git_repo.commit(
@@ -303,11 +322,15 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
                 branch="main",
                 message="staging: 3 replicas",
             )
-            upgraded = user.fluxbus("reconcile", "ks", "apps", "--with-source", "--timeout", "3m")
+            upgraded = await asyncio.to_thread(
+                user.fluxbus, "reconcile", "ks", "apps", "--with-source", "--timeout", "3m"
+            )
             assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
             await wait_for(lambda: all_ready(bus, EVERYTHING[3:]), timeout=120, message="upgraded")
             assert configmap(user, "podinfo", "podinfo")["replicaCount"] == "3"
-            history = user.fluxbus("history", "hr", "podinfo", "-n", "podinfo")
+            history = await asyncio.to_thread(
+                user.fluxbus, "history", "hr", "podinfo", "-n", "podinfo"
+            )
             assert history.returncode == 0, history.stderr
             assert [line.split()[0] for line in history.stdout.splitlines()[1:]] == ["2", "1"]
         finally:
