@@ -298,6 +298,9 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
             releases = await asyncio.to_thread(user.fluxbus, "get", "hr", "-A")
             assert releases.returncode == 0, releases.stderr
             assert "6.5.0" in releases.stdout and "1.14.0" in releases.stdout
+            tree = await asyncio.to_thread(user.fluxbus, "tree", "ks", "infra-controllers")
+            assert "HelmRelease/cert-manager/cert-manager" in tree.stdout, tree.stderr
+            assert "HelmRepository/ingress-nginx/ingress-nginx" in tree.stdout
             charts = await asyncio.to_thread(user.fluxbus, "get", "sources", "chart", "-A")
             assert "podinfo-podinfo" in charts.stdout and "6.5.0" in charts.stdout
             # the HelmRepository, then the generated HelmChart, then the release
