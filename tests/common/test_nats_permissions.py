@@ -175,6 +175,24 @@ async def notifier_work(bus: Bus, tmp: Path) -> None:
     assert await bus.acquire_lease(subjects.lease_key("notifier", "alert", 0), "n", 5)
 
 
+async def helm_work(bus: Bus, tmp: Path) -> None:
+    # the HelmChart generated for a HelmRelease's spec.chart, created and deleted with it
+    chart = {"kind": "HelmChart", "spec": {"chart": "podinfo"}}
+    await bus.apply_object("helmchart.apps.apps-podinfo", chart)
+    await bus.request_delete("helmchart.apps.apps-podinfo")
+    await bus.apply_object("helmrelease.apps.podinfo", {"kind": "HelmRelease", "spec": {}})
+    await bus.put_status("helmrelease.apps.podinfo", {"ready": True}, 0)
+    assert await bus.get_secret("apps", "git") is not None
+    assert await bus.get_configmap("apps", "values") is None
+    assert await bus.list_artifacts("helmchart/") == []
+    async for change in bus.watch_status("GitRepository"):
+        assert change.key == "gitrepository.apps.repo"
+        break
+    assert await bus.acquire_lease(subjects.lease_key("helm", "helmrelease", 0), "h", 5)
+    await bus.heartbeat(subjects.members_key("helm", "helmrelease"), "h-0", 5)
+    await bus.publish_event(event("HelmRelease"))
+
+
 async def cli_work(bus: Bus, tmp: Path) -> None:
     await bus.apply_object("gitrepository.apps.other", {"kind": "GitRepository", "spec": {}})
     await bus.put_secret("apps", "token", {"kind": "Secret", "data": {}})
@@ -195,6 +213,7 @@ async def dashboard_work(bus: Bus, tmp: Path) -> None:
         pytest.param(Role.KUSTOMIZE, kustomize_work, id="kustomize"),
         pytest.param(Role.IMAGE_REFLECTOR, image_work, id="image-reflector"),
         pytest.param(Role.NOTIFIER, notifier_work, id="notifier"),
+        pytest.param(Role.HELM, helm_work, id="helm"),
         pytest.param(Role.CLI, cli_work, id="cli"),
         pytest.param(Role.DASHBOARD, dashboard_work, id="dashboard"),
     ],
@@ -270,6 +289,24 @@ def put_artifact(bus: Bus, tmp: Path) -> Awaitable[object]:
             Role.SOURCE,
             lambda b, t: b.publish_event(event("Kustomization")),
             id="source-speaks-for-a-kustomization",
+        ),
+        pytest.param(Role.HELM, lambda b, t: put_artifact(b, t), id="helm-puts-an-artifact"),
+        pytest.param(
+            Role.HELM,
+            lambda b, t: b.apply_object("kustomization.apps.app", {"kind": "Kustomization"}),
+            id="helm-writes-a-kustomization",
+        ),
+        pytest.param(
+            Role.HELM,
+            lambda b, t: b.put_status("gitrepository.apps.repo", {"ready": False}, 2),
+            id="helm-writes-gitrepository-status",
+        ),
+        pytest.param(
+            Role.HELM,
+            lambda b, t: b.acquire_lease(
+                subjects.lease_key("kustomize", "kustomization", 0), "x", 5
+            ),
+            id="helm-takes-the-kustomize-lease",
         ),
         pytest.param(
             Role.DASHBOARD,

@@ -46,6 +46,7 @@ def test_the_dashboard_reaches_no_secret_and_writes_nothing():
         pytest.param(Role.SOURCE, "gitrepository", id="source"),
         pytest.param(Role.KUSTOMIZE, "kustomization", id="kustomize"),
         pytest.param(Role.NOTIFIER, "provider", id="notifier"),
+        pytest.param(Role.HELM, "helmrelease", id="helm"),
     ],
 )
 def test_a_service_writes_the_status_of_its_own_kinds_only(role: Role, kind: str):

@@ -16,12 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
-SERVICES = ("source", "kustomize", "image-reflector", "notifier")
+SERVICES = ("source", "kustomize", "image-reflector", "notifier", "helm")
 CREDS_PATH = "/etc/fluxbus/nats/creds"
 """Where every fluxbus container finds its own NATS credentials (FLUXBUS_NATS_CREDS)."""
 NAMESPACE = "fluxbus-system"
 # The ports every deployment file agrees on (FLUXBUS_HTTP_ADDR of each service).
-HTTP_PORTS = {"source": 9790, "kustomize": 9791, "image-reflector": 9792, "notifier": 9793}
+HTTP_PORTS = {
+    "source": 9790,
+    "kustomize": 9791,
+    "image-reflector": 9792,
+    "notifier": 9793,
+    "helm": 9794,
+}
+CLUSTER_SERVICES = ("kustomize", "helm")
+"""The services that talk to the Kubernetes API server (and only they)."""
 RECEIVER_PORT = 9292
 
 Doc = dict[str, Any]

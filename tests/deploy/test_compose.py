@@ -2,7 +2,8 @@
 schema, as vendored by check-jsonschema), every command it runs exists in the image,
 services wait for healthy dependencies and restart, JetStream keeps its data on a
 named volume (the one the generated NATS configuration names), the ports follow the per-service convention, kubelite is the default
-cluster and only the kustomize service reads a kubeconfig, and every variable it
+cluster and only the kustomize and helm services read a kubeconfig, the image has the
+helm extra, and every variable it
 reads is documented."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploy_manifests import DEPLOY, HTTP_PORTS, RECEIVER_PORT, ROOT, SERVICES
+from deploy_manifests import CLUSTER_SERVICES, DEPLOY, HTTP_PORTS, RECEIVER_PORT, ROOT, SERVICES
 
 COMPOSE = DEPLOY / "docker-compose.yaml"
 KIND_OVERRIDE = DEPLOY / "docker-compose.kind.yaml"
@@ -102,7 +103,8 @@ def test_services_start_after_healthy_dependencies_and_restart():
                 assert "test" in services[dependency]["healthcheck"], dependency
     for name in SERVICES:
         assert {"nats", "nats-init"} <= set(services[name]["depends_on"]), name
-    assert set(services["kustomize"]["depends_on"]) == {"nats", "nats-init", "kubelite"}
+    for name in CLUSTER_SERVICES:
+        assert set(services[name]["depends_on"]) == {"nats", "nats-init", "kubelite"}, name
 
 
 def test_jetstream_keeps_its_data_on_a_named_volume():
@@ -146,25 +148,36 @@ def test_the_notifier_publishes_its_receiver_port():
     assert f"${{FLUXBUS_RECEIVER_PORT:-{RECEIVER_PORT}}}:{RECEIVER_PORT}" in notifier["ports"]
 
 
-def test_kubelite_is_the_default_cluster_and_only_kustomize_reads_a_kubeconfig():
+def test_kubelite_is_the_default_cluster_and_only_kustomize_and_helm_read_a_kubeconfig():
     services = compose()["services"]
     kubelite = services["kubelite"]
     written = next(a.split("=", 1)[1] for a in kubelite["command"] if a.startswith("--kubeconfig="))
     assert "--host=kubelite" in kubelite["command"] and kubelite["hostname"] == "kubelite"
-    kustomize = services["kustomize"]
-    assert kustomize["environment"]["KUBECONFIG"] == written
     mount = f"${{FLUXBUS_KUBECONFIG_DIR:-kubeconfig}}:{Path(written).parent}:ro"
-    assert mount in kustomize["volumes"]
+    for name in CLUSTER_SERVICES:
+        assert services[name]["environment"]["KUBECONFIG"] == written, name
+        assert mount in services[name]["volumes"], name
+        # your uid reads your kubeconfig; group 65532 its NATS credentials
+        assert services[name]["user"] == "${FLUXBUS_UID:-65532}:${FLUXBUS_GID:-65532}", name
+        assert services[name]["group_add"] == ["65532"], name
     assert f"kubeconfig:{Path(written).parent}" in kubelite["volumes"]
-    for name in ("source", "image-reflector", "notifier"):
+    for name in set(SERVICES) - set(CLUSTER_SERVICES):
         assert "KUBECONFIG" not in services[name]["environment"], name
         assert not any("kube" in v for v in services[name]["volumes"]), name
 
 
-def test_the_kind_override_puts_kustomize_on_the_clusters_network():
+def test_the_kind_override_puts_kustomize_and_helm_on_the_clusters_network():
     override = yaml.safe_load(KIND_OVERRIDE.read_text())
-    assert override["services"]["kustomize"]["networks"] == ["default", "cluster"]
+    assert set(override["services"]) == set(CLUSTER_SERVICES)
+    for name in CLUSTER_SERVICES:
+        assert override["services"][name]["networks"] == ["default", "cluster"], name
     assert override["networks"]["cluster"]["external"] is True
+
+
+def test_the_image_has_the_helm_extra():
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    (install,) = re.findall(r"pip install [^&\n]*", text)
+    assert "'.[helm]'" in install.split()
 
 
 def test_every_variable_it_reads_is_documented_in_the_file_and_the_readme():

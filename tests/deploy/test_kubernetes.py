@@ -1,6 +1,6 @@
 """The Kubernetes manifests: every overlay renders with kustomize and an API server
 accepts it (server-side apply, dry run, against kubelite); every container is
-hardened; only the kustomize service can touch the cluster; every service has a
+hardened; only the kustomize and helm services can touch the cluster; every service has a
 PodDisruptionBudget, NetworkPolicies and a /metrics Service; the image tag carries
 an $imagepolicy marker so fluxbus upgrades itself; NATS is locked down: every
 service connects with its own credentials Secret, a Job creates the buckets as
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_manifests import (
+    CLUSTER_SERVICES,
     HTTP_PORTS,
     KUBERNETES,
     NAMESPACE,
@@ -109,7 +110,9 @@ def test_a_container_without_hardening_is_reported():
 
 
 @pytest.mark.parametrize("overlay", [pytest.param(o, id=o) for o in OVERLAYS])
-def test_only_the_kustomize_service_may_touch_the_cluster(overlay: str, rendered: dict[str, str]):
+def test_only_the_kustomize_and_helm_services_may_touch_the_cluster(
+    overlay: str, rendered: dict[str, str]
+):
     docs = documents(rendered[overlay])
     bound = {
         (s["kind"], s["name"])
@@ -117,13 +120,14 @@ def test_only_the_kustomize_service_may_touch_the_cluster(overlay: str, rendered
         if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
         for s in d["subjects"]
     }
-    assert bound == {("ServiceAccount", "fluxbus-kustomize")}
+    touching = {f"fluxbus-{s}" for s in CLUSTER_SERVICES}
+    assert bound == {("ServiceAccount", name) for name in touching}
     accounts = by_kind(docs, "ServiceAccount")
     for name, deployment in by_kind(docs, "Deployment").items():
         spec = deployment["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == name  # one account per service
         has_token = spec.get("automountServiceAccountToken", True)
-        assert has_token == (name == "fluxbus-kustomize"), name
+        assert has_token == (name in touching), name
         assert accounts[name].get("automountServiceAccountToken", True) == has_token
 
 

@@ -32,7 +32,7 @@ from fluxbus_common.testing.plugin import wait_for
 from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from fluxbus_kustomize.cluster import Cluster
+from fluxbus_kube import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
 from fluxbus_kustomize.reconcilers.kustomization import KustomizeState
 from fluxbus_kustomize.settings import KustomizeSettings

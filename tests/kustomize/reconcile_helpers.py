@@ -31,8 +31,8 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.testing.plugin import running_runtime, wait_for
+from fluxbus_kube import Cluster
 from fluxbus_kustomize.build import Builder, RenderCache
-from fluxbus_kustomize.cluster import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
 from fluxbus_kustomize.settings import KustomizeSettings
 

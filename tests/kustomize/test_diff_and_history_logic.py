@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fluxbus_common.api import Snapshot
+from fluxbus_kube.logic.diff import changed_fields, drift_message, object_diff
 from fluxbus_kustomize.logic import history as hist
-from fluxbus_kustomize.logic.diff import changed_fields, drift_message, object_diff
 
 
 def cm(data: dict[str, str], **meta: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from reconcile_helpers import (
 
 from fluxbus_common.api import DriftIgnoreRule
 from fluxbus_common.bus import Bus
-from fluxbus_kustomize.logic.drift import ignore_drift
+from fluxbus_kube.logic.drift import ignore_drift
 
 
 def selector_repo(app_label: str, *, force_annotation: bool = False) -> dict[str, str]:

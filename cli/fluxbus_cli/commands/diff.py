@@ -21,7 +21,7 @@ from fluxbus_cli.render import Output
 from fluxbus_common.api import Kustomization
 from fluxbus_common.bus import Bus
 from fluxbus_common.errors import ReconcileError
-from fluxbus_kustomize.cluster import ClusterError
+from fluxbus_kube.errors import ClusterError
 from fluxbus_kustomize.compare import compare
 from fluxbus_kustomize.logic.inventory import inventory_of, parse_entries, stale_entries
 from fluxbus_kustomize.ports import ClusterPort

@@ -18,8 +18,9 @@ from fluxbus_common.api import KindInfo, Kustomization, resolve_kind
 from fluxbus_common.api.meta import Artifact
 from fluxbus_common.bus import Bus
 from fluxbus_common.errors import ReconcileError
+from fluxbus_kube import Cluster
+from fluxbus_kube.errors import ClusterError
 from fluxbus_kustomize.build import Builder, RenderCache
-from fluxbus_kustomize.cluster import Cluster, ClusterError
 from fluxbus_kustomize.ports import ClusterPort
 from fluxbus_kustomize.remote import ClusterPool
 from fluxbus_kustomize.render import Renderer

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-SERVICES: tuple[str, ...] = ("source", "kustomize", "image-reflector", "notifier")
+SERVICES: tuple[str, ...] = ("source", "kustomize", "image-reflector", "notifier", "helm")
 """Every fluxbus service, in the order `fluxbus up` starts them and `check` lists them."""
 
 SERVICE_OF_KIND: Mapping[str, str] = {
@@ -30,6 +30,9 @@ SERVICE_OF_KIND: Mapping[str, str] = {
     "provider": "notifier",
     "alert": "notifier",
     "receiver": "notifier",
+    "helmrepository": "source",
+    "helmchart": "source",
+    "helmrelease": "helm",
 }
 """The service whose runtime reconciles each toolkit kind (kind lower-case)."""
 

@@ -41,12 +41,13 @@ JS_API = "$JS.API"
 
 
 class Role(StrEnum):
-    """A NATS user of fluxbus; the four services are named as their `SERVICE`."""
+    """A NATS user of fluxbus; the five services are named as their `SERVICE`."""
 
     SOURCE = "source"
     KUSTOMIZE = "kustomize"
     IMAGE_REFLECTOR = "image-reflector"
     NOTIFIER = "notifier"
+    HELM = "helm"
     CLI = "cli"
     DASHBOARD = "dashboard"
     """Read-only: objects, status, events, heartbeats and logs; never Secrets."""
@@ -54,7 +55,13 @@ class Role(StrEnum):
     """Creates the buckets, object store and streams (`fluxbus nats init`); everything."""
 
 
-SERVICES: tuple[Role, ...] = (Role.SOURCE, Role.KUSTOMIZE, Role.IMAGE_REFLECTOR, Role.NOTIFIER)
+SERVICES: tuple[Role, ...] = (
+    Role.SOURCE,
+    Role.KUSTOMIZE,
+    Role.IMAGE_REFLECTOR,
+    Role.NOTIFIER,
+    Role.HELM,
+)
 
 ALL = ">"
 """Every key (or kind) of a bucket."""
@@ -139,6 +146,17 @@ ACCESS: Mapping[Role, Access] = {
         read_events=True,
         consume_events=True,
         own_buckets=(subjects.NOTIFIER_BUCKET, subjects.NOTIFIER_DEDUP_BUCKET),
+        service=True,
+    ),
+    Role.HELM: Access(
+        "installs and upgrades Helm releases in the cluster, owns HelmRelease; writes the "
+        "HelmChart it generates for `spec.chart` (and deletes it with its HelmRelease); "
+        "reads chart artifacts and values from Secrets and ConfigMaps",
+        write_objects=_kinds("HelmRelease", "HelmChart"),
+        write_status=_kinds("HelmRelease"),
+        read_secrets=True,
+        read_artifacts=True,
+        publish_events=("helmrelease",),
         service=True,
     ),
     Role.CLI: Access(

@@ -13,8 +13,8 @@ from fluxbus_common.artifact import ARTIFACT_ENV
 from fluxbus_common.entrypoint import run_main
 from fluxbus_common.settings import BusSettings, EnvVar, RuntimeSettings, http_addr_env
 from fluxbus_common.usage import handle_args
+from fluxbus_kube.errors import ClusterError
 from fluxbus_kustomize import app
-from fluxbus_kustomize.errors import ClusterError
 from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings
 
 SUMMARY = (

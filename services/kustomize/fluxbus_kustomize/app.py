@@ -13,7 +13,7 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.runtime import EventRecorder, Runtime
 from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
-from fluxbus_kustomize.cluster import Cluster
+from fluxbus_kube import Cluster
 from fluxbus_kustomize.reconcilers import KustomizationReconciler
 from fluxbus_kustomize.remote import ClusterPool
 from fluxbus_kustomize.settings import DEFAULT_HTTP_ADDR, KustomizeSettings

@@ -1,5 +1,5 @@
 """Comparing what a Kustomization would apply with the cluster: one
-`logic.diff.ObjectDiff` per object that would be created, changed or pruned
+`fluxbus_kube.logic.diff.ObjectDiff` per object that would be created, changed or pruned
 (`fluxbus diff`, and the drift report of `fluxbus.io/drift: report`).
 
 Toolkit kinds go to the fluxbus store, not the cluster: they are not compared.
@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fluxbus_common.api.kustomize import DriftIgnoreRule
-from fluxbus_kustomize.errors import ClusterError
-from fluxbus_kustomize.logic.diff import ObjectDiff, object_diff
-from fluxbus_kustomize.logic.drift import ignored_paths
+from fluxbus_kube.errors import ClusterError
+from fluxbus_kube.logic.diff import ObjectDiff, object_diff
+from fluxbus_kube.logic.drift import ignored_paths
+from fluxbus_kube.resources import Preview, Ref
 from fluxbus_kustomize.logic.inventory import InventoryEntry
-from fluxbus_kustomize.ports import ClusterPort, Preview, Ref
+from fluxbus_kustomize.ports import ClusterPort
 from fluxbus_kustomize.prune import owned_by
 from fluxbus_kustomize.store_apply import store_info
 

@@ -22,10 +22,11 @@ from fluxbus_common.conditions import (
 )
 from fluxbus_common.errors import Generic
 from fluxbus_common.events import EventSink, Severity
+from fluxbus_kube.errors import ClusterError
+from fluxbus_kube.logic.diff import drift_message, object_diff
+from fluxbus_kube.resources import Change
 from fluxbus_kustomize.compare import previews
-from fluxbus_kustomize.errors import ClusterError
-from fluxbus_kustomize.logic.diff import drift_message, object_diff
-from fluxbus_kustomize.ports import Change, ClusterPort
+from fluxbus_kustomize.ports import ClusterPort
 
 NO_DRIFT = "No drift detected"
 

@@ -14,8 +14,9 @@ from fluxbus_common import keys
 from fluxbus_common.api import Kustomization
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
-from fluxbus_kustomize.errors import ClusterError
-from fluxbus_kustomize.ports import Change, ClusterPort
+from fluxbus_kube.errors import ClusterError
+from fluxbus_kube.resources import Change
+from fluxbus_kustomize.ports import ClusterPort
 
 CREATED_BY = "create-namespace"
 

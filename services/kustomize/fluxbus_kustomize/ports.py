@@ -1,8 +1,9 @@
 """The contracts the Kustomization reconciler works through.
 
-`ClusterPort` is what it needs from the target cluster (`cluster.Cluster`
-satisfies it), with the types that port speaks: `Resource`, `Ref` and
-`Change`; it raises `errors.ClusterError` / `errors.ApplyError`.
+`ClusterPort` is what it needs from the target cluster (`fluxbus_kube.Cluster`
+satisfies it); the types that port speaks (`Resource`, `Ref`, `Change`,
+`Preview`, `Judge`) are fluxbus_kube's, and it raises `fluxbus_kube.errors.ClusterError`
+/ `ApplyError`.
 `KustomizeStore` is what it needs from the fluxbus store — the common ports
 combined (`fluxbus_common.bus.Bus` satisfies it).
 
@@ -11,84 +12,18 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from fluxbus_common.ports import ArtifactStore, ObjectStore, SecretReader, StatusReader
-from fluxbus_kustomize.logic.drift import Ident
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One API resource: how to address objects of an apiVersion/kind."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str = "", name: str = "") -> str:
-        """Return the REST path of the collection, or of one object when `name` is given."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        return f"{base}/{name}" if name else base
-
-
-@dataclass(frozen=True)
-class Ref:
-    """One object: its resource, namespace ("" when cluster-scoped) and name."""
-
-    resource: Resource
-    namespace: str
-    name: str
-
-    def describe(self) -> str:
-        """`Kind/namespace/name` (or `Kind/name`), as Flux prints it."""
-        kind = self.resource.kind
-        return f"{kind}/{self.namespace}/{self.name}" if self.namespace else f"{kind}/{self.name}"
-
-
-@dataclass
-class Change:
-    """What happened to one object: created, configured, unchanged, skipped or deleted."""
-
-    ref: Ref
-    action: str
-    object: dict[str, Any] | None = None
-    """The object as the server answered (or the live one when unchanged)."""
-
-    @property
-    def subject(self) -> str:
-        return self.ref.describe()
-
-
-@dataclass(frozen=True)
-class Preview:
-    """What applying one object would do: the live object (None: absent) and the
-    server-side dry-run result; `ref` is None when its kind is not served yet."""
-
-    subject: str
-    ref: Ref | None
-    live: dict[str, Any] | None
-    merged: dict[str, Any]
-
-
-Judge = Callable[[Ref, Mapping[str, Any] | None], bool]
-"""Whether an object (None: absent) is where a wait wants it."""
+from fluxbus_kube.logic.drift import Ident
+from fluxbus_kube.resources import Change, Judge, Preview, Ref, Resource
 
 
 class ClusterPort(Protocol):
-    """What the reconciler needs from the target cluster (`cluster.Cluster`).
+    """What the reconciler needs from the target cluster (`fluxbus_kube.Cluster`).
 
-    Failures raise `errors.ClusterError`; `apply_all` raises `errors.ApplyError`
+    Failures raise `fluxbus_kube.errors.ClusterError`; `apply_all` raises `ApplyError`
     carrying what was applied before the failure.
     """
 

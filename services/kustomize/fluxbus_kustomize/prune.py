@@ -1,7 +1,7 @@
 """Garbage collection of a Kustomization's inventory entries: toolkit objects
 from the fluxbus store, everything else from the cluster, and only objects
 that carry the Kustomization's owner labels and no exclusion (`prune:
-disabled`, `reconcile: disabled`, `ssa: Ignore`: `logic.policy.may_prune`).
+disabled`, `reconcile: disabled`, `ssa: Ignore`: `fluxbus_kube.logic.policy.may_prune`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from fluxbus_common import keys
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
 from fluxbus_common.ports import BusError
-from fluxbus_kustomize.errors import ClusterError
+from fluxbus_kube.errors import ClusterError
+from fluxbus_kube.logic.policy import may_prune
+from fluxbus_kube.resources import Change, Ref
 from fluxbus_kustomize.logic.inventory import InventoryEntry
-from fluxbus_kustomize.logic.policy import may_prune
-from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
+from fluxbus_kustomize.ports import ClusterPort, KustomizeStore
 from fluxbus_kustomize.store_apply import prune_from_store, store_info
 
 DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"})
@@ -25,7 +26,7 @@ DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"}
 
 def owned_by(live: Mapping[str, Any], owner: tuple[str, str]) -> bool:
     """Whether a live object carries the owner labels of the Kustomization `owner`
-    (name, namespace) and may be pruned (`logic.policy.may_prune`)."""
+    (name, namespace) and may be pruned (`fluxbus_kube.logic.policy.may_prune`)."""
     labels = (live.get("metadata") or {}).get("labels") or {}
     wanted = {keys.KUSTOMIZE_NAME_LABEL: owner[0], keys.KUSTOMIZE_NAMESPACE_LABEL: owner[1]}
     return all(labels.get(k) == v for k, v in wanted.items()) and may_prune(live)

@@ -25,8 +25,8 @@ from fluxbus_common.api import Kustomization, Secret
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
 from fluxbus_common.ports import BusError, SecretReader
-from fluxbus_kustomize.cluster import Cluster
-from fluxbus_kustomize.errors import ClusterError
+from fluxbus_kube import Cluster
+from fluxbus_kube.errors import ClusterError
 from fluxbus_kustomize.ports import ClusterPort
 
 KUBECONFIG_KEYS = ("value", "value.yaml")

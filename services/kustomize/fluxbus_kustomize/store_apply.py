@@ -17,10 +17,10 @@ from fluxbus_common.api.registry import parse_object
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
 from fluxbus_common.ports import BusError, ObjectStore
+from fluxbus_kube.logic.ordering import group_of, sort_key
+from fluxbus_kube.logic.policy import Action, apply_policy
+from fluxbus_kube.resources import Change, Ref, Resource
 from fluxbus_kustomize.logic.inventory import InventoryEntry
-from fluxbus_kustomize.logic.ordering import group_of, sort_key
-from fluxbus_kustomize.logic.policy import Action, apply_policy
-from fluxbus_kustomize.ports import Change, Ref, Resource
 
 
 def store_info(api_version: str, kind: str) -> KindInfo | None:

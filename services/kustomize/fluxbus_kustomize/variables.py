@@ -20,8 +20,9 @@ from fluxbus_common.api.kustomize import SubstituteReference
 from fluxbus_common.conditions import Reason
 from fluxbus_common.errors import Generic
 from fluxbus_common.ports import BusError
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.ports import ClusterPort, KustomizeStore, Ref
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.resources import Ref
+from fluxbus_kustomize.ports import ClusterPort, KustomizeStore
 
 _UNREADABLE = (401, 403)
 """API answers meaning "not for you": the store may still hold the object."""

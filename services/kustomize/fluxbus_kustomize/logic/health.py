@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from fluxbus_common import cel
-from fluxbus_kustomize.logic.ordering import group_of
+from fluxbus_kube.logic.ordering import group_of
 
 
 class Status(StrEnum):

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fluxbus_kustomize.logic.ordering import group_of, kind_index
-from fluxbus_kustomize.logic.policy import may_prune
+from fluxbus_kube.logic.ordering import group_of, kind_index
+from fluxbus_kube.logic.policy import may_prune
 
 _SEP = "_"
 _COLON = "__"

@@ -17,7 +17,7 @@ Steps, in order, each returning or raising a typed error:
    anything is applied (`not_served`); toolkit kinds found in the output go
    into the fluxbus store (`store_apply`), everything else to the cluster
    (`ClusterPort`: staged server-side apply with dry-run), with the drift
-   ignore rules of `spec.ignore` / `spec.driftIgnoreRules` (`logic.drift`).
+   ignore rules of `spec.ignore` / `spec.driftIgnoreRules` (`fluxbus_kube.logic.drift`).
    The inventory is recorded only when the whole apply succeeded; a failure
    is Flux's `ReconciliationFailed`.
 5. `reconcile_prune`: with `prune: true`, delete what left the inventory
@@ -84,13 +84,14 @@ from fluxbus_common.reconcile import (
     StepReconciler,
     publish_progress,
 )
+from fluxbus_kube.errors import ClusterError
+from fluxbus_kube.logic.drift import ignore_drift, ignored_paths
+from fluxbus_kube.resources import Change, Ref
 from fluxbus_kustomize import history_output
 from fluxbus_kustomize.build import Builder, RenderCache
 from fluxbus_kustomize.drift_report import no_drift, report_drift, report_only
-from fluxbus_kustomize.errors import ClusterError
 from fluxbus_kustomize.health_wait import Superseded, race, wait_healthy
 from fluxbus_kustomize.logic import history as hist
-from fluxbus_kustomize.logic.drift import ignore_drift, ignored_paths
 from fluxbus_kustomize.logic.health import HealthCheckExpr, HealthCheckExprError
 from fluxbus_kustomize.logic.inventory import (
     InventoryEntry,
@@ -100,7 +101,7 @@ from fluxbus_kustomize.logic.inventory import (
 )
 from fluxbus_kustomize.namespaces import ensure_namespace
 from fluxbus_kustomize.not_served import refuse_not_served
-from fluxbus_kustomize.ports import Change, ClusterPort, KustomizeStore, Ref
+from fluxbus_kustomize.ports import ClusterPort, KustomizeStore
 from fluxbus_kustomize.prune import prune
 from fluxbus_kustomize.remote import ClusterPool
 from fluxbus_kustomize.render import Renderer, owned

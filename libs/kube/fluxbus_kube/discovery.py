@@ -9,17 +9,20 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from fluxbus_kustomize.cluster.client import CONCURRENCY, ClusterClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.ordering import group_of
-from fluxbus_kustomize.ports import Ref, Resource
+from fluxbus_common.keys import FIELD_MANAGER
+from fluxbus_kube.client import CONCURRENCY, ClusterClient
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.ordering import group_of
+from fluxbus_kube.resources import Ref, Resource
 
 
 class DiscoveringClient(ClusterClient):
     """A cluster client that maps apiVersion/kind to resources (cache shared by views)."""
 
-    def __init__(self, api: Any, *, concurrency: int = CONCURRENCY) -> None:
-        super().__init__(api, concurrency=concurrency)
+    def __init__(
+        self, api: Any, *, concurrency: int = CONCURRENCY, field_manager: str = FIELD_MANAGER
+    ) -> None:
+        super().__init__(api, concurrency=concurrency, field_manager=field_manager)
         self._discovery: dict[str, dict[str, Resource]] = {}
         self._discovery_locks: dict[str, asyncio.Lock] = {}
 

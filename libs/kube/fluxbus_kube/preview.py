@@ -14,11 +14,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fluxbus_kustomize.cluster.watch import WatchingClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
-from fluxbus_kustomize.logic.policy import Action, apply_policy
-from fluxbus_kustomize.ports import Preview
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.drift import Ident, ident_of, resolve_ignored
+from fluxbus_kube.logic.policy import Action, apply_policy
+from fluxbus_kube.resources import Preview
+from fluxbus_kube.watch import WatchingClient
 
 
 def _subject(obj: Mapping[str, Any]) -> str:
@@ -58,7 +58,8 @@ class PreviewingClient(WatchingClient):
                     live = await self.get(ref)
                     if apply_policy(obj, live, force=force).action is Action.SKIP:
                         return None
-                    desired = resolve_ignored(obj, live, rules.get(ident_of(obj), ()))
+                    keep = rules.get(ident_of(obj), ())
+                    desired = resolve_ignored(obj, live, keep, self.field_manager)
                     try:
                         dry = await self.server_side_apply(ref, desired, dry_run=True)
                     except ApiError as e:

@@ -20,8 +20,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from fluxbus_common.keys import FIELD_MANAGER
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.ports import Ref
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.resources import Ref
 
 CONCURRENCY = 8
 """Requests one apply or delete batch keeps in flight: enough to hide the
@@ -50,7 +50,7 @@ async def load_api_client(kubeconfig: str | None = None) -> Any:
                 config_file=path or str(default), client_configuration=cfg
             )
         else:
-            config.load_incluster_config(client_configuration=cfg)
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except Exception as e:  # the loaders raise ConfigException, OSError, yaml errors
         raise ClusterError(f"cannot load the cluster configuration: {e}") from e
     cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 128)
@@ -79,9 +79,14 @@ class ClusterClient:
     _root: Self
     """The connection views were made from (itself for the root)."""
 
-    def __init__(self, api: Any, *, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self, api: Any, *, concurrency: int = CONCURRENCY, field_manager: str = FIELD_MANAGER
+    ) -> None:
         self._api = api
         self.concurrency = concurrency
+        self.field_manager = field_manager
+        """Who server-side applies (`fluxbus`; the helm service corrects drift as the
+        manager Helm applies its releases with)."""
         self._root = cast(Self, self)  # mypy types `self` in __init__ as the class, not Self
         self.user: str | None = None
         """The user requests impersonate (None: the service's own identity)."""
@@ -189,11 +194,11 @@ class ClusterClient:
     async def server_side_apply(
         self, ref: Ref, obj: Mapping[str, Any], *, dry_run: bool = False, force: bool = True
     ) -> dict[str, Any]:
-        """Server-side apply `obj` as the `fluxbus` field manager; return the result."""
+        """Server-side apply `obj` as `field_manager`; return the result."""
         body = dict(obj)
         if not ref.resource.namespaced and (body.get("metadata") or {}).get("namespace"):
             body["metadata"] = {k: v for k, v in body["metadata"].items() if k != "namespace"}
-        query = [("fieldManager", FIELD_MANAGER), ("force", _bool(force))]
+        query = [("fieldManager", self.field_manager), ("force", _bool(force))]
         if dry_run:
             query.append(("dryRun", "All"))
         return await self.call(
@@ -217,7 +222,7 @@ class ClusterClient:
         return await self.call(
             "PATCH",
             ref.resource.path(ref.namespace, ref.name),
-            query=[("fieldManager", FIELD_MANAGER)],
+            query=[("fieldManager", self.field_manager)],
             body=patch,
             content_type="application/json-patch+json",
             what=f"{ref.describe()} managed fields",

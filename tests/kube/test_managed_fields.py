@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fluxbus_common.keys import FIELD_MANAGER
-from fluxbus_kustomize.logic.dryrun import resource_version, unchanged
-from fluxbus_kustomize.logic.managed_fields import pointer_fields, takeover
+from fluxbus_kube.logic.dryrun import resource_version, unchanged
+from fluxbus_kube.logic.managed_fields import pointer_fields, takeover
 
 
 def entry(manager: str, operation: str, fields: dict[str, Any]) -> dict[str, Any]:

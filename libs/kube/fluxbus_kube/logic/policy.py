@@ -107,7 +107,7 @@ def apply_policy(
 ) -> ApplyPolicy:
     """Return how to apply `obj` given the live object (None when absent).
 
-    `force` is the Kustomization's `spec.force`. Skipped: `ssa: Ignore`,
+    `force` is the caller's `spec.force` (Kustomization, HelmRelease). Skipped: `ssa: Ignore`,
     `reconcile: disabled` on the desired or the live object, and `IfNotPresent`
     when the object exists.
     """

@@ -24,8 +24,8 @@ from typing import Any
 from fluxbus_common.api.kustomize import DriftIgnoreRule, Selector
 from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.selectors import SelectorError, parse_label_selector
-from fluxbus_kustomize.logic.managed_fields import pointer_fields
-from fluxbus_kustomize.logic.ordering import group_of
+from fluxbus_kube.logic.managed_fields import pointer_fields
+from fluxbus_kube.logic.ordering import group_of
 
 Ident = tuple[str, str, str, str]
 """(apiVersion, kind, namespace, name) of a manifest."""
@@ -134,14 +134,16 @@ def _set_pointer(doc: Any, pointer: str, value: Any) -> bool:
     return False
 
 
-def owned_by_another_applier(managed: Sequence[Mapping[str, Any]], pointer: str) -> bool:
-    """Return whether a server-side apply manager other than fluxbus owns the field
-    (a pointer through a list cannot be told apart: False)."""
+def owned_by_another_applier(
+    managed: Sequence[Mapping[str, Any]], pointer: str, manager: str = FIELD_MANAGER
+) -> bool:
+    """Return whether a server-side apply manager other than `manager` (fluxbus)
+    owns the field (a pointer through a list cannot be told apart: False)."""
     path = pointer_fields(pointer)
     if path is None:
         return False
     for entry in managed:
-        if entry.get("operation") != "Apply" or entry.get("manager") == FIELD_MANAGER:
+        if entry.get("operation") != "Apply" or entry.get("manager") == manager:
             continue
         node: Any = entry.get("fieldsV1") or {}
         for part in path:
@@ -154,14 +156,18 @@ def owned_by_another_applier(managed: Sequence[Mapping[str, Any]], pointer: str)
 
 
 def resolve_ignored(
-    obj: Mapping[str, Any], live: Mapping[str, Any] | None, pointers: Sequence[str]
+    obj: Mapping[str, Any],
+    live: Mapping[str, Any] | None,
+    pointers: Sequence[str],
+    manager: str = FIELD_MANAGER,
 ) -> dict[str, Any]:
     """Return what to apply for `obj` given its ignored JSON pointers (Flux's rules).
 
     A new object (`live` None) is applied with the values from Git. On an existing
-    object an ignored field is stripped when another server-side apply manager owns
-    it, else adopted: the live value is applied (stripped when the live object has
-    none), so the field keeps whatever it holds in the cluster.
+    object an ignored field is stripped when another server-side apply manager than
+    `manager` (the one applying) owns it, else adopted: the live value is applied
+    (stripped when the live object has none), so the field keeps whatever it holds
+    in the cluster.
     """
     if live is None or not pointers:
         return dict(obj)
@@ -169,7 +175,7 @@ def resolve_ignored(
     managed = (live.get("metadata") or {}).get("managedFields") or []
     for pointer in pointers:
         found, value = get_pointer(live, pointer)
-        if owned_by_another_applier(managed, pointer) or not found:
+        if owned_by_another_applier(managed, pointer, manager) or not found:
             remove_pointer(out, pointer)
         elif not _set_pointer(out, pointer, copy.deepcopy(value)):
             remove_pointer(out, pointer)

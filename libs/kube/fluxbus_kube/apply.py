@@ -1,5 +1,5 @@
 """Staged server-side apply, as kustomize-controller does it (fluxcd/pkg/ssa),
-and deletion; `Cluster` is the adapter the reconciler's `ClusterPort` names.
+and deletion; `Cluster` is the adapter a service hands its reconcilers as their cluster port.
 
 - applies staged (`logic.ordering`): stage 1 CRDs, Namespaces, ClusterRoles
   (then waits until the CRDs are Established), stage 2 `*Class` kinds, stage 3
@@ -27,19 +27,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fluxbus_common.conditions import Reason
-from fluxbus_kustomize.cluster.client import (
+from fluxbus_kube.client import (
     REQUEST_TIMEOUT,
     load_api_client,
     load_api_client_from_dict,
 )
-from fluxbus_kustomize.cluster.preview import PreviewingClient
-from fluxbus_kustomize.errors import ApiError, ApplyError, ClusterError
-from fluxbus_kustomize.logic.drift import Ident, ident_of, resolve_ignored
-from fluxbus_kustomize.logic.dryrun import unchanged
-from fluxbus_kustomize.logic.managed_fields import takeover
-from fluxbus_kustomize.logic.ordering import Stage, apply_stages
-from fluxbus_kustomize.logic.policy import Action, apply_policy
-from fluxbus_kustomize.ports import Change, Ref
+from fluxbus_kube.errors import ApiError, ApplyError, ClusterError
+from fluxbus_kube.logic.drift import Ident, ident_of, resolve_ignored
+from fluxbus_kube.logic.dryrun import unchanged
+from fluxbus_kube.logic.managed_fields import takeover
+from fluxbus_kube.logic.ordering import Stage, apply_stages
+from fluxbus_kube.logic.policy import Action, apply_policy
+from fluxbus_kube.preview import PreviewingClient
+from fluxbus_kube.resources import Change, Ref
 
 
 class Cluster(PreviewingClient):
@@ -59,17 +59,18 @@ class Cluster(PreviewingClient):
     async def take_over_fields(
         self, ref: Ref, live: dict[str, Any], keep: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Make fluxbus the owner of what kubectl changed by hand (ssa Override).
+        """Make fluxbus (`field_manager`) the owner of what kubectl changed by hand
+        (ssa Override).
 
         The fields of the `kubectl*` and `before-first-apply` managers move into
-        fluxbus's Apply entry, so the next apply removes those not in Git (a
+        the Apply entry of `field_manager`, so the next apply removes those not in Git (a
         label added with `kubectl label`, a key added with client-side
         `kubectl apply`). Fields under the JSON pointers in `keep` (drift
         ignore rules) are left to their manager. Returns the live object
         (patched when needed).
         """
         meta = live.get("metadata") or {}
-        managed = takeover(meta.get("managedFields") or [], keep)
+        managed = takeover(meta.get("managedFields") or [], keep, self.field_manager)
         if managed is None:
             return live
         return await self.replace_managed_fields(
@@ -88,7 +89,7 @@ class Cluster(PreviewingClient):
     ) -> list[Change]:
         """Apply objects in Flux's stages; return one Change per object.
 
-        `force` is the Kustomization's `spec.force`. `ignored` maps
+        `force` is the caller's `spec.force` (Kustomization, HelmRelease). `ignored` maps
         (apiVersion, kind, namespace, name) to the JSON pointers of drift
         ignore rules: applied from Git on creation, then left as they are
         and never taken over. Raises ApplyError (Flux's
@@ -126,7 +127,7 @@ class Cluster(PreviewingClient):
                     keep = ignored.get(ident_of(obj), ())
                     if live is not None and not policy.merge:
                         live = await self.take_over_fields(ref, live, keep)
-                    obj = resolve_ignored(obj, live, keep)
+                    obj = resolve_ignored(obj, live, keep, self.field_manager)
                     try:
                         dry = await self.server_side_apply(ref, obj, dry_run=True)
                     except ApiError as e:

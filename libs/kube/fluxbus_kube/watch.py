@@ -18,14 +18,15 @@ import aiohttp
 import structlog
 
 from fluxbus_common.backoff import exponential
+from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.tasks import cancel_and_wait
-from fluxbus_kustomize.cluster.client import CONCURRENCY, ClusterClient
-from fluxbus_kustomize.cluster.discovery import DiscoveringClient
-from fluxbus_kustomize.errors import ApiError, ClusterError
-from fluxbus_kustomize.logic.dryrun import resource_version
-from fluxbus_kustomize.ports import Judge, Ref, Resource
+from fluxbus_kube.client import CONCURRENCY, ClusterClient
+from fluxbus_kube.discovery import DiscoveringClient
+from fluxbus_kube.errors import ApiError, ClusterError
+from fluxbus_kube.logic.dryrun import resource_version
+from fluxbus_kube.resources import Judge, Ref, Resource
 
-log = structlog.get_logger("fluxbus.kustomize.cluster")
+log = structlog.get_logger("fluxbus.kube")
 
 WATCH_TIMEOUT = 290
 """Seconds a watch request lives before it is resumed (API servers cap it near 5 min)."""
@@ -148,8 +149,10 @@ class _Expired(Exception):
 class WatchingClient(DiscoveringClient):
     """A cluster client that can wait on objects through the shared watches."""
 
-    def __init__(self, api: Any, *, concurrency: int = CONCURRENCY) -> None:
-        super().__init__(api, concurrency=concurrency)
+    def __init__(
+        self, api: Any, *, concurrency: int = CONCURRENCY, field_manager: str = FIELD_MANAGER
+    ) -> None:
+        super().__init__(api, concurrency=concurrency, field_manager=field_manager)
         self._watches: dict[Resource, _KindWatch] = {}
 
     async def close(self) -> None:

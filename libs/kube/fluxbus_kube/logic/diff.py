@@ -3,7 +3,8 @@ the server-side dry-run of the desired one (or nothing, for a prune), with
 what the server owns (managedFields, status, resourceVersion…) left out and
 Secret values masked; as a unified diff and as the list of changed fields.
 
-Used by `fluxbus diff` and by report-only drift (`fluxbus.io/drift: report`).
+Used by `fluxbus diff`, the kustomize service's report-only drift
+(`fluxbus.io/drift: report`) and the helm service's drift detection.
 
 Pure: no I/O.
 """

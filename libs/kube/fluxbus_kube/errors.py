@@ -1,8 +1,9 @@
-"""The kustomize service's own exceptions: what the cluster adapter raises
-instead of letting kubernetes_asyncio or aiohttp errors leak upward.
+"""What the cluster adapter raises instead of letting kubernetes_asyncio or
+aiohttp errors leak upward.
 
-The reconciler turns them into the common typed errors (`Generic` with
-Flux's `ReconciliationFailed` for a failed dry-run or apply, `PruneFailed`, …).
+A service's reconciler turns them into the common typed errors (the kustomize
+service: `Generic` with Flux's `ReconciliationFailed` for a failed dry-run or
+apply, `PruneFailed`, …).
 
 Pure: no I/O.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fluxbus_kustomize.ports import Change
+from fluxbus_kube.resources import Change
 
 
 class ClusterError(Exception):

@@ -92,10 +92,10 @@ def _foreign(entry: Mapping[str, Any]) -> bool:
 
 
 def takeover(
-    managed: Sequence[Mapping[str, Any]], keep: Sequence[str] = ()
+    managed: Sequence[Mapping[str, Any]], keep: Sequence[str] = (), manager: str = FIELD_MANAGER
 ) -> list[dict[str, Any]] | None:
-    """Return managedFields with the cleanup managers' fields moved into fluxbus's
-    Apply entry, or None when there is nothing to take over.
+    """Return managedFields with the cleanup managers' fields moved into the Apply
+    entry of `manager` (fluxbus's), or None when there is nothing to take over.
 
     Fields under the JSON pointers in `keep` (drift ignore rules) stay with
     their manager; a pointer through a list disables the takeover for the object.
@@ -111,7 +111,7 @@ def takeover(
         (
             e
             for e in managed
-            if e.get("manager") == FIELD_MANAGER
+            if e.get("manager") == manager
             and e.get("operation") == "Apply"
             and not e.get("subresource")
         ),
@@ -125,7 +125,7 @@ def takeover(
         if held:
             left.append({**e, "fieldsV1": held})
     entry = {
-        "manager": FIELD_MANAGER,
+        "manager": manager,
         "operation": "Apply",
         "apiVersion": (ours or taken[0]).get("apiVersion"),
         "time": (ours or taken[0]).get("time"),

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fluxbus_kustomize.logic.ordering import (
+from fluxbus_kube.logic.ordering import (
     Stage,
     apply_stages,
     delete_order,
@@ -14,7 +14,7 @@ from fluxbus_kustomize.logic.ordering import (
     sort_objects,
     stage_of,
 )
-from fluxbus_kustomize.logic.policy import Action, SSAPolicy, apply_policy, may_prune
+from fluxbus_kube.logic.policy import Action, SSAPolicy, apply_policy, may_prune
 
 
 def obj(kind: str, name: str = "x", api_version: str = "v1", namespace: str | None = None) -> dict:

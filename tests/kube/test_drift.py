@@ -9,7 +9,7 @@ import pytest
 
 from fluxbus_common.api import DriftIgnoreRule
 from fluxbus_common.api.kustomize import Selector
-from fluxbus_kustomize.logic.drift import (
+from fluxbus_kube.logic.drift import (
     ident_of,
     ignored_paths,
     remove_pointer,
