@@ -1,7 +1,9 @@
 """Composition root of the source service: wiring only.
 
 The bus (the store port), the Git client, work directories and the event
-recorder go into the GitRepository reconciler, served by the shared runtime.
+recorder go into the GitRepository reconciler; the Helm HTTP getter and Helm's
+engine (started on first use, only with the helm extra) into the HelmRepository
+and HelmChart reconcilers. All three are served by the shared runtime.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from fluxbus_common.service import run_service
 from fluxbus_common.settings import BusSettings, RuntimeSettings
 from fluxbus_common.workdir import WorkDirs
 from fluxbus_git.client import GitClient
-from fluxbus_source.reconcilers import GitRepositoryReconciler
+from fluxbus_source.helmcharts import ChartEngine
+from fluxbus_source.helmhttp import HelmHTTP
+from fluxbus_source.reconcilers import (
+    GitRepositoryReconciler,
+    HelmChartReconciler,
+    HelmRepositoryReconciler,
+)
 from fluxbus_source.settings import DEFAULT_HTTP_ADDR, SourceSettings
 
 SERVICE = "source"
@@ -47,13 +55,16 @@ async def run(
         settings = dataclasses.replace(settings, work_dir=work_dir)
     git = GitClient()
     workdirs = WorkDirs(settings.work_dir)
+    http = HelmHTTP()
+    engine = ChartEngine()
+    keep = settings.keep_artifacts
 
     async def make(bus: Bus) -> Sequence[Reconciler[Any]]:
         recorder = EventRecorder(bus, CONTROLLER, runtime_settings.instance)
         return [
-            GitRepositoryReconciler(
-                bus, git, recorder, workdirs, keep_artifacts=settings.keep_artifacts
-            )
+            GitRepositoryReconciler(bus, git, recorder, workdirs, keep_artifacts=keep),
+            HelmRepositoryReconciler(bus, http, recorder, workdirs, keep_artifacts=keep),
+            HelmChartReconciler(bus, http, engine, recorder, workdirs, keep_artifacts=keep),
         ]
 
     try:
@@ -66,3 +77,4 @@ async def run(
         )
     finally:
         git.close()
+        await engine.aclose()

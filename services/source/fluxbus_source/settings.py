@@ -22,7 +22,7 @@ DEFAULT_HTTP_ADDR = "127.0.0.1:9790"
 service's own port (each service has one, so they run side by side on one
 host), loopback only outside containers (they set 0.0.0.0 explicitly)."""
 KEEP_ARTIFACTS = 2
-"""Artifacts kept per GitRepository (Flux's default history: the current one and one more)."""
+"""Artifacts kept per source object (Flux's default history: the current one and one more)."""
 
 
 SOURCE_ENV: tuple[EnvVar, ...] = (http_addr_env(DEFAULT_HTTP_ADDR), *ARTIFACT_ENV)

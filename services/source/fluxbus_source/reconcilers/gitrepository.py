@@ -32,13 +32,11 @@ from fluxbus_common.api.meta import Artifact
 from fluxbus_common.conditions import (
     ConditionType,
     Reason,
-    now_rfc3339,
     remove_condition,
     set_condition,
 )
 from fluxbus_common.errors import Generic, ReconcileError, Waiting
 from fluxbus_common.events import EventSink, Severity
-from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_git.errors import GitAuthError, GitCredentialsError
 from fluxbus_git.logic.auth import GitAuth, GitProxy
@@ -47,13 +45,13 @@ from fluxbus_git.results import FetchResult
 from fluxbus_source.artifact import archive, file_sha256, include_artifact
 from fluxbus_source.logic.plan import rebuild_reason
 from fluxbus_source.ports import GitPort, SourceStore, WorkDirPort
+from fluxbus_source.reconcilers import storage
 from fluxbus_source.settings import KEEP_ARTIFACTS
 
 log = structlog.get_logger("fluxbus.source")
 
 INCLUDE_RETRY = 10.0
 """Seconds before re-checking an included GitRepository that has no artifact yet."""
-ARTIFACT_URL_SCHEME = "nats-object://"
 
 
 def _includes_of(
@@ -144,41 +142,13 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
 
     async def finalize(self, obj: GitRepository) -> None:
         """Delete every artifact of the GitRepository."""
-        prefix = subjects.artifact_prefix(
-            "gitrepository", obj.metadata.namespace, obj.metadata.name
-        )
-        try:
-            for name in await self.store.list_artifacts(prefix):
-                await self.store.delete_artifact(name)
-        except BusError as e:
-            raise Generic(
-                f"garbage collection of artifacts failed: {e}", Reason.STORAGE_OPERATION_FAILED
-            ) from e
+        await storage.delete_all(self.store, obj)
 
     # -- steps -----------------------------------------------------------
 
     async def reconcile_storage(self, obj: GitRepository, state: SourceState) -> None:
         """Forget a recorded artifact that is no longer in the store (Flux: ArtifactInStorage)."""
-        artifact = obj.status.artifact
-        conds = obj.status.conditions
-        if artifact is None:
-            remove_condition(conds, ConditionType.ARTIFACT_IN_STORAGE)
-            return
-        try:
-            size = await self.store.artifact_size(artifact.path)
-        except BusError as e:
-            raise Generic(str(e), Reason.STORAGE_OPERATION_FAILED) from e
-        if size is None:
-            log.warning("artifact.missing", path=artifact.path)
-            obj.status.artifact = None
-            set_condition(
-                conds,
-                ConditionType.ARTIFACT_IN_STORAGE,
-                False,
-                Reason.STORAGE_OPERATION_FAILED,
-                "artifact disappeared from storage",
-                obj.metadata.generation,
-            )
+        await storage.check_stored(self.store, obj)
 
     async def _secret_data(self, obj: GitRepository, name: str, field: str) -> dict[str, bytes]:
         doc = await self.store.get_secret(obj.metadata.namespace, name)
@@ -342,46 +312,26 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
             await include_artifact(tar, tree, inc.from_path, inc.effective_to_path)
         out = await archive(tree, tmp / "artifact.tar.gz", spec_ignore=obj.spec.ignore)
         object_name = subjects.artifact_name("gitrepository", ns, name, out.sha256)
-        try:
-            await self.store.put_artifact(object_name, out.path)
-        except BusError as e:
-            set_condition(
-                obj.status.conditions,
-                ConditionType.STORAGE_OPERATION_FAILED,
-                True,
-                Reason.STORAGE_OPERATION_FAILED,
-                f"storing the artifact failed: {e}",
-                obj.metadata.generation,
-            )
-            raise Generic(
-                f"storing the artifact failed: {e}", Reason.STORAGE_OPERATION_FAILED
-            ) from e
-        remove_condition(obj.status.conditions, ConditionType.STORAGE_OPERATION_FAILED)
-        previous = obj.status.artifact
-        status = obj.status
-        status.artifact = Artifact(
-            path=object_name,
-            url=f"{ARTIFACT_URL_SCHEME}{subjects.ARTIFACTS_STORE}/{object_name}",
+        artifact = await storage.put(
+            self.store,
+            obj,
+            object_name,
+            out.path,
             revision=resolved.revision,
             digest=f"sha256:{out.sha256}",
             size=out.size,
-            last_update_time=now_rfc3339(),
         )
+        previous = obj.status.artifact
+        status = obj.status
+        status.artifact = artifact
         status.included_artifacts = [a for _, a in includes]
         status.observed_ignore = obj.spec.ignore
         status.observed_recurse_submodules = obj.spec.recurse_submodules
         status.observed_sparse_checkout = list(obj.spec.sparse_checkout)
         status.observed_include = list(obj.spec.include)
         message = f"stored artifact for revision '{resolved.revision}'"
-        set_condition(
-            status.conditions,
-            ConditionType.ARTIFACT_IN_STORAGE,
-            True,
-            Reason.SUCCEEDED,
-            message,
-            obj.metadata.generation,
-        )
-        await self._collect_garbage(obj, object_name)
+        storage.mark_stored(obj, message)
+        await storage.collect_garbage(self.store, obj, object_name, self.keep)
         if (
             previous is None
             or previous.revision != resolved.revision
@@ -396,15 +346,3 @@ class GitRepositoryReconciler(StepReconciler[GitRepository, SourceState]):
                 {"revision": resolved.revision, "digest": status.artifact.digest or ""},
             )
         return Result(ready_reason=Reason.SUCCEEDED, ready_message=message)
-
-    async def _collect_garbage(self, obj: GitRepository, current: str) -> None:
-        """Keep the newest `self.keep` artifacts of this source (always `current`)."""
-        prefix = subjects.artifact_prefix(
-            "gitrepository", obj.metadata.namespace, obj.metadata.name
-        )
-        try:
-            older = [n for n in await self.store.list_artifacts(prefix) if n != current]
-            for name in older[: max(0, len(older) - (self.keep - 1))]:
-                await self.store.delete_artifact(name)
-        except BusError as e:  # a leftover artifact is harmless; retried next time
-            log.warning("artifact.gc_failed", error=str(e))
