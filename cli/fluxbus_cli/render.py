@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -202,6 +203,58 @@ def notification_row(doc: Mapping[str, Any], now: datetime | None = None) -> lis
     return [cells[h] for h in NOTIFICATION_HEADERS.get(kind, ())]
 
 
+HELM_HEADERS: dict[str, tuple[str, ...]] = {
+    kind: ("NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE", "AGE")
+    for kind in ("HelmRelease", "HelmRepository", "HelmChart")
+}
+"""`flux get helmreleases` / `sources helm` / `sources chart` columns (plus AGE)."""
+OCI_HELM_REPOSITORY_READY = "Helm repository is Ready"
+"""What `flux get sources helm` says of an OCI HelmRepository that has no Ready condition."""
+_LONG_HEX = re.compile(r"\b[a-f0-9]{40,128}\b")
+
+
+def truncate_hex(text: str) -> str:
+    """Shorten every 40-128 hex digit run (a digest, a commit) to 8 digits, as `flux get`."""
+    return _LONG_HEX.sub(lambda m: m.group(0)[:8], text)
+
+
+def helm_release_revision(status: Mapping[str, Any]) -> str:
+    """The chart version of the newest release in `status.history`, else the last
+    attempted revision (what `flux get helmreleases` shows)."""
+    history = status.get("history") or []
+    if history and isinstance(history[0], Mapping) and history[0].get("chartVersion"):
+        return str(history[0]["chartVersion"])
+    return str(status.get("lastAttemptedRevision") or "")
+
+
+def helm_row(kind: str, doc: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """A row under HELM_HEADERS[kind]: a HelmRelease shows its chart version, a
+    HelmRepository its index digest (hex shortened), a HelmChart its chart version."""
+    name, ready, message, revision, suspended, created = toolkit_row(doc, now)
+    status = doc.get("status") or {}
+    spec = doc.get("spec") or {}
+    if kind == "HelmRelease":
+        revision = helm_release_revision(status)
+    elif kind == "HelmRepository":
+        revision = truncate_hex(revision)
+        message = truncate_hex(message)
+        if spec.get("type") == "oci" and ready_condition(doc) is None:
+            ready, message = "True", OCI_HELM_REPOSITORY_READY
+    else:
+        message = truncate_hex(message)  # the revision is a SemVer: kept whole
+    return [name, revision, suspended, ready, message, created]
+
+
+def _helm_source(doc: Mapping[str, Any]) -> str:
+    """`Kind/namespace/name` of a HelmRelease's chart source (`flux get hr --show-source`)."""
+    spec = doc.get("spec") or {}
+    own_ns = str((doc.get("metadata") or {}).get("namespace", ""))
+    ref = spec.get("chartRef") or _field(spec, "chart", "spec", "sourceRef")
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return "-"
+    return f"{ref.get('kind', '')}/{ref.get('namespace') or own_ns}/{ref['name']}"
+
+
 def _data_count(doc: Mapping[str, Any], *fields: str) -> int:
     keys: set[str] = set()
     for field in fields:
@@ -289,6 +342,22 @@ WIDE_COLUMNS: dict[str, tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ..
         ("IMAGE REPOSITORY", lambda d: str(_field(d, "spec", "imageRepositoryRef", "name") or "-")),
     ),
     "ImageUpdateAutomation": (
+        ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "HelmRelease": (
+        ("SOURCE", _helm_source),
+        ("CHART", lambda d: str(_field(d, "spec", "chart", "spec", "chart") or "-")),
+        ("TARGET NAMESPACE", lambda d: str(_field(d, "spec", "targetNamespace") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "HelmRepository": (
+        ("URL", lambda d: str(_field(d, "spec", "url") or "-")),
+        ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
+    ),
+    "HelmChart": (
+        ("CHART", lambda d: str(_field(d, "spec", "chart") or "-")),
+        ("VERSION", lambda d: str(_field(d, "spec", "version") or "*")),
         ("SOURCE", lambda d: _source_ref(_field(d, "spec", "sourceRef"))),
         ("INTERVAL", lambda d: str(_field(d, "spec", "interval") or "-")),
     ),

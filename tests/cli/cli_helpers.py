@@ -133,7 +133,9 @@ async def heartbeat(bus: Bus, *kinds: str, ttl: float = 600.0) -> AsyncIterator[
     services = {liveness.controller_of(k) or "stand-in" for k in kinds}
     now = liveness.rfc3339(datetime.now(UTC))
     for service in services:
-        owned = tuple(k.lower() for k in kinds if liveness.controller_of(k) == service)
+        owned = tuple(
+            k.lower() for k in kinds if (liveness.controller_of(k) or "stand-in") == service
+        )
         await bus.put_heartbeat(
             liveness.Heartbeat(
                 service=service,

@@ -94,7 +94,7 @@ def test_simulation_can_be_switched_off(kubelite_factory: Any) -> None:
     assert not get(h, "default", "deploy", "web").get("status")
 
 
-def test_job_completes_pvc_binds_pod_runs_and_load_balancer_gets_an_address(
+def test_job_completes_pvc_binds_run_once_pod_succeeds_and_load_balancer_gets_an_address(
     kl: KubeliteHandle, ns: str
 ) -> None:
     pod_spec = {"containers": [{"name": "main", "image": "busybox:1"}], "restartPolicy": "Never"}
@@ -124,7 +124,7 @@ def test_job_completes_pvc_binds_pod_runs_and_load_balancer_gets_an_address(
 
     wait_until(lambda: conds(get(kl, ns, "job", "once")).get("Complete") == "True")
     wait_until(lambda: get(kl, ns, "pvc", "data").get("status", {}).get("phase") == "Bound")
-    wait_until(lambda: conds(get(kl, ns, "pod", "p")).get("Ready") == "True")
+    wait_until(lambda: get(kl, ns, "pod", "p").get("status", {}).get("phase") == "Succeeded")
     wait_until(
         lambda: get(kl, ns, "svc", "lb").get("status", {}).get("loadBalancer", {}).get("ingress")
     )

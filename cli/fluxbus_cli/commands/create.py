@@ -40,7 +40,7 @@ Builder = Callable[[], dict[str, Any]]
 """Builds a manifest from the flags, raising CliError for a bad one."""
 
 
-def _interval(value: str) -> str:
+def interval_text(value: str) -> str:
     """Go's spelling of the interval (`1m` → `1m0s`), as Flux writes it."""
     try:
         return format_duration(parse_duration(value))
@@ -48,7 +48,7 @@ def _interval(value: str) -> str:
         raise CliError(f"--interval: {e}") from None
 
 
-def _validated(doc: dict[str, Any], what: str) -> dict[str, Any]:
+def validated(doc: dict[str, Any], what: str) -> dict[str, Any]:
     try:
         parse_object(doc)
     except InvalidObject as e:
@@ -94,7 +94,7 @@ def git_source_document(req: GitSourceRequest) -> dict[str, Any]:
         ref = {"tag": req.tag}
     else:
         ref = {"branch": req.branch}
-    spec: dict[str, Any] = {"interval": _interval(req.interval), "ref": ref}
+    spec: dict[str, Any] = {"interval": interval_text(req.interval), "ref": ref}
     if req.secret_ref:
         spec["secretRef"] = {"name": req.secret_ref}
     spec["url"] = req.url
@@ -104,7 +104,7 @@ def git_source_document(req: GitSourceRequest) -> dict[str, Any]:
         "metadata": {"name": req.name, "namespace": req.namespace},
         "spec": spec,
     }
-    return _validated(doc, "GitRepository")
+    return validated(doc, "GitRepository")
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def kustomization_document(req: KustomizationRequest) -> dict[str, Any]:
     depends = [_dependency(d) for d in split_values(req.depends_on)]
     if depends:
         spec["dependsOn"] = depends
-    spec["interval"] = _interval(req.interval)
+    spec["interval"] = interval_text(req.interval)
     spec["path"] = safe_path(req.path)
     spec["prune"] = req.prune
     spec["sourceRef"] = source_reference(req.source)
@@ -191,7 +191,7 @@ def kustomization_document(req: KustomizationRequest) -> dict[str, Any]:
         "metadata": {"name": req.name, "namespace": req.namespace},
         "spec": spec,
     }
-    return _validated(doc, "Kustomization")
+    return validated(doc, "Kustomization")
 
 
 def export(out: Output, doc: dict[str, Any]) -> int:

@@ -28,6 +28,8 @@ def _headers(info: KindInfo, all_namespaces: bool, wide: bool = False) -> list[s
         headers = list(render.IMAGE_HEADERS[info.kind])
     elif info.kind in render.NOTIFICATION_HEADERS:
         headers = list(render.NOTIFICATION_HEADERS[info.kind])
+    elif info.kind in render.HELM_HEADERS:
+        headers = list(render.HELM_HEADERS[info.kind])
     else:
         headers = list(render.TOOLKIT_HEADERS)
     if wide:
@@ -46,6 +48,8 @@ def _row(
         row = render.image_row(info.kind, doc)
     elif info.kind in render.NOTIFICATION_HEADERS:
         row = render.notification_row(doc)
+    elif info.kind in render.HELM_HEADERS:
+        row = render.helm_row(info.kind, doc)
     else:
         row = render.toolkit_row(doc)
     if wide:

@@ -42,11 +42,9 @@ NOT_SERVED_SOURCES = {
 FLUX_ALIASES = {
     "alert-providers": "providers",
     "alert-provider": "providers",
-    "hr": "HelmRelease",
-    "helmrelease": "HelmRelease",
-    "helmreleases": "HelmRelease",
 }
-"""Flux's names that are not kubectl's: `flux get alert-providers`, `flux get hr`."""
+"""Flux's names that are not kubectl's: `flux get alert-providers` (`hr` is
+HelmRelease's own short name)."""
 
 
 def _spellings() -> list[str]:

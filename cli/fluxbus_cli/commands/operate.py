@@ -1,5 +1,6 @@
 """The typer commands operating a Kustomization day to day: `build`, `diff`,
-`tree`, `history` and `rollback` (Flux's and Argo CD's habits). `register`
+`tree`, `history` and `rollback` (Flux's and Argo CD's habits); `history` and
+`rollback` also take a HelmRelease (`commands.helm_history`). `register`
 adds them to the application; the work is in `diff`, `tree` and `history`.
 Errors exit 2 (`diff` exits 1 for "differences")."""
 
@@ -11,8 +12,8 @@ from typing import Annotated
 import typer
 
 from fluxbus_cli.commands import diff as diff_cmd
+from fluxbus_cli.commands import helm_history, ks_access
 from fluxbus_cli.commands import history as history_cmd
-from fluxbus_cli.commands import ks_access
 from fluxbus_cli.commands import tree as tree_cmd
 from fluxbus_cli.commands.kinds import kind
 from fluxbus_cli.errors import CliError
@@ -25,6 +26,9 @@ Command = Callable[[Bus, Output], Awaitable[int]]
 Runner = Callable[[Command], None]
 
 KindArg = Annotated[str, typer.Argument(metavar="KIND", help="kustomization (ks)")]
+HistoryKindArg = Annotated[
+    str, typer.Argument(metavar="KIND", help="kustomization (ks) or helmrelease (hr)")
+]
 PathOpt = Annotated[
     str | None,
     typer.Option("--path", help="A local directory to build instead of the stored artifact."),
@@ -59,6 +63,23 @@ def _checked(kind_name: str, command_name: str, out: Output, *checks: Callable[[
     except CliError as e:
         out.failure(str(e))
         raise typer.Exit(ks_access.ERROR) from None
+    return True
+
+
+def _is_helm_release(kind_name: str, command_name: str, *checks: Callable[[], None]) -> bool:
+    """Whether KIND is HelmRelease (then run `checks`, exiting 2 on a CliError)."""
+    try:
+        info = kind(kind_name)
+    except CliError:
+        return False  # `_checked` reports the unknown kind
+    if info.kind != "HelmRelease":
+        return False
+    for check in checks:
+        try:
+            check()
+        except CliError as e:
+            Output().failure(f"{command_name}: {e}")
+            raise typer.Exit(ks_access.ERROR) from None
     return True
 
 
@@ -109,46 +130,80 @@ def register(app: typer.Typer, run: Runner, default_namespace: str) -> None:
 
     @app.command()
     def history(
-        kind_name: KindArg,
+        kind_name: HistoryKindArg,
         name: str,
         namespace: Namespace = default_namespace,
         output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
     ) -> None:
-        """List the applied revisions, newest first."""
+        """List the applied revisions (a HelmRelease: its Helm releases), newest first."""
 
         def check_format() -> None:
             if output not in ("table", "json"):
                 raise CliError(f'--output must be table or json, got "{output}"')
 
+        if _is_helm_release(kind_name, "history", check_format):
+            run(
+                _errors_exit_2(lambda bus, o: helm_history.history(bus, o, namespace, name, output))
+            )
+            return
         _checked(kind_name, "history", Output(), check_format)
         run(_errors_exit_2(lambda bus, o: history_cmd.history(bus, o, namespace, name, output)))
 
     @app.command()
     def rollback(
-        kind_name: KindArg,
+        kind_name: HistoryKindArg,
         name: str,
         namespace: Namespace = default_namespace,
         to: Annotated[
             str | None, typer.Option("--to", help="The revision (or digest) to return to.")
+        ] = None,
+        to_revision: Annotated[
+            int | None,
+            typer.Option("--to-revision", help="A HelmRelease: the Helm revision to return to."),
         ] = None,
         steps: Annotated[
             int | None, typer.Option("--steps", help="How many applied entries back (1).")
         ] = None,
         timeout: Annotated[str, typer.Option("--timeout", help="How long to wait.")] = "5m",
     ) -> None:
-        """Apply an earlier history entry again and hold there (suspended) until resume."""
+        """Apply an earlier history entry again (a HelmRelease: a Helm rollback to an
+        earlier revision) and hold there (suspended) until resume."""
         seconds = 0.0
+        revision: int | None = to_revision
 
         def check_args() -> None:
             nonlocal seconds
-            if to is not None and steps is not None:
-                raise CliError("give --to or --steps, not both")
+            if sum(x is not None for x in (to, to_revision, steps)) > 1:
+                raise CliError("give one of --to, --to-revision or --steps")
             try:
                 seconds = parse_duration(timeout)
             except ValueError as e:
                 raise CliError(f"--timeout: {e}") from None
 
-        _checked(kind_name, "rollback", Output(), check_args)
+        def check_helm_args() -> None:
+            nonlocal revision
+            check_args()
+            if to is not None:
+                if not to.isdigit():
+                    raise CliError(f'--to: a Helm revision is a number, got "{to}"')
+                revision = int(to)
+
+        if _is_helm_release(kind_name, "rollback", check_helm_args):
+            run(
+                _errors_exit_2(
+                    lambda bus, o: helm_history.rollback(
+                        bus, o, namespace, name, to_revision=revision, steps=steps, timeout=seconds
+                    )
+                )
+            )
+            return
+
+        def check_ks_args() -> None:
+            check_args()
+            if to_revision is not None:
+                raise CliError("--to-revision is for helmreleases; use --to for a Kustomization")
+
+        _checked(kind_name, "rollback", Output(), check_ks_args)
         run(
             _errors_exit_2(
                 lambda bus, o: history_cmd.rollback(

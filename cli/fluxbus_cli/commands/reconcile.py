@@ -17,6 +17,7 @@ from typing import Any
 
 from fluxbus_cli import controllers, render, store
 from fluxbus_cli.errors import CliError
+from fluxbus_cli.logic import helm as helm_logic
 from fluxbus_cli.render import Output
 from fluxbus_common import keys, subjects
 from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
@@ -38,8 +39,14 @@ def _outcome(info: KindInfo, status: dict[str, Any]) -> tuple[bool, str]:
     revision = render.revision_of(status)
     if info.kind == "Kustomization" and revision:
         return True, f"applied revision {revision}"
-    if info.kind == "GitRepository" and revision:
+    if info.kind in ("GitRepository", "HelmChart") and revision:
         return True, f"fetched revision {revision}"
+    if info.kind == "HelmRepository":
+        if revision:
+            return True, f"fetched revision {render.truncate_hex(revision)}"
+        return True, str(ready.get("message") or render.OCI_HELM_REPOSITORY_READY)
+    if info.kind == "HelmRelease":
+        return True, f"applied revision {render.helm_release_revision(status)}"
     if info.kind == "ImageRepository":
         count = (status.get("lastScanResult") or {}).get("tagCount", 0)
         return True, f"scan fetched {count} tags"
@@ -130,15 +137,34 @@ async def _reconcile_one(
     return await wait_handled(bus, out, info, namespace, name, token, timeout)
 
 
-def _source_of(info: KindInfo, doc: dict[str, Any], namespace: str) -> tuple[KindInfo, str, str]:
-    ref = (doc.get("spec") or {}).get("sourceRef")
-    if not isinstance(ref, dict) or not ref.get("name"):
-        raise CliError(f"{info.kind} has no spec.sourceRef to reconcile first")
+def _resolved(ref: helm_logic.SourceRef) -> tuple[KindInfo, str, str]:
     try:
-        source = resolve_kind(str(ref.get("kind", "")))
+        return resolve_kind(ref.kind), ref.namespace, ref.name
     except UnknownKind:
-        raise CliError(f"source kind {ref.get('kind')} is not served by fluxbus") from None
-    return source, str(ref.get("namespace") or namespace), str(ref["name"])
+        raise CliError(f"source kind {ref.kind} is not served by fluxbus") from None
+
+
+async def _sources(
+    bus: Bus, info: KindInfo, doc: dict[str, Any]
+) -> list[tuple[KindInfo, str, str]]:
+    """The sources to reconcile first, the farthest first: a Kustomization's
+    GitRepository; a HelmRelease's HelmChart after the chart's own HelmRepository
+    or GitRepository (as `flux reconcile hr --with-source`)."""
+    chain: list[tuple[KindInfo, str, str]] = []
+    kind = info.kind
+    while True:
+        try:
+            ref = helm_logic.source_of(kind, doc)
+        except helm_logic.NoSource as e:
+            raise CliError(str(e)) from None
+        source = _resolved(ref)
+        chain.insert(0, source)
+        if ref.kind != "HelmChart":
+            return chain
+        found = await store.get_doc(bus, source[0], ref.namespace, ref.name)
+        if found is None:
+            raise store.not_found(source[0], ref.namespace, ref.name)
+        kind, doc = ref.kind, found
 
 
 async def reconcile(
@@ -161,8 +187,8 @@ async def reconcile(
         doc = await store.get_doc(bus, info, namespace, name)
         if doc is None:
             raise store.not_found(info, namespace, name)
-        source, source_ns, source_name = _source_of(info, doc, namespace)
-        await _reconcile_one(bus, out, source, source_ns, source_name, timeout)
+        for source, source_ns, source_name in await _sources(bus, info, doc):
+            await _reconcile_one(bus, out, source, source_ns, source_name, timeout)
     return await _reconcile_one(bus, out, info, namespace, name, timeout)
 
 

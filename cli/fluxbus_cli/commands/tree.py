@@ -1,6 +1,7 @@
 """`fluxbus tree kustomization NAME`: the inventory as a tree, recursing into
 the Kustomizations this one manages (and, under each, its source when that is
-managed here too), as `flux tree` draws it."""
+managed here too) and into the HelmReleases it manages (the objects of the
+release, from the helm service's `status.inventory`), as `flux tree` draws it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from fluxbus_common.bus import Bus
 from fluxbus_kustomize.logic.inventory import InventoryError, ObjMetadata
 
 TOOLKIT_GROUP = "kustomize.toolkit.fluxcd.io"
+NESTED = {("Kustomization", TOOLKIT_GROUP), ("HelmRelease", "helm.toolkit.fluxcd.io")}
+"""The toolkit kinds whose own inventory `tree` shows under them."""
 
 
-async def _children(bus: Bus, namespace: str, name: str) -> list[ObjMetadata]:
-    status = await bus.get_status(subjects.object_key("Kustomization", namespace, name))
+async def _children(
+    bus: Bus, namespace: str, name: str, kind: str = "Kustomization"
+) -> list[ObjMetadata]:
+    status = await bus.get_status(subjects.object_key(kind, namespace, name))
     entries = ((status.value if status else {}).get("inventory") or {}).get("entries") or []
     out = []
     for e in entries:
@@ -28,19 +33,20 @@ async def _children(bus: Bus, namespace: str, name: str) -> list[ObjMetadata]:
 async def lines(bus: Bus, namespace: str, name: str) -> list[str]:
     """Return the tree's lines, the Kustomization first."""
     out = [f"Kustomization/{namespace}/{name}"]
-    seen = {(namespace, name)}
+    seen = {("Kustomization", namespace, name)}
 
-    async def walk(ns: str, nm: str, prefix: str) -> None:
-        children = await _children(bus, ns, nm)
+    async def walk(kind: str, ns: str, nm: str, prefix: str) -> None:
+        children = await _children(bus, ns, nm, kind)
         for i, child in enumerate(children):
             last = i == len(children) - 1
             out.append(f"{prefix}{'└── ' if last else '├── '}{child.describe()}")
-            nested = child.kind == "Kustomization" and child.group == TOOLKIT_GROUP
-            if nested and (child.namespace, child.name) not in seen:
-                seen.add((child.namespace, child.name))
-                await walk(child.namespace, child.name, prefix + ("    " if last else "│   "))
+            nested = (child.kind, child.group) in NESTED
+            if nested and (child.kind, child.namespace, child.name) not in seen:
+                seen.add((child.kind, child.namespace, child.name))
+                deeper = prefix + ("    " if last else "│   ")
+                await walk(child.kind, child.namespace, child.name, deeper)
 
-    await walk(namespace, name, "")
+    await walk("Kustomization", namespace, name, "")
     return out
 
 

@@ -2,7 +2,8 @@
 
 `KubeliteServer` runs it in-process; `fluxbus-kubelite` runs it standalone;
 `fluxbus_kubelite.testing` offers pytest fixtures. See kubelite.md for the
-behaviour it implements.
+behaviour it implements and libs/kubelite/README.md for what it simulates
+(controllers, run-to-completion Pods and Jobs, pod logs).
 """
 
 from .controllers import SimulationConfig

@@ -5,7 +5,11 @@
 - Workloads (simulation, switchable): a Deployment / StatefulSet / DaemonSet /
   ReplicaSet gets observedGeneration, replica counts and an Available
   condition shortly after each spec change; an image matching the broken
-  pattern never becomes ready.
+  pattern never becomes ready. A Deployment also gets a ReplicaSet per pod
+  template (`<name>-<pod-template-hash>`, controlled by it; older ones are
+  scaled to 0), which Helm's legacy wait and `kubectl rollout` read. Pods and
+  Jobs run to completion as `statuses` describes (echo / exit in their
+  command), and `pods/<name>/log` serves what they echo.
 - Namespaces: a deleted Namespace goes Terminating, deletes what it holds,
   then disappears once the last object (finalizers included) is gone.
 - Garbage collection: deleting an owner deletes its dependents.
@@ -18,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from . import statuses
 from .errors import ApiError
 from .resources import CRD_KEY, NS_KEY, ResourceType
 from .ssa import jcopy
@@ -39,6 +43,7 @@ WORKLOADS: set[Key] = {
     ("", "services"),
 }
 CONTROLLER_MANAGER = "kube-controller-manager"
+RS_KEY: Key = ("apps", "replicasets")
 
 
 @dataclass
@@ -235,20 +240,47 @@ class Controllers:
                 },
             }
         elif kind == "Pod":
-            status = _pod_status(pod, broken, old)
+            status = statuses.pod_status(pod, broken, old, now())
         elif kind == "Job":
-            status = _job_status(spec, broken, old)
+            status = statuses.job_status(spec, broken, old, now())
         elif kind == "DaemonSet":
-            status = _daemonset_status(gen, broken)
+            status = statuses.daemonset_status(gen, broken)
         else:
             replicas = spec.get("replicas", 1)
             if kind == "Deployment":
-                status = _deployment_status(name, gen, replicas, broken, old)
+                rs = self._replicaset(obj)
+                status = statuses.deployment_status(rs, gen, replicas, broken, old, now())
             elif kind == "StatefulSet":
-                status = _statefulset_status(name, gen, replicas, broken)
+                status = statuses.statefulset_status(name, gen, replicas, broken)
             else:
-                status = _replicaset_status(gen, replicas, broken)
+                status = statuses.replicaset_status(gen, replicas, broken)
         self._write_status(key, obj, status, CONTROLLER_MANAGER)
+
+    def _replicaset(self, deployment: dict[str, Any]) -> str:
+        """The deployment controller: one ReplicaSet per template, older ones scaled to 0."""
+        want = statuses.replicaset_for(deployment)
+        rt = self._rt(RS_KEY)
+        name: str = want["metadata"]["name"]
+        if rt is None or deployment["metadata"].get("deletionTimestamp"):
+            return name
+        opts = Options(manager=CONTROLLER_MANAGER)
+        uid = deployment["metadata"].get("uid")
+        ns = deployment["metadata"].get("namespace", "")
+        found = False
+        for rs in self.store.list(RS_KEY, ns):
+            refs = rs["metadata"].get("ownerReferences") or []
+            if not any(r.get("uid") == uid and r.get("controller") for r in refs):
+                continue
+            is_current = rs["metadata"]["name"] == name
+            found = found or is_current
+            replicas = want["spec"]["replicas"] if is_current else 0
+            if (rs.get("spec") or {}).get("replicas") != replicas:
+                new = jcopy(rs)
+                new["spec"]["replicas"] = replicas
+                self.kube.finish_update(rt, rs, new, opts, "")
+        if not found:
+            self.kube.create(rt, ns, want, opts)
+        return name
 
     # ------------------------------------------------------------------ namespaces
 
@@ -366,218 +398,3 @@ class Controllers:
                     continue
 
         self._loop.call_soon(run)
-
-
-def _condition(
-    ctype: str,
-    status: str,
-    reason: str,
-    message: str,
-    old: dict[str, Any],
-    t: str,
-    style: str = "workload",
-) -> dict[str, Any]:
-    """A condition, kept as it was when nothing changed (stable transition times).
-
-    style: `workload` (Deployment: lastUpdateTime), `probe` (Pod, Job: lastProbeTime).
-    """
-    prev: dict[str, Any] | None = next(
-        (c for c in old.get("conditions") or [] if c.get("type") == ctype), None
-    )
-    if prev and prev.get("status") == status and prev.get("reason", "") == reason:
-        return prev
-    cond: dict[str, Any] = {"type": ctype, "status": status}
-    if style == "workload":
-        cond["lastUpdateTime"] = t
-    else:
-        cond["lastProbeTime"] = None
-    cond["lastTransitionTime"] = t
-    if reason:
-        cond["reason"] = reason
-    if message:
-        cond["message"] = message
-    return cond
-
-
-def _deployment_status(
-    name: str, gen: int, replicas: int, broken: bool, old: dict[str, Any]
-) -> dict[str, Any]:
-    t = now()
-    rs = f"{name}-{zlib.crc32(name.encode()) % 10**10:010d}"
-    status: dict[str, Any] = {"observedGeneration": gen}
-    if replicas:
-        status["replicas"] = replicas
-        status["updatedReplicas"] = replicas
-    if broken:
-        if replicas:
-            status["unavailableReplicas"] = replicas
-        conds = [
-            _condition(
-                "Available",
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-                old,
-                t,
-            ),
-            _condition(
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{rs}" is progressing.',
-                old,
-                t,
-            ),
-        ]
-    else:
-        if replicas:
-            status["readyReplicas"] = replicas
-            status["availableReplicas"] = replicas
-        conds = [
-            _condition(
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.",
-                old,
-                t,
-            ),
-            _condition(
-                "Progressing",
-                "True",
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs}" has successfully progressed.',
-                old,
-                t,
-            ),
-        ]
-    status["conditions"] = conds
-    return status
-
-
-def _pod_status(pod: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict[str, Any]:
-    t = now()
-    ready = "False" if broken else "True"
-    statuses = []
-    for c in pod.get("containers") or []:
-        cs: dict[str, Any] = {
-            "name": c.get("name", ""),
-            "image": c.get("image", ""),
-            "ready": not broken,
-            "restartCount": 0,
-            "started": not broken,
-        }
-        if broken:
-            cs["state"] = {
-                "waiting": {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{c.get("image", "")}"',
-                }
-            }
-        else:
-            cs["state"] = {"running": {"startedAt": old.get("startTime", t)}}
-        statuses.append(cs)
-    return {
-        "phase": "Pending" if broken else "Running",
-        "conditions": [
-            _condition(
-                "Ready", ready, "" if not broken else "ContainersNotReady", "", old, t, "probe"
-            ),
-            _condition(
-                "ContainersReady",
-                ready,
-                "" if not broken else "ContainersNotReady",
-                "",
-                old,
-                t,
-                "probe",
-            ),
-            _condition("PodScheduled", "True", "", "", old, t, "probe"),
-        ],
-        "containerStatuses": statuses,
-        "hostIP": "127.0.0.1",
-        "podIP": "127.0.0.1",
-        "startTime": old.get("startTime", t),
-    }
-
-
-def _job_status(spec: dict[str, Any], broken: bool, old: dict[str, Any]) -> dict[str, Any]:
-    t = now()
-    start = old.get("startTime", t)
-    if broken:
-        return {"active": spec.get("parallelism", 1), "startTime": start, "ready": 0}
-    done = spec.get("completions", 1)
-    return {
-        "startTime": start,
-        "completionTime": old.get("completionTime", t),
-        "succeeded": done,
-        "ready": 0,
-        "conditions": [
-            _condition(
-                "SuccessCriteriaMet",
-                "True",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                old,
-                t,
-                "probe",
-            ),
-            _condition(
-                "Complete",
-                "True",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                old,
-                t,
-                "probe",
-            ),
-        ],
-    }
-
-
-def _statefulset_status(name: str, gen: int, replicas: int, broken: bool) -> dict[str, Any]:
-    rev = f"{name}-{gen:010d}"
-    status: dict[str, Any] = {
-        "observedGeneration": gen,
-        "replicas": replicas,
-        "currentReplicas": replicas,
-        "updatedReplicas": replicas,
-        "currentRevision": rev,
-        "updateRevision": rev,
-        "collisionCount": 0,
-    }
-    if not broken:
-        status["readyReplicas"] = replicas
-        status["availableReplicas"] = replicas
-    else:
-        status["availableReplicas"] = 0
-    return status
-
-
-def _daemonset_status(gen: int, broken: bool) -> dict[str, Any]:
-    ready = 0 if broken else 1
-    status = {
-        "currentNumberScheduled": 1,
-        "desiredNumberScheduled": 1,
-        "numberMisscheduled": 0,
-        "numberReady": ready,
-        "observedGeneration": gen,
-        "updatedNumberScheduled": 1,
-    }
-    if ready:
-        status["numberAvailable"] = 1
-    else:
-        status["numberUnavailable"] = 1
-    return status
-
-
-def _replicaset_status(gen: int, replicas: int, broken: bool) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "observedGeneration": gen,
-        "replicas": replicas,
-        "fullyLabeledReplicas": replicas,
-    }
-    if not broken:
-        status["readyReplicas"] = replicas
-        status["availableReplicas"] = replicas
-    return status

@@ -58,6 +58,16 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if rt.key == ("", "pods"):
+            resources.append(
+                {
+                    "name": "pods/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Pod",
+                    "verbs": ["get"],
+                }
+            )
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -107,6 +117,8 @@ def aggregated(registry: Registry, groups: list[str]) -> dict[str, Any]:
                             "verbs": ["get", "patch", "update"],
                         }
                     )
+                if rt.key == ("", "pods"):
+                    subs.append({"subresource": "log", "responseKind": rk, "verbs": ["get"]})
                 if subs:
                     entry["subresources"] = subs
                 resources.append(entry)

@@ -116,11 +116,15 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media(content_type: str) -> ApiError:
+def unsupported_media(content_type: str, protobuf: bool = True) -> ApiError:
+    """415; `protobuf=False` when the body's kind has no protobuf form kubelite decodes."""
+    accepted = "application/json, application/yaml"
+    if protobuf:
+        accepted += ", application/vnd.kubernetes.protobuf"
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got "{content_type}"',
+        f'the body of the request was in an unknown format - accepted media types include: {accepted}; got "{content_type}"',
     )
 
 

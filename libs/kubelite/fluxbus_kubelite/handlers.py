@@ -18,7 +18,7 @@ from prometheus_client import Counter
 
 from fluxbus_common.selectors import SelectorError
 
-from . import errors, protobuf
+from . import errors, protobuf, statuses
 from .controllers import Controllers
 from .discovery import api_group, resource_list
 from .errors import ApiError
@@ -30,6 +30,8 @@ from .verbs import Kubelite, Options, scale_of
 from .watch import Watches
 
 log = structlog.get_logger("kubelite")
+
+POD_KEY = ("", "pods")
 
 try:
     _YamlLoader: Any = yaml.CSafeLoader
@@ -52,6 +54,34 @@ def _parse_apply_body(raw: bytes) -> Any:
         return yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as e:
         raise errors.bad_request(f"error decoding YAML: {e}") from e
+
+
+def pod_log(pod: dict[str, Any], container: str | None, tail_lines: int) -> web.Response:
+    """GET pods/<name>/log: what the container prints (statuses.run_container), once started."""
+    name = pod["metadata"]["name"]
+    spec = pod.get("spec") or {}
+    defined = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    every = {c.get("name", ""): c for c in [*(spec.get("initContainers") or []), *defined]}
+    if not container:
+        if len(defined) != 1:
+            choices = " ".join(c.get("name", "") for c in defined)
+            raise errors.bad_request(
+                f"a container name must be specified for pod {name}, choose one of: [{choices}]"
+            )
+        container = defined[0].get("name", "")
+    if container not in every:
+        raise errors.bad_request(f"container {container} is not valid for pod {name}")
+    found = (pod.get("status") or {}).get("containerStatuses") or []
+    state = next((cs.get("state") or {} for cs in found if cs.get("name") == container), {})
+    waiting = state.get("waiting") if state else {"reason": "ContainerCreating"}
+    if waiting is not None and not any(cs.get("lastState") for cs in found):
+        raise errors.bad_request(
+            f'container "{container}" in pod "{name}" is waiting to start: '
+            f"{waiting.get('reason', 'ContainerCreating')}"
+        )
+    lines = statuses.run_container(every[container]).log.splitlines(keepends=True)
+    text = "".join(lines[-tail_lines:] if tail_lines > 0 else lines)
+    return web.Response(text=text, content_type="text/plain")
 
 
 class RestHandlers:
@@ -142,6 +172,7 @@ class RestHandlers:
             (sub == "status" and rt.status)
             or (sub == "scale" and rt.scale)
             or (sub == "finalize" and rt.key == NS_KEY)
+            or (sub == "log" and rt.key == POD_KEY)
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "finalize":
@@ -172,6 +203,8 @@ class RestHandlers:
             if qbool(q.get("watch")):
                 return await self.watches.stream(request, rt, ns, name)
             obj = self.kube.get(rt, nsv, name)
+            if sub == "log":
+                return pod_log(obj, q.get("container"), int(q.get("tailLines") or 0))
             if sub == "scale":
                 return json_response(scale_of(rt, obj))
             include = wants_table(request)
@@ -197,6 +230,9 @@ class RestHandlers:
                 raise errors.bad_request("DeleteOptions must be an object")
             if q.get("propagationPolicy") and "propagationPolicy" not in body:
                 body["propagationPolicy"] = q["propagationPolicy"]
+            if body.get("orphanDependents") is not None and "propagationPolicy" not in body:
+                # the deprecated form of the same choice
+                body["propagationPolicy"] = "Orphan" if body["orphanDependents"] else "Background"
             dry = self._dry_run(request) or "All" in (body.get("dryRun") or [])
             if rt.namespaced:
                 self.kube.check_namespace(rt, nsv, creating=False)
@@ -341,7 +377,7 @@ class RestHandlers:
             try:
                 return protobuf.decode(raw)
             except protobuf.Unsupported as e:
-                raise errors.unsupported_media(ctype) from e
+                raise errors.unsupported_media(ctype, protobuf=False) from e
         try:
             if "yaml" in ctype:
                 return yaml.load(raw.decode("utf-8"), Loader=_YamlLoader)

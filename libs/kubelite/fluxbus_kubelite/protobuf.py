@@ -1,11 +1,15 @@
-"""Decode the protobuf bodies `kubectl create <generator>` sends.
+"""Decode the protobuf bodies kubectl's generators and typed client-go clients send.
 
 kubectl's generators (`create namespace|configmap|secret|serviceaccount|
 deployment|service|job|cronjob|ingress|poddisruptionbudget|priorityclass|quota|
 role|clusterrole|rolebinding|clusterrolebinding` and `kubectl autoscale`) post `application/vnd.kubernetes.protobuf`: the magic
-`k8s\\0`, then a runtime.Unknown {typeMeta, raw}. This module knows the field
-numbers of those few kinds (from k8s.io/api generated.proto) and turns them
-into the JSON form; any other kind raises `Unsupported` (answered with 415).
+`k8s\\0`, then a runtime.Unknown {typeMeta, raw}. Typed client-go clients
+(Helm's release storage among them) send their core objects that way too, and
+a `DeleteOptions` body with every delete, whatever the group (its
+apiVersion is `v1` or the resource's group version). This module knows the
+field numbers of those few kinds (from k8s.io/api generated.proto) and turns
+them into the JSON form; any other kind raises `Unsupported` (answered with
+415).
 
 Pure: no I/O.
 """
@@ -242,6 +246,17 @@ INGRESS_SPEC: Schema = {
     4: ("ingressClassName", "str", None),
 }
 
+PRECONDITIONS: Schema = {1: ("uid", "str", None), 2: ("resourceVersion", "str", None)}
+#: metav1.DeleteOptions, registered in every group version
+DELETE_OPTIONS: Schema = {
+    1: ("gracePeriodSeconds", "intp", None),
+    2: ("preconditions", "msg", PRECONDITIONS),
+    3: ("orphanDependents", "boolp", None),
+    4: ("propagationPolicy", "str", None),
+    5: ("dryRun", "rstr", None),
+    6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "boolp", None),
+}
+
 KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
         1: ("metadata", "msg", OBJECT_META),
@@ -386,7 +401,7 @@ def decode(body: bytes) -> dict[str, Any]:
         elif num == 2:
             raw = val
     key = (type_meta.get("apiVersion", ""), type_meta.get("kind", ""))
-    schema = KINDS.get(key)
+    schema = DELETE_OPTIONS if key[1] == "DeleteOptions" else KINDS.get(key)
     if schema is None:
         raise Unsupported(f"protobuf for {key[1] or 'unknown kind'} is not supported")
     obj = _decode(raw, schema)

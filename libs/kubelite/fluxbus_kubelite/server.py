@@ -309,8 +309,15 @@ class KubeliteServer:
         self.store.close_watchers()
         await self.controllers.stop()
         if self._runner is not None:
+            server = self._runner.server
+            transports = [h.transport for h in server.connections] if server else []
             await self._runner.cleanup()
             self._runner = None
+            # a keep-alive client that never answers TLS close_notify (Go's idle
+            # connections) would leave its socket open past the loop: cut it
+            for transport in transports:
+                if transport is not None:
+                    transport.abort()
         if self.persistence is not None:
             await asyncio.to_thread(self.persistence.close)
 

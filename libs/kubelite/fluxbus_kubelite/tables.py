@@ -81,9 +81,10 @@ _ACCESS = {
 
 def _pod_phase(o: dict[str, Any]) -> str:
     for c in _st(o).get("containerStatuses") or []:
-        waiting = (c.get("state") or {}).get("waiting")
-        if waiting and waiting.get("reason"):
-            return str(waiting["reason"])
+        state = c.get("state") or {}
+        for st in (state.get("waiting"), state.get("terminated")):
+            if st and st.get("reason"):
+                return str(st["reason"])
     return str(_st(o).get("phase", "Pending"))
 
 
@@ -172,7 +173,7 @@ BUILTIN: dict[str, tuple[list[dict[str, Any]], Row]] = {
             f"{sum(1 for c in _st(o).get('containerStatuses') or [] if c.get('ready'))}"
             f"/{len(_sp(o).get('containers') or [])}",
             _pod_phase(o),
-            "0",
+            str(sum(c.get("restartCount", 0) for c in _st(o).get("containerStatuses") or [])),
         ],
     ),
     "Job": (

@@ -5,6 +5,11 @@ KV watch on their status (`StatusReader.kv_watch`).
 
 Each new state is judged by kstatus or the Kustomization's
 `healthCheckExprs` (`logic.health`); a Failed object ends the wait early.
+A toolkit object in the store (a HelmRelease, HelmChart, HelmRepository,
+GitRepository, Kustomization…) is judged as Flux judges its own kinds
+(`store_health`): Current once Ready=True for its current generation
+(`status.observedGeneration == metadata.generation`), Failed only when Ready=False
+and Stalled=True (a failing install with retries left is still in progress).
 `race()` lets the reconciler abandon a wait when a newer revision or
 generation arrives (`Superseded`).
 """
@@ -46,6 +51,36 @@ async def race(aw: Awaitable[T], event: asyncio.Event) -> T:
     raise Superseded
 
 
+def _condition(status: Mapping[str, Any], ctype: str) -> Mapping[str, Any]:
+    for cond in status.get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == ctype:
+            return cond
+    return {}
+
+
+def store_health(obj: Mapping[str, Any], exprs: Sequence[HealthCheckExpr] = ()) -> HealthResult:
+    """The health of a toolkit object in the store: its `healthCheckExprs` entry when
+    one matches, else Ready=True at the current generation is Current, Ready=False
+    with Stalled=True is Failed, anything else is still in progress."""
+    if any(expr.matches(obj) for expr in exprs):
+        return check_health(obj, exprs)
+    status = obj.get("status") or {}
+    generation = (obj.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    ready = _condition(status, "Ready")
+    message = str(ready.get("message") or "")
+    if generation is not None and observed != generation:
+        return HealthResult(
+            Status.IN_PROGRESS, f"generation {generation} not reconciled yet (observed {observed})"
+        )
+    if ready.get("status") == "True":
+        return HealthResult(Status.CURRENT, message or "Ready")
+    stalled = _condition(status, "Stalled")
+    if ready.get("status") == "False" and stalled.get("status") == "True":
+        return HealthResult(Status.FAILED, str(stalled.get("message") or message or "Stalled"))
+    return HealthResult(Status.IN_PROGRESS, message or "Ready condition not set")
+
+
 async def wait_healthy(
     cluster: ClusterPort,
     store: StoreStatus,
@@ -64,7 +99,7 @@ async def wait_healthy(
         if obj is None:
             results[ref] = HealthResult(Status.IN_PROGRESS, "object not found")
             return False
-        results[ref] = check_health(obj, exprs)
+        results[ref] = store_health(obj, exprs) if in_store(ref) else check_health(obj, exprs)
         if results[ref].status is Status.FAILED:
             failed.set()
         return results[ref].status is Status.CURRENT
