@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubelite_helpers import Raw, await_until
+from kubelite_helpers import Raw, await_until, deployment
 
 from fluxbus_kubelite.statuses import Run, run_container
 
@@ -79,7 +79,8 @@ async def status_when(raw: Raw, path: str, field: str) -> dict[str, Any]:
         pytest.param(
             "OnFailure", "exit 7", "Running", "waiting", id="restarted on failure, crash loops"
         ),
-        pytest.param("Always", "exit 7", "Running", "running", id="a server keeps running"),
+        pytest.param("Always", "echo serving", "Running", "running", id="a server keeps running"),
+        pytest.param("Always", "exit 7", "Running", "waiting", id="a failing server crash loops"),
     ],
 )
 async def test_a_pod_phase_follows_its_restart_policy_and_exit_code(
@@ -155,3 +156,26 @@ async def test_a_job_completes_or_fails_as_its_template_runs(
     status = await await_until(finished, timeout=10)
     assert {c["type"] for c in status["conditions"] if c["status"] == "True"} >= {condition}
     assert {k: status.get(k) for k in counts} == counts
+
+
+@pytest.mark.parametrize(
+    ("script", "available"),
+    [
+        pytest.param("echo serving", "True", id="a serving template becomes available"),
+        pytest.param("echo bad config; exit 1", "False", id="a crashing template never does"),
+    ],
+)
+async def test_a_deployment_is_available_unless_its_containers_exit_non_zero(
+    raw: Raw, ns: str, script: str, available: str
+) -> None:
+    web = deployment("web", "nginx:1.25", replicas=1)
+    web["spec"]["template"]["spec"]["containers"][0]["command"] = ["sh", "-c", script]
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    assert (await raw("POST", path, web))[0] == 201
+
+    async def observed() -> dict[str, Any] | None:
+        st = (await raw("GET", f"{path}/web"))[1].get("status") or {}
+        return st if st.get("conditions") else None
+
+    status = await await_until(observed, timeout=10)
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Available"] == available

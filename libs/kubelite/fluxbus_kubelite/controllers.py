@@ -222,6 +222,9 @@ class Controllers:
         pod = spec if kind == "Pod" else (spec.get("template") or {}).get("spec") or {}
         images = [c.get("image", "") for c in (pod.get("containers") or []) if isinstance(c, dict)]
         broken = any(self._broken.search(i or "") for i in images)
+        if kind not in ("Pod", "Job"):  # a template whose container exits non-zero crash-loops
+            containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
+            broken = broken or any(statuses.run_container(c).exit_code for c in containers)
         gen = obj["metadata"].get("generation", 1)
         old = obj.get("status") or {}
         status: dict[str, Any]

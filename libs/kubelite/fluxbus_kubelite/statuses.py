@@ -20,12 +20,14 @@ command is interpreted with these few words only:
 So `command: [sh, -c, "echo checking; exit 1"]` logs `checking` and fails.
 A Pod whose containers all exit 0 reaches phase `Succeeded`; with a non-zero
 exit it reaches `Failed` (restartPolicy Never), or keeps restarting in
-`CrashLoopBackOff` and stays `Running` (OnFailure), as a kubelet does. A Job
-whose pod template succeeds is `Complete`; one whose template fails is
-`Failed` with reason `BackoffLimitExceeded` after `backoffLimit + 1` (default
-7) failed pods. Pods with restartPolicy Always (the default) run: phase
-`Running`, Ready. A broken image keeps any Pod `Pending` (ImagePullBackOff)
-and any Job active.
+`CrashLoopBackOff` and stays `Running`, not Ready (OnFailure), as a kubelet
+does. Pods with restartPolicy Always (the default) are servers: `Running` and
+Ready, unless a container exits non-zero (`CrashLoopBackOff`); the workloads
+(Deployment...) of such a template never become ready either. A Job whose
+pod template succeeds is `Complete`; one whose template fails is `Failed`
+with reason `BackoffLimitExceeded` after `backoffLimit + 1` (default 7)
+failed pods. A broken image keeps any Pod `Pending` (ImagePullBackOff) and
+any Job active.
 
 Pure: no I/O.
 """
@@ -276,24 +278,17 @@ def pod_status(pod: dict[str, Any], broken: bool, old: dict[str, Any], t: str) -
         if broken:
             waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
             statuses.append(_container_status(c, {"waiting": waiting}, False))
-        elif policy == "Always":
-            running = {"startedAt": old.get("startTime", t)}
-            statuses.append(_container_status(c, {"running": running}, True))
         else:
             run = run_container(c)
             state = _terminated(run, olds.get(c.get("name")) or {}, t)
-            if run.exit_code and policy == "OnFailure":
-                last, state = (
-                    state,
-                    {
-                        "waiting": {
-                            "reason": "CrashLoopBackOff",
-                            "message": f"back-off restarting failed container {c.get('name', '')}",
-                        }
-                    },
-                )
-                statuses.append({**_container_status(c, state, False, 1), "lastState": last})
+            if run.exit_code and policy != "Never":
+                message = f"back-off restarting failed container {c.get('name', '')}"
+                backoff = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+                statuses.append({**_container_status(c, backoff, False, 1), "lastState": state})
                 reason = "ContainersNotReady"
+            elif policy == "Always":  # a server: it keeps running
+                running = {"running": {"startedAt": old.get("startTime", t)}}
+                statuses.append(_container_status(c, running, True))
             else:
                 statuses.append(_container_status(c, state, False))
     if not broken and policy != "Always" and not reason:
