@@ -6,4 +6,5 @@ pytest_plugins = [
     "fluxbus_kubelite.testing",
     "fluxbus_git.testing.fixtures",
     "fluxbus_image.testing.fixtures",
+    "fluxbus_helmsdk.testing",
 ]

@@ -129,6 +129,9 @@ async def source_work(bus: Bus, tmp: Path) -> None:
     assert await bus.acquire_lease(subjects.lease_key("source", "gitrepository", 0), "s-0", 5)
     await bus.heartbeat(subjects.members_key("source", "gitrepository"), "s-0", 5)
     await bus.publish_event(event("GitRepository"))
+    assert await bus.acquire_lease(subjects.lease_key("source", "helmchart", 0), "s-0", 5)
+    await bus.publish_event(event("HelmRepository"))
+    await bus.publish_event(event("HelmChart"))
 
 
 async def kustomize_work(bus: Bus, tmp: Path) -> None:

@@ -20,6 +20,7 @@ from fluxbus_common.httpserver import ListenError
 from fluxbus_common.settings import RuntimeSettings
 from fluxbus_common.testing.plugin import NatsServer, wait_for
 from fluxbus_common.testing.sockets import listening_hosts
+from fluxbus_helm import settings as helm_settings
 from fluxbus_image import settings as image_settings
 from fluxbus_kustomize import settings as kustomize_settings
 from fluxbus_notifier import settings as notifier_settings
@@ -30,6 +31,7 @@ DEFAULTS = {
     "fluxbus-kustomize": kustomize_settings.DEFAULT_HTTP_ADDR,
     "fluxbus-image-reflector": image_settings.DEFAULT_HTTP_ADDR,
     "fluxbus-notifier": notifier_settings.DEFAULT_HTTP_ADDR,
+    "fluxbus-helm": helm_settings.DEFAULT_HTTP_ADDR,
 }
 
 

@@ -177,10 +177,6 @@ async def test_an_unreachable_cluster_is_reported_as_such(
         await engine.status(nowhere, "web", storage_namespace=STORE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kubelite rejects Helm's protobuf DeleteOptions; fixed by H2 on branch helm-kubelite",
-)
 async def test_uninstall_removes_the_objects_and_the_release(
     engine: HelmEngine, kubelite: KubeliteHandle, target: KubeTarget, demo_chart: bytes
 ) -> None:

@@ -105,13 +105,13 @@ def _kinds(*kinds: str) -> tuple[str, ...]:
 
 ACCESS: Mapping[Role, Access] = {
     Role.SOURCE: Access(
-        "fetches Git, stores artifacts, owns GitRepository",
-        write_objects=_kinds("GitRepository"),
-        write_status=_kinds("GitRepository"),
+        "fetches Git and Helm repositories, stores artifacts, owns GitRepository, HelmRepository, HelmChart",
+        write_objects=_kinds("GitRepository", "HelmRepository", "HelmChart"),
+        write_status=_kinds("GitRepository", "HelmRepository", "HelmChart"),
         read_secrets=True,
         read_artifacts=True,
         write_artifacts=True,
-        publish_events=("gitrepository",),
+        publish_events=("gitrepository", "helmrepository", "helmchart"),
         service=True,
     ),
     Role.KUSTOMIZE: Access(

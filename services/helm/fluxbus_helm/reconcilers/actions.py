@@ -104,6 +104,9 @@ class Actions:
         if self.recorder is not None:
             await self.recorder.event(obj, severity, reason, message, meta)
 
+    record_event = _event
+    """Emit one of Flux's events for the HelmRelease (for steps outside this module)."""
+
     async def refresh(self, obj: HelmRelease, job: Job) -> list[Release]:
         """Re-read Helm's storage and bring the history's statuses up to date.
         Returns the releases stored after `before` (what the action wrote)."""

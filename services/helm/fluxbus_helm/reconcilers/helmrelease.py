@@ -55,6 +55,7 @@ from fluxbus_helm.logic.values import config_digest
 from fluxbus_helm.ports import DriftPort, HelmPort, HelmStore, ObjectGetter, ReleaseStorage
 from fluxbus_helm.reconcilers.actions import Actions, Job
 from fluxbus_helm.reconcilers.atomic import AtomicRelease
+from fluxbus_helm.reconcilers.hold import hold_at, requested_revision
 from fluxbus_helm.settings import HelmSettings
 from fluxbus_helm.target import Targets
 from fluxbus_helm.values import ValuesReader
@@ -380,7 +381,10 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
             storage_namespace=storage_ns,
             config_digest=state.config_digest,
         )
+        held = requested_revision(obj)
         async with self._slots:
+            if held is not None:
+                return Result(ready_message=await hold_at(obj, job, actions, held))
             await AtomicRelease(actions, self.drift, self.storage).run(
                 obj, job, force=force is not None
             )
