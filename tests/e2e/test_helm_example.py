@@ -9,7 +9,9 @@ kustomize and helm services run as processes against kubelite; the charts are
 served over HTTP by this process (so the CLI runs in a thread: the chart server
 keeps answering). Everything becomes Ready with the staging values in the
 cluster; a values change pushed to Git upgrades the release to revision 2, which
-a user's `helm history` (through the SDK) sees too."""
+a user's `helm history` (through the SDK) sees too; `fluxbus rollback hr` goes
+back to revision 1's values (as revision 3) and holds, `fluxbus resume hr`
+returns to Git (revision 4)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from fluxbus_helmsdk import HelmEngine, KubeTarget, WorkerLimits
+from fluxbus_helmsdk import HelmEngine, KubeTarget, Release, WorkerLimits
 from fluxbus_helmsdk.testing import (  # noqa: F401 - fixtures
     ChartRepoFactory,
     chart_repo_factory,
@@ -336,12 +338,36 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
             )
             assert history.returncode == 0, history.stderr
             assert [line.split()[0] for line in history.stdout.splitlines()[1:]] == ["2", "1"]
+            # what `helm history podinfo -n podinfo` shows a user
+            seen = await helm_history(stack.kubeconfig)
+            assert [(r.revision, r.status) for r in seen] == [(1, "superseded"), (2, "deployed")]
+            assert seen[-1].config["replicaCount"] == 3
+
+            # back to the first release, held there; `resume` returns to Git
+            rolled = await asyncio.to_thread(
+                user.fluxbus, "rollback", "hr", "podinfo", "-n", "podinfo", "--timeout", "2m"
+            )
+            assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+            assert "rolled back to revision 1" in rolled.stderr
+            podinfo = configmap(user, "podinfo", "podinfo")
+            # Helm's rollback re-applies revision 1's manifest (rendered with revision "1")
+            assert (podinfo["replicaCount"], podinfo["revision"]) == ("2", "1")
+            shown = await asyncio.to_thread(user.fluxbus, "get", "hr", "-n", "podinfo")
+            assert "suspended: rolled back to revision 1" in shown.stdout
+            latest = (await helm_history(stack.kubeconfig))[-1]
+            assert (latest.revision, latest.description) == (3, "Rollback to 1")
+            resumed = await asyncio.to_thread(
+                user.fluxbus, "resume", "hr", "podinfo", "-n", "podinfo", "--timeout", "2m"
+            )
+            assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+            podinfo = configmap(user, "podinfo", "podinfo")
+            assert (podinfo["replicaCount"], podinfo["revision"]) == ("3", "4")
         finally:
             await bus.close()
 
-        # what `helm history podinfo -n podinfo` shows a user
-        async with HelmEngine(WorkerLimits(workers=1)) as engine:
-            target = KubeTarget(kubeconfig_path=stack.kubeconfig)
-            seen = await engine.history(target, "podinfo", storage_namespace="podinfo")
-        assert [(r.revision, r.status) for r in seen] == [(1, "superseded"), (2, "deployed")]
-        assert seen[-1].config["replicaCount"] == 3
+
+async def helm_history(kubeconfig: str) -> list[Release]:
+    """The releases of podinfo as `helm history podinfo -n podinfo` lists them."""
+    async with HelmEngine(WorkerLimits(workers=1)) as engine:
+        target = KubeTarget(kubeconfig_path=kubeconfig)
+        return await engine.history(target, "podinfo", storage_namespace="podinfo")
