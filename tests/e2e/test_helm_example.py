@@ -28,12 +28,7 @@ from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
 from fluxbus_helmsdk import HelmEngine, KubeTarget, Release, WorkerLimits
-from fluxbus_helmsdk.testing import (  # noqa: F401 - fixtures
-    ChartRepoFactory,
-    chart_repo_factory,
-    helm_engine,
-    make_chart,
-)
+from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart
 
 KUSTOMIZATION = """\
 apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -268,7 +263,7 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
     tmp_path: Path,
     git_repo: GitRepo,
     git_http_server: GitHTTPServer,
-    chart_repo_factory: ChartRepoFactory,  # noqa: F811
+    chart_repo_factory: ChartRepoFactory,
 ):
     infra, edge = await chart_repo_factory(), await chart_repo_factory()
     await infra.add(make_chart(tmp_path / "charts", "cert-manager", "1.14.0"))
