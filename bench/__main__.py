@@ -22,6 +22,7 @@ from report import collect  # noqa: E402  (bench/ is a folder of scripts, not a 
 
 FULL_ARGS: dict[str, list[str]] = {
     "kustomize": ["--n", "100", "500", "1000", "--also-distinct"],
+    "helm": ["--n", "100", "1000"],
 }
 """Arguments beyond a script's defaults for the full run (the issue's scenarios)."""
 QUICK_ARGS: dict[str, list[str]] = {

@@ -144,6 +144,11 @@ def _seconds(text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def _releases(row: dict[str, str]) -> str:
+    workers = f", {row['helm workers']} Helm workers" if row.get("helm workers") else ""
+    return f"N = {row.get('HelmReleases', '?')}{workers}"
+
+
 METRICS: tuple[Metric, ...] = (
     Metric(
         "kustomize",
@@ -320,6 +325,35 @@ METRICS: tuple[Metric, ...] = (
         scale=_offered,
     ),
     Metric(
+        "helm",
+        "N HelmReleases of one chart: all Ready",
+        "helm.md",
+        "all Ready",
+        lambda row: True,
+        "-",
+        "Flux: 1000 HelmReleases in 4 m 39 s (279 s)",
+        scale=_releases,
+    ),
+    Metric(
+        "helm",
+        "render of one release through a Helm worker, p50 ms",
+        "helm.md",
+        "render p50",
+        lambda row: True,
+        "-",
+        "-",
+    ),
+    Metric(
+        "helm",
+        "peak RSS of one Helm worker process",
+        "helm.md",
+        "one Helm worker",
+        lambda row: True,
+        "≤ FLUXBUS_HELM_WORKER_MEMORY (768 MiB)",
+        "-",
+        scale=_releases,
+    ),
+    Metric(
         "faults",
         "standby takeover after a crash, median",
         "faults.md",
@@ -333,7 +367,8 @@ METRICS: tuple[Metric, ...] = (
 
 QUICK_NOTE = (
     "**A quick run** (`make bench QUICK=1`): every script with `--quick`, so the sizes "
-    "are small (100 Kustomizations, not 100/500/1000; 2 000 tags, not 10 000; fewer "
+    "are small (100 Kustomizations, not 100/500/1000; 10 HelmReleases, not 100/1000; "
+    "2 000 tags, not 10 000; fewer "
     "samples): read the ratios and latencies, not the totals, against the goals. "
     "The full runs' reports are in [results/](results).",
     "",

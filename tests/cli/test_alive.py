@@ -78,10 +78,11 @@ async def test_check_lists_every_service_and_fails_naming_a_stopped_one(tmp_path
 
     assert healthy.code == 0, healthy.stderr
     for service, shards in (
-        ("source", "gitrepository=0"),
+        ("source", "gitrepository=0 helmchart=0 helmrepository=0"),
         ("kustomize", "kustomization=0"),
         ("image-reflector", "imagepolicy=0 imagerepository=0 imageupdateautomation=0"),
         ("notifier", "alert=0 provider=0 receiver=0"),
+        ("helm", "helmrelease=0"),
     ):
         assert f"✔ {service}: 1 instance: {service}-0 (v" in healthy.stderr
         assert f"ready, shards {shards}, up " in healthy.stderr

@@ -404,3 +404,12 @@ spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepositor
         "│   └── Service/apps/apps-podinfo",
         "└── HelmRepository/flux-system/podinfo",
     ]
+
+
+async def test_an_oci_helm_repository_is_static_so_reconcile_does_not_wait(cli: Cli, bus: Bus):
+    await applied(cli)
+    result = await cli("reconcile", "source", "helm", "charts", "-n", "flux-system")
+    assert result.code == 0, result.output
+    assert "reconciliation not supported by the object" in result.stderr
+    doc = (await bus.get_object("helmrepository.flux-system.charts")).value
+    assert "reconcile.fluxcd.io/requestedAt" not in (doc["metadata"].get("annotations") or {})

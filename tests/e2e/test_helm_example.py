@@ -6,12 +6,16 @@ small local charts standing in for cert-manager and ingress-nginx),
 `infrastructure/configs` (a ConfigMap) and `apps/base` + `apps/staging`
 (podinfo's HelmRelease with the staging values patched on). The source,
 kustomize and helm services run as processes against kubelite; the charts are
-served over HTTP. Everything becomes Ready with the staging values in the
+served over HTTP by this process (so the CLI runs in a thread: the chart server
+keeps answering). Everything becomes Ready with the staging values in the
 cluster; a values change pushed to Git upgrades the release to revision 2, which
-a user's `helm history` (through the SDK) sees too."""
+a user's `helm history` (through the SDK) sees too; `fluxbus rollback hr` goes
+back to revision 1's values (as revision 3) and holds, `fluxbus resume hr`
+returns to Git (revision 4)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -23,13 +27,8 @@ from fluxbus_common import subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_git.testing import GitHTTPServer, GitRepo
-from fluxbus_helmsdk import HelmEngine, KubeTarget, WorkerLimits
-from fluxbus_helmsdk.testing import (  # noqa: F401 - fixtures
-    ChartRepoFactory,
-    chart_repo_factory,
-    helm_engine,
-    make_chart,
-)
+from fluxbus_helmsdk import HelmEngine, KubeTarget, Release, WorkerLimits
+from fluxbus_helmsdk.testing import ChartRepoFactory, make_chart
 
 KUSTOMIZATION = """\
 apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -264,7 +263,7 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
     tmp_path: Path,
     git_repo: GitRepo,
     git_http_server: GitHTTPServer,
-    chart_repo_factory: ChartRepoFactory,  # noqa: F811
+    chart_repo_factory: ChartRepoFactory,
 ):
     infra, edge = await chart_repo_factory(), await chart_repo_factory()
     await infra.add(make_chart(tmp_path / "charts", "cert-manager", "1.14.0"))
@@ -280,7 +279,7 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
     ) as stack:
         user = User(stack.nats_url, stack.kubeconfig, tmp_path / "kube-cache")
         bootstrap = BOOTSTRAP.format(url=git_http_server.url(git_repo))
-        applied = user.fluxbus("apply", "-f", "-", input=bootstrap)
+        applied = await asyncio.to_thread(user.fluxbus, "apply", "-f", "-", input=bootstrap)
         assert applied.returncode == 0, applied.stderr
         bus = await Bus.connect(stack.bus_settings(), "e2e-helm")
         try:
@@ -293,9 +292,29 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
             assert configmap(user, "cert-manager", "letsencrypt")["server"].startswith("https")
             for name in ("cert-manager", "ingress-nginx"):
                 assert configmap(user, name, name)["revision"] == "1"
-            releases = user.fluxbus("get", "hr", "-A")
+            releases = await asyncio.to_thread(user.fluxbus, "get", "hr", "-A")
             assert releases.returncode == 0, releases.stderr
             assert "6.5.0" in releases.stdout and "1.14.0" in releases.stdout
+            tree = await asyncio.to_thread(user.fluxbus, "tree", "ks", "infra-controllers")
+            assert "HelmRelease/cert-manager/cert-manager" in tree.stdout, tree.stderr
+            assert "HelmRepository/ingress-nginx/ingress-nginx" in tree.stdout
+            charts = await asyncio.to_thread(user.fluxbus, "get", "sources", "chart", "-A")
+            assert "podinfo-podinfo" in charts.stdout and "6.5.0" in charts.stdout
+            # the HelmRepository, then the generated HelmChart, then the release
+            again = await asyncio.to_thread(
+                user.fluxbus,
+                "reconcile",
+                "hr",
+                "podinfo",
+                "-n",
+                "podinfo",
+                "--with-source",
+                "--timeout",
+                "2m",
+            )
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "annotating HelmChart podinfo-podinfo in podinfo namespace" in again.stderr
+            assert "applied revision 6.5.0" in again.stderr
 
             # a values change through Git: a Helm upgrade, revision 2
             git_repo.commit(
@@ -303,19 +322,47 @@ async def test_flux_s_kustomize_helm_example_reconciles_and_upgrades_from_git(
                 branch="main",
                 message="staging: 3 replicas",
             )
-            upgraded = user.fluxbus("reconcile", "ks", "apps", "--with-source", "--timeout", "3m")
+            upgraded = await asyncio.to_thread(
+                user.fluxbus, "reconcile", "ks", "apps", "--with-source", "--timeout", "3m"
+            )
             assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
             await wait_for(lambda: all_ready(bus, EVERYTHING[3:]), timeout=120, message="upgraded")
             assert configmap(user, "podinfo", "podinfo")["replicaCount"] == "3"
-            history = user.fluxbus("history", "hr", "podinfo", "-n", "podinfo")
+            history = await asyncio.to_thread(
+                user.fluxbus, "history", "hr", "podinfo", "-n", "podinfo"
+            )
             assert history.returncode == 0, history.stderr
             assert [line.split()[0] for line in history.stdout.splitlines()[1:]] == ["2", "1"]
+            # what `helm history podinfo -n podinfo` shows a user
+            seen = await helm_history(stack.kubeconfig)
+            assert [(r.revision, r.status) for r in seen] == [(1, "superseded"), (2, "deployed")]
+            assert seen[-1].config["replicaCount"] == 3
+
+            # back to the first release, held there; `resume` returns to Git
+            rolled = await asyncio.to_thread(
+                user.fluxbus, "rollback", "hr", "podinfo", "-n", "podinfo", "--timeout", "2m"
+            )
+            assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+            assert "rolled back to revision 1" in rolled.stderr
+            podinfo = configmap(user, "podinfo", "podinfo")
+            # Helm's rollback re-applies revision 1's manifest (rendered with revision "1")
+            assert (podinfo["replicaCount"], podinfo["revision"]) == ("2", "1")
+            shown = await asyncio.to_thread(user.fluxbus, "get", "hr", "-n", "podinfo")
+            assert "suspended: rolled back to revision 1" in shown.stdout
+            latest = (await helm_history(stack.kubeconfig))[-1]
+            assert (latest.revision, latest.description) == (3, "Rollback to 1")
+            resumed = await asyncio.to_thread(
+                user.fluxbus, "resume", "hr", "podinfo", "-n", "podinfo", "--timeout", "2m"
+            )
+            assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+            podinfo = configmap(user, "podinfo", "podinfo")
+            assert (podinfo["replicaCount"], podinfo["revision"]) == ("3", "4")
         finally:
             await bus.close()
 
-        # what `helm history podinfo -n podinfo` shows a user
-        async with HelmEngine(WorkerLimits(workers=1)) as engine:
-            target = KubeTarget(kubeconfig_path=stack.kubeconfig)
-            seen = await engine.history(target, "podinfo", storage_namespace="podinfo")
-        assert [(r.revision, r.status) for r in seen] == [(1, "superseded"), (2, "deployed")]
-        assert seen[-1].config["replicaCount"] == 3
+
+async def helm_history(kubeconfig: str) -> list[Release]:
+    """The releases of podinfo as `helm history podinfo -n podinfo` lists them."""
+    async with HelmEngine(WorkerLimits(workers=1)) as engine:
+        target = KubeTarget(kubeconfig_path=kubeconfig)
+        return await engine.history(target, "podinfo", storage_namespace="podinfo")

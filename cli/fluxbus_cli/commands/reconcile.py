@@ -59,6 +59,12 @@ def _outcome(info: KindInfo, status: dict[str, Any]) -> tuple[bool, str]:
     return True, f"{info.kind} reconciliation completed"
 
 
+def _static(info: KindInfo, doc: dict[str, Any]) -> bool:
+    """An object no controller reconciles (an OCI HelmRepository is a static data
+    container, as in Flux): nothing to wait for."""
+    return info.kind == "HelmRepository" and (doc.get("spec") or {}).get("type") == "oci"
+
+
 def _toolkit(info: KindInfo, verb: str) -> None:
     if info.store != "objects":
         raise CliError(f"{info.plural} cannot be {verb}")
@@ -129,6 +135,9 @@ async def _reconcile_one(
         raise store.not_found(info, namespace, name)
     if (doc.get("spec") or {}).get("suspend"):
         raise CliError(f"{info.kind} '{namespace}/{name}' is suspended")
+    if _static(info, doc):
+        out.success("reconciliation not supported by the object")
+        return 0
     await controllers.require_controller(bus, info.kind)
     out.step(f"annotating {info.kind} {name} in {namespace} namespace")
     token = request_token()
