@@ -4,6 +4,7 @@ deletion policies."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from reconcile_helpers import (
     running,
 )
 
-from fluxbus_common import subjects
+from fluxbus_common import keys, subjects
 from fluxbus_common.bus import Bus
 from fluxbus_common.testing.plugin import wait_for
 from fluxbus_kustomize.settings import KustomizeSettings
@@ -253,6 +254,43 @@ async def test_toolkit_objects_go_into_the_store(bus: Bus, kubelite: Any, tmp_pa
             lambda: _absent(bus, subjects.object_key("GitRepository", "default", "child-repo")),
             message="GitRepository pruned from the store",
         )
+
+
+async def test_a_suspended_child_stays_suspended_when_its_parent_applies_again(
+    bus: Bus, kubelite: Any, tmp_path: Path
+):
+    """`fluxbus suspend` (or a held rollback) on a child the parent stores is kept,
+    as Flux's server-side apply keeps fields the parent never applied; what Git
+    changes is still applied."""
+
+    def child(interval: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "child-repo", "namespace": "default"},
+            "spec": {"url": "https://git.example.com/child.git", "interval": interval},
+        }
+
+    child_key = subjects.object_key("GitRepository", "default", "child-repo")
+    async with running(bus, kubelite, tmp_path / "env", settings=FAST) as env:
+        rev = await env.publish({"flux.yaml": manifests(child("5m"))})
+        key = await env.apply(kustomization("bootstrap"))
+        await env.ready(key, rev)
+        stored = await bus.get_object(child_key)
+        assert stored is not None
+        suspended = json.loads(json.dumps(stored.value))
+        suspended["spec"]["suspend"] = True
+        suspended["metadata"].setdefault("annotations", {})[keys.ROLLBACK_ANNOTATION] = "1"
+        await bus.update_object(child_key, suspended, stored.revision)
+
+        rev2 = await env.publish({"flux.yaml": manifests(child("7m"))})
+        await env.ready(key, rev2)
+
+        after = await bus.get_object(child_key)
+        assert after is not None
+        assert after.value["spec"]["interval"] == "7m"
+        assert after.value["spec"]["suspend"] is True
+        assert after.value["metadata"]["annotations"][keys.ROLLBACK_ANNOTATION] == "1"
 
 
 async def _absent(bus: Bus, key: str) -> bool:

@@ -21,6 +21,7 @@ from fluxbus_kube.logic.ordering import group_of, sort_key
 from fluxbus_kube.logic.policy import Action, apply_policy
 from fluxbus_kube.resources import Change, Ref, Resource
 from fluxbus_kustomize.logic.inventory import InventoryEntry
+from fluxbus_kustomize.logic.operator_fields import keep_operator_fields
 
 
 def store_info(api_version: str, kind: str) -> KindInfo | None:
@@ -96,7 +97,8 @@ async def apply_store(store: ObjectStore, plan: Sequence[StoreWrite]) -> list[Ch
             if policy.action is Action.SKIP:
                 changes.append(Change(write.ref, "skipped"))
                 continue
-            result = await store.apply_object(write.key, write.doc)
+            doc = keep_operator_fields(write.doc, live.value if live else None)
+            result = await store.apply_object(write.key, doc)
         except BusError as e:
             raise Generic(
                 f"{write.ref.describe()} apply failed: {e}", Reason.RECONCILIATION_FAILED
