@@ -212,6 +212,21 @@ async def test_invalid_name_is_unprocessable(raw: Raw, ns: str) -> None:
     assert body["details"]["causes"][0]["field"] == "metadata.name"
 
 
+async def test_rbac_names_are_path_segments_as_in_kubernetes(raw: Raw) -> None:
+    """`system:auth-delegator`-style names are valid for RBAC kinds (charts use
+    them); a `/` is not."""
+    path = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "rules": []}
+    status, body, _ = await raw("POST", path, {**role, "metadata": {"name": "web:Reader_1"}})
+    assert status == 201, body
+    status, body, _ = await raw("POST", path, {**role, "metadata": {"name": "web/reader"}})
+    assert status == 422
+    assert body["message"] == (
+        'ClusterRole.rbac.authorization.k8s.io "web/reader" is invalid: metadata.name: '
+        "Invalid value: \"web/reader\": may not contain '/'"
+    )
+
+
 async def test_invalid_label_is_unprocessable(raw: Raw, ns: str) -> None:
     status, body, _ = await raw("POST", cms(ns), configmap("c", labels={"bad key!": "x"}))
     assert status == 422

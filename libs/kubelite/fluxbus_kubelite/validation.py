@@ -51,8 +51,26 @@ def _q(v: Any) -> str:
     return json.dumps(v)
 
 
+PATH_SEGMENT_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+"""RBAC kinds: names are path segments (`system:auth-delegator`), not DNS subdomains."""
+
+
+def _path_segment(name: str) -> Causes:
+    """The API server's ValidatePathSegmentName: not `.`/`..`, no `/` or `%`."""
+    if name in (".", ".."):
+        return [("metadata.name", f"Invalid value: {_q(name)}: may not be '{name}'")]
+    return [
+        ("metadata.name", f"Invalid value: {_q(name)}: may not contain '{c}'")
+        for c in ("/", "%")
+        if c in name
+    ]
+
+
 def validate_name(name: str, kind: str) -> Causes:
-    """Problems with metadata.name for a kind (Namespace: label, Service: DNS-1035)."""
+    """Problems with metadata.name for a kind (Namespace: label, Service: DNS-1035,
+    RBAC kinds: a path segment)."""
+    if kind in PATH_SEGMENT_KINDS:
+        return _path_segment(name)
     if kind == "Namespace":
         rx, msg, limit = DNS1123_LABEL, LABEL_MSG, 63
     elif kind == "Service":

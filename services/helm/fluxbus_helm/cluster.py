@@ -20,7 +20,13 @@ from fluxbus_common.api.kustomize import DriftIgnoreRule
 from fluxbus_common.keys import FIELD_MANAGER
 from fluxbus_common.safeyaml import load as load_yaml
 from fluxbus_helm.errors import ClusterReadError, DriftError, StorageError
-from fluxbus_helm.logic.drift import drift_line, hand_back, manifest_objects
+from fluxbus_helm.logic.drift import (
+    drift_line,
+    hand_back,
+    inventory_entry,
+    manifest_objects,
+    release_objects,
+)
 from fluxbus_helm.logic.storage import mark_failed, secret_name
 from fluxbus_helmsdk import KubeTarget
 from fluxbus_kube import ApiError, Cluster, ClusterError, Ref
@@ -116,6 +122,28 @@ class ClusterAccess:
             await cluster.replace_managed_fields(
                 ref, str(meta.get("resourceVersion") or ""), managed
             )
+
+    async def inventory(
+        self, target: KubeTarget, manifest: str, namespace: str
+    ) -> list[dict[str, str]]:
+        """Flux's `status.inventory` of a release: the manifest's objects (not its
+        hooks), namespaced ones in the release namespace, sorted by id. Raises DriftError."""
+        try:
+            objects = release_objects(manifest, namespace)
+        except ValueError as e:
+            raise DriftError(str(e)) from None
+        entries = []
+        async with self._on(target) as cluster:
+            for obj in objects:
+                try:
+                    ref = await cluster.ref_of(obj)
+                except ClusterError as e:
+                    raise DriftError(str(e)) from None
+                res = ref.resource
+                entries.append(
+                    inventory_entry(ref.namespace, ref.name, res.group, res.kind, res.version)
+                )
+        return sorted(entries, key=lambda e: e["id"])
 
     async def unlock(
         self, target: KubeTarget, release: str, namespace: str, revision: int, description: str

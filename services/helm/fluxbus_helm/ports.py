@@ -162,6 +162,12 @@ class DriftPort(Protocol):
         """Re-apply the release's objects; return one line per corrected object."""
         ...
 
+    async def inventory(
+        self, target: KubeTarget, manifest: str, namespace: str
+    ) -> list[dict[str, str]]:
+        """Return the release's objects as `status.inventory` entries (`id`, `v`)."""
+        ...
+
 
 class ReleaseStorage(Protocol):
     """Direct edits of Helm's release records (helm-controller's unlock)."""

@@ -93,3 +93,27 @@ def hand_back(managed: Sequence[Mapping[str, Any]], ours: str) -> list[dict[str,
     }
     rest = [dict(e) for e in managed if e not in mine and e is not helm]
     return [*rest, entry]
+
+
+HOOK_ANNOTATION = "helm.sh/hook"
+"""Objects Helm runs as hooks are not part of the release's inventory (as Flux)."""
+
+
+def release_objects(manifest: str, namespace: str) -> list[dict[str, Any]]:
+    """Return the manifest's objects that make up the release (hooks left out).
+
+    Raises ValueError when the manifest does not parse.
+    """
+    return [
+        obj
+        for obj in manifest_objects(manifest, namespace)
+        if HOOK_ANNOTATION not in ((obj.get("metadata") or {}).get("annotations") or {})
+    ]
+
+
+def inventory_entry(
+    namespace: str, name: str, group: str, kind: str, version: str
+) -> dict[str, str]:
+    """One `status.inventory.entries[]` item as Flux writes it:
+    `<namespace>_<name>_<group>_<Kind>` (a `:` in a name written `__`) and the version."""
+    return {"id": "_".join((namespace, name.replace(":", "__"), group, kind)), "v": version}

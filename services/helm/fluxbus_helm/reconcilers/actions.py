@@ -60,6 +60,8 @@ class Job:
     config_digest: str
     stored: list[Release] = field(default_factory=list)
     """Helm's storage for the release, oldest first (refreshed after each action)."""
+    loaded: bool = False
+    """Whether `stored` was read from Helm's storage (an empty list then means no release)."""
 
     @property
     def desired(self) -> sm.Desired:
@@ -114,6 +116,7 @@ class Actions:
         job.stored = await self.helm.history(
             job.target, job.release_name, storage_namespace=job.storage_namespace
         )
+        job.loaded = True
         by_version = {r.revision: r for r in job.stored}
         obj.status.history = hist.sync_statuses(obj.status.history, by_version)
         return [r for r in job.stored if r.revision not in before]

@@ -37,6 +37,7 @@ import structlog
 
 from fluxbus_common import keys, subjects
 from fluxbus_common.api.helm import HelmRelease, release_name
+from fluxbus_common.api.kustomize import ResourceInventory
 from fluxbus_common.cel import CelError, activation, compile_program, evaluate_bool
 from fluxbus_common.conditions import ConditionType, Reason, remove_condition, set_condition
 from fluxbus_common.duration import format_duration
@@ -46,7 +47,7 @@ from fluxbus_common.ports import BusError
 from fluxbus_common.reconcile import DependencyWatch, Result, Step, StepReconciler
 from fluxbus_common.reconcile import summarize as common_summarize
 from fluxbus_helm.chart import ChartSource, LoadedChart
-from fluxbus_helm.errors import ReleaseRetry, ReleaseStalled
+from fluxbus_helm.errors import DriftError, ReleaseRetry, ReleaseStalled
 from fluxbus_helm.logic import history as hist
 from fluxbus_helm.logic import state as sm
 from fluxbus_helm.logic.chart import unsupported
@@ -383,12 +384,33 @@ class HelmReleaseReconciler(StepReconciler[HelmRelease, HelmState]):
         )
         held = requested_revision(obj)
         async with self._slots:
-            if held is not None:
-                return Result(ready_message=await hold_at(obj, job, actions, held))
-            await AtomicRelease(actions, self.drift, self.storage).run(
-                obj, job, force=force is not None
-            )
+            try:
+                if held is not None:
+                    return Result(ready_message=await hold_at(obj, job, actions, held))
+                await AtomicRelease(actions, self.drift, self.storage).run(
+                    obj, job, force=force is not None
+                )
+            finally:
+                await self._inventory(obj, job)
         return Result()
+
+    async def _inventory(self, obj: HelmRelease, job: Job) -> None:
+        """Record the deployed release's objects in `status.inventory` (as Flux);
+        none deployed: no inventory. A failure to read them is logged, not fatal."""
+        if not job.loaded:
+            return  # Helm's storage was not read: the recorded inventory stands
+        deployed = [r for r in job.stored if r.status == "deployed"]
+        if not deployed:
+            obj.status.inventory = None
+            return
+        if self.drift is None:
+            return
+        try:
+            entries = await self.drift.inventory(job.target, deployed[-1].manifest, job.namespace)
+        except DriftError as e:
+            log.warning("inventory.build_failed", error=str(e))
+            return
+        obj.status.inventory = ResourceInventory.model_validate({"entries": entries})
 
     async def _retarget(
         self,
