@@ -70,13 +70,23 @@ def _toolkit(info: KindInfo, verb: str) -> None:
         raise CliError(f"{info.plural} cannot be {verb}")
 
 
+WAITING_REASONS = (Reason.DEPENDENCY_NOT_READY, "SourceNotReady")
+"""Ready=False reasons that mean "requeued when something else lands": a dependency,
+or a HelmRelease's chart (the HelmChart it generates has no artifact yet)."""
+
+
 def _dependency_wait(status: dict[str, Any]) -> str | None:
-    """The message of a Ready=False/DependencyNotReady status (the object is waiting
-    for a dependency and will be requeued when it lands), else None."""
+    """The message of a Ready=False status waiting for a dependency or a source (the
+    object is requeued when it lands), else None."""
     ready = render.ready_condition({"status": status}) or {}
-    if ready.get("status") == "False" and ready.get("reason") == Reason.DEPENDENCY_NOT_READY:
+    if ready.get("status") == "False" and ready.get("reason") in WAITING_REASONS:
         return str(ready.get("message") or "a dependency is not ready")
     return None
+
+
+def blocked_reason(status: dict[str, Any]) -> str:
+    """The reason of the Ready condition (empty when none)."""
+    return str((render.ready_condition({"status": status}) or {}).get("reason") or "")
 
 
 async def wait_handled(
@@ -99,7 +109,12 @@ async def wait_handled(
         if blocked is not None:
             if blocked not in waiting:
                 waiting.append(blocked)
-                out.waiting(f"{info.kind} {name} is waiting for a dependency: {blocked}")
+                what = (
+                    "a dependency"
+                    if blocked_reason(status) == Reason.DEPENDENCY_NOT_READY
+                    else "its source"
+                )
+                out.waiting(f"{info.kind} {name} is waiting for {what}: {blocked}")
             return False
         # While waiting for a dependency, the retry publishes Ready=Unknown as it runs.
         ready = render.ready_condition({"status": status}) or {}
