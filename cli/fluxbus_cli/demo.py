@@ -2,7 +2,7 @@
 
 Starts the demo's world (`demo_world`: a Git smart-HTTP server holding a copy
 of examples/gitops-repo, a local registry with podinfo 1.3.0, a Slack
-stand-in, `fluxbus up`'s stack with the four services), plays the seven steps
+stand-in, `fluxbus up`'s stack with the five services), plays the seven steps
 of `demo_story` (each printed when observed), then prints `fluxbus get all`
 and writes the timeline of the run (`fluxbus timeline -o demo-timeline.png`).
 
@@ -118,7 +118,7 @@ async def run_demo(
     keep_running: bool = False,
     timeline: Path | None = ROOT / TIMELINE,
 ) -> int:
-    print("▸ starting Git, the registry, the Slack stand-in, NATS, the cluster, 4 services…")
+    print("▸ starting Git, the registry, the Slack stand-in, NATS, the cluster, 5 services…")
     async with demo_world(state_dir) as world:
         print(f"▸ Git: {world.git.url(world.repo)} (examples/gitops-repo at main)", flush=True)
         print(f"▸ registry: {world.image}:1.3.0; Slack stand-in: {world.sink.url}", flush=True)

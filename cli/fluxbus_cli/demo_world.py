@@ -9,7 +9,7 @@
   image `stefanprodan/podinfo:1.3.0`;
 - a local webhook sink standing in for Slack (an aiohttp server recording
   every request);
-- the stack (`fluxbus up`: nats-server, kubelite, the four services), the
+- the stack (`fluxbus up`: nats-server, kubelite, the five services), the
   notifier's Receiver server on a known port;
 - the example's `clusters/local/` objects stored, pointed at those servers,
   with the two Secrets Flux keeps out of Git (the Slack address, the
