@@ -17,13 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fluxbus_cli import controllers, render, store
+from fluxbus_cli.commands import rollback_request
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.logic import helm as helm_logic
 from fluxbus_cli.render import Output
-from fluxbus_common import keys, subjects
 from fluxbus_common.api import resolve_kind
 from fluxbus_common.bus import Bus
-from fluxbus_common.reconcile_requests import annotate_request, request_token
 
 HELM_RELEASE = resolve_kind("HelmRelease")
 
@@ -78,57 +77,21 @@ async def rollback(
     current = int(entries[0].get("version") or 0)
     await controllers.require_controller(bus, HELM_RELEASE.kind)
     out.step(f"rolling back HelmRelease {name} in {namespace} namespace to revision {revision}")
-    token = request_token()
-
-    def ask(doc: dict[str, Any]) -> None:
-        doc.setdefault("spec", {})["suspend"] = False
-        annotate_request(doc, token)
-        annotations = doc["metadata"]["annotations"]
-        annotations[keys.ROLLBACK_ANNOTATION] = str(revision)
-        annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
-
-    await store.edit(bus, HELM_RELEASE, namespace, name, ask)
-    key = subjects.object_key(HELM_RELEASE.kind, namespace, name)
-    try:
-        status = await controllers.wait_on_controller(
-            bus,
-            out,
-            HELM_RELEASE.kind,
-            "waiting for the Helm rollback",
-            store.wait_for_status(bus, key, lambda s: s.get("lastHandledReconcileAt") == token),
-            timeout,
-        )
-    except TimeoutError:
-        await _back_to_git(bus, namespace, name)
-        raise CliError(
-            f"timed out after {timeout:g}s waiting for the rollback of '{namespace}/{name}'; "
-            "it follows Git again"
-        ) from None
-    except CliError:
-        await _back_to_git(bus, namespace, name)
-        raise
+    status = await rollback_request.ask(
+        bus,
+        out,
+        HELM_RELEASE,
+        namespace,
+        name,
+        str(revision),
+        waiting="waiting for the Helm rollback",
+        timeout=timeout,
+    )
     if not helm_logic.rolled_back(status, target, current):
-        await _back_to_git(bus, namespace, name)
-        ready = render.ready_condition({"status": status}) or {}
-        message = ready.get("message") or "no new release was recorded"
-        raise CliError(f"rollback failed: {message}; it follows Git again")
+        raise await rollback_request.failed(
+            bus, HELM_RELEASE, namespace, name, status, "no new release was recorded"
+        )
     reason = f"rolled back to revision {revision}"
-
-    def hold(doc: dict[str, Any]) -> None:
-        # The service may already hold it; writing the same hold again is harmless.
-        doc.setdefault("spec", {})["suspend"] = True
-        annotations = doc.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations[keys.SUSPENDED_REASON_ANNOTATION] = reason
-
-    await store.edit(bus, HELM_RELEASE, namespace, name, hold)
+    await rollback_request.hold(bus, HELM_RELEASE, namespace, name, reason)
     out.success(f"{reason}; suspended until `fluxbus resume helmrelease {name}`")
     return 0
-
-
-async def _back_to_git(bus: Bus, namespace: str, name: str) -> None:
-    """Drop the rollback request: the HelmRelease follows Git again."""
-
-    def drop(doc: dict[str, Any]) -> None:
-        (doc.get("metadata", {}).get("annotations") or {}).pop(keys.ROLLBACK_ANNOTATION, None)
-
-    await store.edit(bus, HELM_RELEASE, namespace, name, drop)

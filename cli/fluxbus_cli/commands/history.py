@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fluxbus_cli import controllers, render, store
-from fluxbus_cli.commands import ks_access
+from fluxbus_cli import controllers, render
+from fluxbus_cli.commands import ks_access, rollback_request
 from fluxbus_cli.errors import CliError
 from fluxbus_cli.render import Output
-from fluxbus_common import keys, subjects
 from fluxbus_common.api import Snapshot
 from fluxbus_common.bus import Bus
-from fluxbus_common.reconcile_requests import annotate_request, request_token
 from fluxbus_kustomize import history_output
 from fluxbus_kustomize.logic import history as hist
 
@@ -103,57 +101,23 @@ async def rollback(
     info = ks_access.KUSTOMIZATION
     await controllers.require_controller(bus, info.kind)
     out.step(f"rolling back Kustomization {name} in {namespace} namespace to {revision}")
-    token = request_token()
-
-    def ask(doc: dict[str, Any]) -> None:
-        doc.setdefault("spec", {})["suspend"] = False
-        annotate_request(doc, token)
-        annotations = doc["metadata"]["annotations"]
-        annotations[keys.ROLLBACK_ANNOTATION] = entry.digest
-        annotations.pop(keys.SUSPENDED_REASON_ANNOTATION, None)
-
-    await store.edit(bus, info, namespace, name, ask)
-    key = subjects.object_key("Kustomization", namespace, name)
-    try:
-        status = await controllers.wait_on_controller(
-            bus,
-            out,
-            "Kustomization",
-            "waiting for the rollback to be applied",
-            store.wait_for_status(bus, key, lambda s: s.get("lastHandledReconcileAt") == token),
-            timeout,
-        )
-    except TimeoutError:
-        await _back_to_git(bus, namespace, name)
-        raise CliError(
-            f"timed out after {timeout:g}s waiting for the rollback of '{namespace}/{name}'; "
-            "it follows Git again"
-        ) from None
-    except CliError:
-        await _back_to_git(bus, namespace, name)
-        raise
+    status = await rollback_request.ask(
+        bus,
+        out,
+        info,
+        namespace,
+        name,
+        entry.digest,
+        waiting="waiting for the rollback to be applied",
+        timeout=timeout,
+    )
     ready = render.ready_condition({"status": status}) or {}
     if ready.get("status") != "True" or status.get("lastAppliedRevision") != hist.revision_of(
         entry
     ):
-        await _back_to_git(bus, namespace, name)
-        message = ready.get("message") or "the rollback was not applied"
-        raise CliError(f"rollback failed: {message}; it follows Git again")
-
-    def hold(doc: dict[str, Any]) -> None:
-        doc.setdefault("spec", {})["suspend"] = True
-        annotations = doc.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations[keys.SUSPENDED_REASON_ANNOTATION] = f"rolled back to {revision}"
-
-    await store.edit(bus, info, namespace, name, hold)
+        raise await rollback_request.failed(
+            bus, info, namespace, name, status, "the rollback was not applied"
+        )
+    await rollback_request.hold(bus, info, namespace, name, f"rolled back to {revision}")
     out.success(f"rolled back to {revision}; suspended until `fluxbus resume ks {name}`")
     return 0
-
-
-async def _back_to_git(bus: Bus, namespace: str, name: str) -> None:
-    """Drop the rollback request: the Kustomization follows Git again."""
-
-    def drop(doc: dict[str, Any]) -> None:
-        (doc.get("metadata", {}).get("annotations") or {}).pop(keys.ROLLBACK_ANNOTATION, None)
-
-    await store.edit(bus, ks_access.KUSTOMIZATION, namespace, name, drop)
