@@ -138,6 +138,19 @@ class Sampler:
             await asyncio.sleep(0.5)
 
 
+async def services_ready(bus: Bus, kinds: dict[str, str], timeout: float = 60.0) -> None:
+    """Wait until each service's heartbeat says it is ready and holds the shards of
+    its kind (`service -> kind`), so the clock starts with both reconciling."""
+    ready: set[str] = set()
+    async with asyncio.timeout(timeout):
+        async for beat in bus.watch_heartbeats():
+            kind = kinds.get(beat.service)
+            if kind is not None and beat.ready and beat.shards.get(kind):
+                ready.add(beat.service)
+            if ready == set(kinds):
+                return
+
+
 def start_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).parent / f"fluxbus-{name}"
     return subprocess.Popen([str(exe)], env=env, stdout=subprocess.DEVNULL)
@@ -179,7 +192,7 @@ async def run(n: int, helm_workers: int, samples: int) -> dict[str, Any]:
         procs["source"] = start_service("source", env)
         procs["helm"] = start_service("helm", env)
         bus = await Bus.connect(BusSettings(url=nats.url), "bench")
-        await asyncio.sleep(1.0)  # let the services connect and take their leases
+        await services_ready(bus, {"source": "helmchart", "helm": "helmrelease"})
         await bus.apply_object(
             subjects.object_key("HelmRepository", "flux-system", "charts"),
             helm_repository(repo.url),
