@@ -24,6 +24,7 @@ from fluxbus_common.api import KindInfo, UnknownKind, parse_object, resolve_kind
 from fluxbus_common.bus import Bus
 from fluxbus_common.conditions import Reason
 from fluxbus_common.reconcile_requests import annotate_request, request_token
+from fluxbus_helm.logic.reasons import HelmReason
 
 
 def _annotate(token: str) -> Callable[[dict[str, Any]], None]:
@@ -70,7 +71,7 @@ def _toolkit(info: KindInfo, verb: str) -> None:
         raise CliError(f"{info.plural} cannot be {verb}")
 
 
-WAITING_REASONS = (Reason.DEPENDENCY_NOT_READY, "SourceNotReady")
+WAITING_REASONS = (Reason.DEPENDENCY_NOT_READY, HelmReason.SOURCE_NOT_READY)
 """Ready=False reasons that mean "requeued when something else lands": a dependency,
 or a HelmRelease's chart (the HelmChart it generates has no artifact yet)."""
 

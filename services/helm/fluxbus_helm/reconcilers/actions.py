@@ -100,14 +100,12 @@ class Actions:
         self.helm = helm
         self.recorder = recorder
 
-    async def _event(
+    async def record_event(
         self, obj: HelmRelease, severity: Severity, reason: str, message: str, meta: dict[str, str]
     ) -> None:
+        """Emit one of Flux's events for the HelmRelease."""
         if self.recorder is not None:
             await self.recorder.event(obj, severity, reason, message, meta)
-
-    record_event = _event
-    """Emit one of Flux's events for the HelmRelease (for steps outside this module)."""
 
     async def refresh(self, obj: HelmRelease, job: Job) -> list[Release]:
         """Re-read Helm's storage and bring the history's statuses up to date.
@@ -220,7 +218,7 @@ class Actions:
             if not wrote:  # the runtime reports the error that ends the reconcile
                 raise ActionError(message, reason)
             meta = event_meta(info.version, job.config_digest, info.app_version)
-            await self._event(obj, Severity.ERROR, reason, message, meta)
+            await self.record_event(obj, Severity.ERROR, reason, message, meta)
             remediation = (
                 sm.install_remediation(obj) if action == "install" else sm.upgrade_remediation(obj)
             )
@@ -252,7 +250,7 @@ class Actions:
         if sm.active_retry(obj) is not None:
             st.failures = st.install_failures = st.upgrade_failures = None
         meta = event_meta(cur.chart_version, cur.config_digest, cur.app_version)
-        await self._event(obj, Severity.INFO, reason, message, meta)
+        await self.record_event(obj, Severity.INFO, reason, message, meta)
 
     # -- test -------------------------------------------------------------------------
 
@@ -292,7 +290,7 @@ class Actions:
                 message,
                 gen,
             )
-            await self._event(obj, Severity.ERROR, HelmReason.TEST_FAILED, message, meta)
+            await self.record_event(obj, Severity.ERROR, HelmReason.TEST_FAILED, message, meta)
             remediation = sm.active_remediation(obj)
             if remediation is not None and not remediation.ignore_test_failures:
                 remediation.increment(obj)
@@ -309,7 +307,7 @@ class Actions:
         set_condition(
             st.conditions, HelmCondition.TEST_SUCCESS, True, HelmReason.TEST_SUCCEEDED, message, gen
         )
-        await self._event(obj, Severity.INFO, HelmReason.TEST_SUCCEEDED, message, meta)
+        await self.record_event(obj, Severity.INFO, HelmReason.TEST_SUCCEEDED, message, meta)
 
     async def _test_hooks_after_failure(
         self, job: Job, cur: HelmSnapshot
@@ -378,7 +376,7 @@ class Actions:
                 message,
                 gen,
             )
-            await self._event(obj, Severity.ERROR, HelmReason.ROLLBACK_FAILED, message, meta)
+            await self.record_event(obj, Severity.ERROR, HelmReason.ROLLBACK_FAILED, message, meta)
             if not written:
                 raise ActionError(message, HelmReason.ROLLBACK_FAILED) from None
             return
@@ -396,7 +394,7 @@ class Actions:
             message,
             gen,
         )
-        await self._event(obj, Severity.INFO, HelmReason.ROLLBACK_SUCCEEDED, message, meta)
+        await self.record_event(obj, Severity.INFO, HelmReason.ROLLBACK_SUCCEEDED, message, meta)
 
     async def uninstall_remediation(self, obj: HelmRelease, job: Job) -> None:
         st = obj.status
@@ -423,7 +421,7 @@ class Actions:
                 message,
                 gen,
             )
-            await self._event(obj, Severity.ERROR, HelmReason.UNINSTALL_FAILED, message, meta)
+            await self.record_event(obj, Severity.ERROR, HelmReason.UNINSTALL_FAILED, message, meta)
             raise ActionError(message, HelmReason.UNINSTALL_FAILED) from None
         gone = cur.model_copy(
             update={
@@ -448,7 +446,7 @@ class Actions:
             message,
             gen,
         )
-        await self._event(obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message, meta)
+        await self.record_event(obj, Severity.INFO, HelmReason.UNINSTALL_SUCCEEDED, message, meta)
 
     async def unlock(self, obj: HelmRelease, job: Job, storage: ReleaseStorage) -> None:
         """Mark the release stuck in a pending state failed in Helm's storage (Flux's
@@ -480,13 +478,13 @@ class Actions:
                 message,
                 gen,
             )
-            await self._event(obj, Severity.ERROR, HelmReason.PENDING_RELEASE, message, meta)
+            await self.record_event(obj, Severity.ERROR, HelmReason.PENDING_RELEASE, message, meta)
             raise ActionError(message, HelmReason.PENDING_RELEASE) from None
         message = f"Unlocked {where} in {last.status} state"
         set_condition(
             st.conditions, HelmCondition.RELEASED, False, HelmReason.PENDING_RELEASE, message, gen
         )
-        await self._event(obj, Severity.INFO, HelmReason.PENDING_RELEASE, message, meta)
+        await self.record_event(obj, Severity.INFO, HelmReason.PENDING_RELEASE, message, meta)
 
     async def uninstall(
         self, obj: HelmRelease, target: KubeTarget, release_name: str, storage_namespace: str
